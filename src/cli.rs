@@ -1,0 +1,215 @@
+//! Command-line definitions (clap). Commands live in `cmd/`, one file each.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Overrides;
+use crate::output::Format;
+use crate::progress::ProgressMode;
+
+#[derive(Parser, Debug)]
+#[command(name = "footfall", version, about = "Foot-traffic analytics from shopping-mall WiFi-probe logs",
+    after_help = "Exit codes: 0 success, 1 differences found (diff/check), 2 usage or configuration error, 3 input or output error.")]
+pub struct Cli {
+    /// Print nothing but data and errors.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Progress bars on stderr: auto shows them only when stderr is a terminal.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where to read and write; overrides footfall.toml.
+#[derive(Args, Debug, Clone, Default)]
+pub struct PlanArgs {
+    /// Config file (default: ./footfall.toml if present).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Probe logs (path or s3://, gs://, az://, file:// URL); overrides input.probes.
+    #[arg(long)]
+    pub probes: Option<String>,
+    /// Dimension tables folder; overrides input.dims.
+    #[arg(long)]
+    pub dims: Option<String>,
+    /// Output directory; overrides output.dir.
+    #[arg(long)]
+    pub out: Option<String>,
+    /// Mall timezone (IANA name); overrides mall.timezone.
+    #[arg(long)]
+    pub timezone: Option<String>,
+    /// Number of shops in top_shops_daily; overrides metrics.top_shops.
+    #[arg(long)]
+    pub top_shops: Option<i64>,
+}
+
+impl PlanArgs {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config: self.config.clone(),
+            probes: self.probes.clone(),
+            dims: self.dims.clone(),
+            out: self.out.clone(),
+            timezone: self.timezone.clone(),
+            top_shops: self.top_shops,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Rebuild every result table and the state from all probe files.
+    #[command(after_help = "Example:\n  footfall run --config demo/footfall.toml")]
+    Run(RunArgs),
+    /// Process only new or changed probe files and republish the dates they change.
+    #[command(after_help = "Example (hourly cron):\n  footfall update --config /etc/footfall.toml --progress off")]
+    Update(UpdateArgs),
+    /// Processed and pending files, dates covered, and the last run.
+    #[command(after_help = "Example:\n  footfall status --config demo/footfall.toml")]
+    Status(StatusArgs),
+    /// Write a synthetic mall: probe logs, dimension tables and a footfall.toml.
+    #[command(after_help = "Example:\n  footfall generate --out /tmp/mall --days 7 --visitors 5000 --seed 42")]
+    Generate(GenerateArgs),
+    /// Generate a demo week under ./demo, run everything and print a summary.
+    #[command(after_help = "Example:\n  footfall demo")]
+    Demo(DemoArgs),
+    /// List the result tables.
+    #[command(after_help = "Example:\n  footfall tables")]
+    Tables(FormatArgs),
+    /// Print a table's columns.
+    #[command(after_help = "Example:\n  footfall schema top_shops_daily")]
+    Schema(SchemaArgs),
+    /// Print rows of a published result table.
+    #[command(after_help = "Examples:\n  footfall show top_shops_daily --date 2026-03-02\n  footfall show shop_daily_visitors --from 2026-03-01 --to 2026-03-07 --where shop_code=S001 --format csv")]
+    Show(ShowArgs),
+    /// Compare two output directories table by table, row by row (exit 1 on differences).
+    #[command(after_help = "Example:\n  footfall diff golden/ out/ --tables mall_daily_visitors,top_shops_daily")]
+    Diff(DiffArgs),
+    /// Data-quality report; exit 1 when a threshold is crossed.
+    #[command(after_help = "Example:\n  footfall check --config demo/footfall.toml --max-rejected-share 0.01")]
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// List what would be processed, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GenerateArgs {
+    /// Folder to write (probes/, dims/, footfall.toml).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of days.
+    #[arg(long, default_value_t = 7)]
+    pub days: u32,
+    /// Average visitors per day.
+    #[arg(long, default_value_t = 5000)]
+    pub visitors: u32,
+    /// Number of shops.
+    #[arg(long, default_value_t = 40)]
+    pub shops: u32,
+    /// Mall timezone (IANA).
+    #[arg(long, default_value = "Asia/Shanghai")]
+    pub timezone: String,
+    /// First local date (YYYY-MM-DD).
+    #[arg(long, default_value = "2026-03-02")]
+    pub start: String,
+    /// Random seed (same seed, same files).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Folder for the demo mall and its outputs.
+    #[arg(long, default_value = "demo")]
+    pub dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct FormatArgs {
+    /// Output format (default: table on a terminal, CSV when piped).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+#[derive(Args, Debug)]
+pub struct SchemaArgs {
+    /// Table name (see `footfall tables`).
+    pub table: String,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    /// Table name (see `footfall tables`).
+    pub table: String,
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// One date (YYYY-MM-DD).
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub date: Option<String>,
+    /// First date (inclusive).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last date (inclusive).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Keep rows where COLUMN equals VALUE (repeatable).
+    #[arg(long = "where", value_name = "COLUMN=VALUE")]
+    pub filters: Vec<String>,
+    /// At most this many rows.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    pub left: String,
+    pub right: String,
+    /// Comma-separated tables (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub tables: Vec<String>,
+    /// Differing rows to print per table.
+    #[arg(long, default_value_t = 5)]
+    pub show: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// First partition date (inclusive).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last partition date (inclusive).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Exit 1 when rejected rows exceed this share of rows read.
+    #[arg(long)]
+    pub max_rejected_share: Option<f64>,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}

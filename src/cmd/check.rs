@@ -1,0 +1,53 @@
+//! `footfall check`: the data-quality report of SPEC §4, summed over files; exit 1 when a
+//! threshold is crossed so a cron job can alert.
+
+use anyhow::Result;
+use polars::prelude::*;
+
+use super::{parse_date, Ctx};
+use crate::bail_usage;
+use crate::cli::CheckArgs;
+use crate::error::{EXIT_DIFFERENCES, EXIT_OK};
+use crate::output::{check_binary, resolve, write_frame};
+
+pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
+    let from = a.from.as_deref().map(|s| parse_date("--from", s)).transpose()?;
+    let to = a.to.as_deref().map(|s| parse_date("--to", s)).transpose()?;
+    if let Some(x) = a.max_rejected_share {
+        if !(0.0..=1.0).contains(&x) {
+            bail_usage!("--max-rejected-share: must be within 0..=1, got {x}");
+        }
+    }
+    let f = resolve(a.format.format);
+    check_binary(f)?;
+    let (out, settings, _, _) = crate::config::out_plan(&a.plan.overrides())?;
+    let schema = crate::schema::get("data_quality")?;
+    let dq = crate::read::read_table(&out, schema, &settings.tz_name, from, to)?;
+    let counts: Vec<&str> = schema.columns.iter().filter(|c| c.ty == "int64").map(|c| c.name.as_str()).collect();
+    let mut report = dq
+        .lazy()
+        .select(
+            std::iter::once(len().cast(DataType::Int64).alias("files"))
+                .chain(counts.iter().map(|c| col(*c).sum().cast(DataType::Int64)))
+                .collect::<Vec<_>>(),
+        )
+        .with_columns([
+            (col("rows_rejected").cast(DataType::Float64) / col("rows_read").cast(DataType::Float64)).alias("rejected_share"),
+            (col("randomized_rows").cast(DataType::Float64) / col("rows_accepted").cast(DataType::Float64)).alias("randomized_share"),
+        ])
+        .collect()?;
+    // One row per measure reads better than one very wide row.
+    let names: Vec<String> = report.get_column_names().iter().map(|s| s.to_string()).collect();
+    let values: Vec<String> = report.columns().iter().map(|c| c.get(0).map(|v| v.to_string()).unwrap_or_default()).collect();
+    let share = report.column("rejected_share")?.f64()?.get(0).unwrap_or(0.0);
+    let mut long = df!("measure" => names, "value" => values)?;
+    let _ = &mut report;
+    write_frame(&mut std::io::stdout().lock(), &mut long, f)?;
+    if let Some(max) = a.max_rejected_share {
+        if share > max {
+            ctx.say(format!("check: rejected share {share:.4} exceeds --max-rejected-share {max}"));
+            return Ok(EXIT_DIFFERENCES);
+        }
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,54 @@
+//! One file per subcommand, each thin over the library; [`dispatch`] is the one table.
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::progress::Progress;
+
+mod check;
+mod demo;
+mod diff;
+mod generate;
+mod run;
+mod schema;
+mod show;
+mod status;
+mod tables;
+
+/// Global options every command may use.
+pub struct Ctx {
+    pub quiet: bool,
+    pub progress: Progress,
+}
+
+impl Ctx {
+    /// A message for people (stderr), unless `--quiet`.
+    pub fn say(&self, msg: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{}", msg.as_ref());
+        }
+    }
+}
+
+/// Runs a parsed command line; returns the exit code.
+pub fn dispatch(cli: Cli) -> Result<i32> {
+    let ctx = Ctx { quiet: cli.quiet, progress: Progress::new(cli.progress, cli.quiet) };
+    match cli.command {
+        Command::Run(a) => run::run(&ctx, a),
+        Command::Update(a) => run::update(&ctx, a),
+        Command::Status(a) => status::run(&ctx, a),
+        Command::Generate(a) => generate::run(&ctx, a),
+        Command::Demo(a) => demo::run(&ctx, a),
+        Command::Tables(a) => tables::run(&ctx, a),
+        Command::Schema(a) => schema::run(&ctx, a),
+        Command::Show(a) => show::run(&ctx, a),
+        Command::Diff(a) => diff::run(&ctx, a),
+        Command::Check(a) => check::run(&ctx, a),
+    }
+}
+
+/// Parses a `YYYY-MM-DD` flag.
+pub fn parse_date(flag: &str, s: &str) -> Result<chrono::NaiveDate> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| crate::error::usage(format!("{flag}: invalid date '{s}' (expected YYYY-MM-DD)")))
+}

@@ -1,0 +1,67 @@
+//! `footfall run` and `footfall update`.
+
+use anyhow::Result;
+
+use super::Ctx;
+use crate::cli::{RunArgs, UpdateArgs};
+use crate::engine::{self, Mode, Report};
+use crate::error::EXIT_OK;
+
+pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
+    let plan = crate::config::plan(&a.plan.overrides())?;
+    let report = engine::execute(&plan, Mode::Run, false, ctx.progress)?;
+    summarize(ctx, "run", &report);
+    Ok(EXIT_OK)
+}
+
+pub fn update(ctx: &Ctx, a: UpdateArgs) -> Result<i32> {
+    let plan = crate::config::plan(&a.plan.overrides())?;
+    let report = engine::execute(&plan, Mode::Update, a.dry_run, ctx.progress)?;
+    if a.dry_run {
+        // The list is data: stdout.
+        for f in &report.new_files {
+            println!("new\t{f}");
+        }
+        for f in &report.changed_files {
+            println!("changed\t{f}");
+        }
+        for f in &report.missing_files {
+            println!("missing\t{f}");
+        }
+        ctx.say(format!(
+            "dry run: {} new, {} changed, {} unchanged, {} missing file(s)",
+            report.new_files.len(),
+            report.changed_files.len(),
+            report.unchanged_files,
+            report.missing_files.len()
+        ));
+        return Ok(EXIT_OK);
+    }
+    summarize(ctx, "update", &report);
+    Ok(EXIT_OK)
+}
+
+fn summarize(ctx: &Ctx, what: &str, r: &Report) {
+    let dates = match (r.dates_published.first(), r.dates_published.last()) {
+        (Some(a), Some(b)) if a == b => format!(" ({a})"),
+        (Some(a), Some(b)) => format!(" ({a} .. {b})"),
+        _ => String::new(),
+    };
+    ctx.say(format!(
+        "{what}: {} file(s) read ({} new, {} changed, {} unchanged), {} rows, {} rejected; {} date(s) published{dates}",
+        r.files_read,
+        r.new_files.len(),
+        r.changed_files.len(),
+        r.unchanged_files,
+        r.rows_read,
+        r.rows_rejected,
+        r.dates_published.len()
+    ));
+    if !r.missing_files.is_empty() {
+        ctx.say(format!(
+            "note: {} processed file(s) no longer exist (kept in results): {}",
+            r.missing_files.len(),
+            r.missing_files.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+}

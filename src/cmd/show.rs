@@ -1,0 +1,43 @@
+//! `footfall show TABLE`: published rows, pruned to the requested dates.
+
+use anyhow::Result;
+use polars::prelude::*;
+
+use super::{parse_date, Ctx};
+use crate::bail_usage;
+use crate::cli::ShowArgs;
+use crate::error::EXIT_OK;
+use crate::output::{check_binary, resolve, write_frame};
+
+pub fn run(_ctx: &Ctx, a: ShowArgs) -> Result<i32> {
+    let schema = crate::schema::get(&a.table)?;
+    let (from, to) = match (&a.date, &a.from, &a.to) {
+        (Some(d), _, _) => {
+            let d = parse_date("--date", d)?;
+            (Some(d), Some(d))
+        }
+        (None, f, t) => (f.as_deref().map(|s| parse_date("--from", s)).transpose()?, t.as_deref().map(|s| parse_date("--to", s)).transpose()?),
+    };
+    let mut filters = Vec::new();
+    for f in &a.filters {
+        let Some((c, v)) = f.split_once('=') else { bail_usage!("--where: expected COLUMN=VALUE, got '{f}'") };
+        if schema.column(c).is_none() {
+            bail_usage!("--where: table {} has no column '{c}'", schema.name);
+        }
+        filters.push((c.to_string(), v.to_string()));
+    }
+    let f = resolve(a.format.format);
+    check_binary(f)?;
+    let (out, settings, _, _) = crate::config::out_plan(&a.plan.overrides())?;
+    let df = crate::read::read_table(&out, schema, &settings.tz_name, from, to)?;
+    let mut lf = df.lazy();
+    for (c, v) in filters {
+        lf = lf.filter(col(c.as_str()).cast(DataType::String).eq(lit(v)));
+    }
+    if let Some(n) = a.limit {
+        lf = lf.limit(n as IdxSize);
+    }
+    let mut df = lf.collect()?;
+    write_frame(&mut std::io::stdout().lock(), &mut df, f)?;
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,329 @@
+//! `footfall.toml` + command-line flags → a validated [`Plan`], before any work starts.
+//!
+//! Every key is optional in the file; defaults are SPEC's. Unknown keys are errors (a typo in
+//! a cron job's config should fail loudly, not fall back to a default). Relative paths are
+//! resolved against the directory of the config file, so a config works from any cwd.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use crate::bail_usage;
+use crate::store::Location;
+use crate::timeutil::{parse_duration, parse_tz};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub mall: MallCfg,
+    #[serde(default)]
+    pub input: InputCfg,
+    #[serde(default)]
+    pub output: OutputCfg,
+    #[serde(default)]
+    pub visits: VisitsCfg,
+    #[serde(default)]
+    pub metrics: MetricsCfg,
+    #[serde(default)]
+    pub devices: DevicesCfg,
+    #[serde(default)]
+    pub visitors: VisitorsCfg,
+    #[serde(default)]
+    pub staff: StaffCfg,
+    #[serde(default)]
+    pub privacy: PrivacyCfg,
+    #[serde(default)]
+    pub density: DensityCfg,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MallCfg {
+    pub timezone: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputCfg {
+    pub probes: Option<String>,
+    pub dims: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputCfg {
+    pub dir: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisitsCfg {
+    pub gap: Option<String>,
+    pub mall_gap: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsCfg {
+    pub top_shops: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevicesCfg {
+    pub randomized: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisitorsCfg {
+    pub min_rssi: Option<i64>,
+    pub min_dwell: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaffCfg {
+    pub min_hours_per_day: Option<f64>,
+    pub min_days: Option<i64>,
+    pub policy: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyCfg {
+    pub mac_key: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DensityCfg {
+    pub cell: Option<f64>,
+    pub slot: Option<String>,
+}
+
+/// Command-line overrides shared by the commands that read a config.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub probes: Option<String>,
+    pub dims: Option<String>,
+    pub out: Option<String>,
+    pub timezone: Option<String>,
+    pub top_shops: Option<i64>,
+}
+
+/// Validated settings that the metrics depend on.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub tz: Tz,
+    pub tz_name: String,
+    /// Shop visit gap, seconds.
+    pub visit_gap: i64,
+    /// Mall visit gap, seconds.
+    pub mall_gap: i64,
+    pub top_shops: u32,
+    pub exclude_randomized: bool,
+    pub min_rssi: i32,
+    pub min_dwell: i64,
+    pub staff_min_hours: f64,
+    pub staff_min_days: u32,
+    pub staff_exclude: bool,
+    pub mac_key: Option<String>,
+    pub density_cell: f64,
+    pub density_slot: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            tz: chrono_tz::UTC,
+            tz_name: "UTC".into(),
+            visit_gap: 600,
+            mall_gap: 900,
+            top_shops: 5,
+            exclude_randomized: false,
+            min_rssi: -65,
+            min_dwell: 300,
+            staff_min_hours: 6.0,
+            staff_min_days: 3,
+            staff_exclude: false,
+            mac_key: None,
+            density_cell: 5.0,
+            density_slot: 900,
+        }
+    }
+}
+
+/// Where to read and write, and how to compute.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub probes: Location,
+    pub dims: Option<Location>,
+    pub out: Location,
+    pub settings: Settings,
+}
+
+/// Reads the config file (explicit, or `./footfall.toml` if present).
+pub fn load_file(explicit: Option<&Path>) -> Result<(FileConfig, PathBuf)> {
+    let (path, must_exist) = match explicit {
+        Some(p) => (p.to_path_buf(), true),
+        None => (PathBuf::from("footfall.toml"), false),
+    };
+    let base = path.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."));
+    if !path.exists() {
+        if must_exist {
+            bail_usage!("config file {} not found", path.display());
+        }
+        return Ok((FileConfig::default(), base));
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| crate::error::usage(format!("cannot read config {}: {e}", path.display())))?;
+    let cfg: FileConfig = toml::from_str(&text)
+        .map_err(|e| crate::error::usage(format!("config {}: {}", path.display(), e.to_string().trim_end())))?;
+    Ok((cfg, base))
+}
+
+fn duration(key: &str, v: &Option<String>, default: i64) -> Result<i64> {
+    match v {
+        None => Ok(default),
+        Some(s) => match parse_duration(s) {
+            Some(d) => Ok(d),
+            None => bail_usage!("{key}: invalid duration '{s}' (use e.g. \"90s\", \"10m\", \"1h\")"),
+        },
+    }
+}
+
+/// Validates the settings part of a config.
+pub fn settings(cfg: &FileConfig, ov: &Overrides) -> Result<Settings> {
+    let d = Settings::default();
+    let tz_name = ov.timezone.clone().or_else(|| cfg.mall.timezone.clone()).unwrap_or(d.tz_name.clone());
+    let tz = parse_tz(&tz_name)?;
+    let top = ov.top_shops.or(cfg.metrics.top_shops).unwrap_or(d.top_shops as i64);
+    if !(1..=1000).contains(&top) {
+        bail_usage!("metrics.top_shops: must be between 1 and 1000, got {top}");
+    }
+    let exclude_randomized = match cfg.devices.randomized.as_deref() {
+        None | Some("keep") => false,
+        Some("exclude") => true,
+        Some(o) => bail_usage!("devices.randomized: expected \"keep\" or \"exclude\", got \"{o}\""),
+    };
+    let staff_exclude = match cfg.staff.policy.as_deref() {
+        None | Some("flag") => false,
+        Some("exclude") => true,
+        Some(o) => bail_usage!("staff.policy: expected \"flag\" or \"exclude\", got \"{o}\""),
+    };
+    let min_rssi = cfg.visitors.min_rssi.unwrap_or(d.min_rssi as i64);
+    if !(-120..=0).contains(&min_rssi) {
+        bail_usage!("visitors.min_rssi: must be within -120..=0 dBm, got {min_rssi}");
+    }
+    let staff_min_days = cfg.staff.min_days.unwrap_or(d.staff_min_days as i64);
+    if !(1..=7).contains(&staff_min_days) {
+        bail_usage!("staff.min_days: must be within 1..=7, got {staff_min_days}");
+    }
+    let staff_min_hours = cfg.staff.min_hours_per_day.unwrap_or(d.staff_min_hours);
+    if !(0.0..=24.0).contains(&staff_min_hours) {
+        bail_usage!("staff.min_hours_per_day: must be within 0..=24, got {staff_min_hours}");
+    }
+    let cell = cfg.density.cell.unwrap_or(d.density_cell);
+    if cell.is_nan() || cell <= 0.0 {
+        bail_usage!("density.cell: must be > 0, got {cell}");
+    }
+    let visit_gap = duration("visits.gap", &cfg.visits.gap, d.visit_gap)?;
+    let mall_gap = duration("visits.mall_gap", &cfg.visits.mall_gap, d.mall_gap)?;
+    let density_slot = duration("density.slot", &cfg.density.slot, d.density_slot)?;
+    if density_slot == 0 || 86_400 % density_slot != 0 {
+        bail_usage!("density.slot: must divide a day, got '{}'", cfg.density.slot.as_deref().unwrap_or(""));
+    }
+    let mac_key = cfg.privacy.mac_key.clone().or_else(|| std::env::var("FOOTFALL_MAC_KEY").ok()).filter(|k| !k.is_empty());
+    Ok(Settings {
+        tz,
+        tz_name,
+        visit_gap,
+        mall_gap,
+        top_shops: top as u32,
+        exclude_randomized,
+        min_rssi: min_rssi as i32,
+        min_dwell: duration("visitors.min_dwell", &cfg.visitors.min_dwell, d.min_dwell)?,
+        staff_min_hours,
+        staff_min_days: staff_min_days as u32,
+        staff_exclude,
+        mac_key,
+        density_cell: cell,
+        density_slot,
+    })
+}
+
+/// Builds the full plan: config file, flags, validated settings and locations.
+pub fn plan(ov: &Overrides) -> Result<Plan> {
+    let (cfg, base) = load_file(ov.config.as_deref())?;
+    let settings = settings(&cfg, ov)?;
+    let probes = ov.probes.clone().or(cfg.input.probes.clone());
+    let Some(probes) = probes else {
+        bail_usage!("input.probes is not set (config key input.probes or --probes)");
+    };
+    let out = ov.out.clone().or(cfg.output.dir.clone());
+    let Some(out) = out else {
+        bail_usage!("output.dir is not set (config key output.dir or --out)");
+    };
+    let dims = ov.dims.clone().or(cfg.input.dims.clone());
+    Ok(Plan {
+        probes: Location::parse(&probes, &base, "input.probes")?,
+        dims: dims.map(|d| Location::parse(&d, &base, "input.dims")).transpose()?,
+        out: Location::parse(&out, &base, "output.dir")?,
+        settings,
+    })
+}
+
+/// Only the output location and settings (for read-side commands such as `show`).
+pub fn out_plan(ov: &Overrides) -> Result<(Location, Settings, Option<Location>, Option<Location>)> {
+    let (cfg, base) = load_file(ov.config.as_deref())?;
+    let settings = settings(&cfg, ov)?;
+    let Some(out) = ov.out.clone().or(cfg.output.dir.clone()) else {
+        bail_usage!("output.dir is not set (config key output.dir or --out)");
+    };
+    let probes = ov.probes.clone().or(cfg.input.probes.clone());
+    let dims = ov.dims.clone().or(cfg.input.dims.clone());
+    Ok((
+        Location::parse(&out, &base, "output.dir")?,
+        settings,
+        probes.map(|p| Location::parse(&p, &base, "input.probes")).transpose()?,
+        dims.map(|d| Location::parse(&d, &base, "input.dims")).transpose()?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Settings> {
+        let cfg: FileConfig = toml::from_str(text).map_err(|e| crate::error::usage(e.to_string()))?;
+        settings(&cfg, &Overrides::default())
+    }
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let s = parse("").unwrap();
+        assert_eq!((s.visit_gap, s.mall_gap, s.top_shops, s.min_rssi, s.min_dwell), (600, 900, 5, -65, 300));
+        assert_eq!(s.tz_name, "UTC");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (text, key) in [
+            ("[visits]\ngap = \"ten\"", "visits.gap"),
+            ("[mall]\ntimezone = \"Mars/Olympus\"", "mall.timezone"),
+            ("[devices]\nrandomized = \"maybe\"", "devices.randomized"),
+            ("[staff]\npolicy = \"fire\"", "staff.policy"),
+            ("[mall]\ntimzone = \"UTC\"", "timzone"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(format!("{err:#}").contains(key), "{text}: {err:#}");
+            assert_eq!(crate::error::exit_code(&err), 2);
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! The one data path shared by `run` and `update`:
+//!
+//!     probe files ─inspect+parse─▶ segments (per file, per day) ─merge─▶ day rollups
+//!         ─catalogue─▶ result tables ─publish─▶ <out>/<table>/date=D/part-0.parquet
+//!
+//! `run` is `update` from an empty state in a fresh generation. An update reads only files
+//! that are new or changed since the manifest, recomputes only the days those files touch
+//! plus the days whose new-customer figures move, and commits the manifest last.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use anyhow::{bail, Context, Result};
+use polars::prelude::*;
+use rayon::prelude::*;
+
+use crate::config::Plan;
+use crate::dims::{self, Dims};
+use crate::fault;
+use crate::ingest::{self, FileQuality, IngestCtx, ProbeFile, REASONS};
+use crate::metrics::{self, DayCtx};
+use crate::progress::Progress;
+use crate::publish::{self, parquet_bytes, read_parquet};
+use crate::schema;
+use crate::state::{self, FileRecord, Lock, Manifest, RunRecord};
+use crate::store::Location;
+use crate::timeutil::{days_to_date, LocalClock};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Rebuild everything from all probe files.
+    Run,
+    /// Process only new or changed files.
+    Update,
+}
+
+/// What a run did (or, with `dry_run`, would do).
+#[derive(Debug, Default)]
+pub struct Report {
+    pub new_files: Vec<String>,
+    pub changed_files: Vec<String>,
+    pub missing_files: Vec<String>,
+    pub unchanged_files: usize,
+    pub dates_published: Vec<chrono::NaiveDate>,
+    pub rows_read: i64,
+    pub rows_rejected: i64,
+    /// Probe files opened for reading (footers excluded).
+    pub files_read: usize,
+}
+
+/// A fingerprint of the settings results depend on.
+fn settings_fingerprint(plan: &Plan) -> String {
+    let s = &plan.settings;
+    format!(
+        "tz={};gap={};top={};randomized={}",
+        s.tz_name,
+        s.visit_gap,
+        s.top_shops,
+        if s.exclude_randomized { "exclude" } else { "keep" }
+    )
+}
+
+/// Runs `run` or `update`.
+pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Result<Report> {
+    let started = chrono::Utc::now();
+    let out = &plan.out;
+    let lock = if dry_run { None } else { Some(Lock::acquire(out, 6 * 3600)?) };
+    fault::point("after-lock");
+
+    let fingerprint = settings_fingerprint(plan);
+    let old = Manifest::load(out)?;
+    if mode == Mode::Update {
+        if let Some(m) = &old {
+            if m.settings != fingerprint {
+                return Err(crate::error::usage(format!(
+                    "settings changed since the last run ({} → {}); run `footfall run` to rebuild",
+                    m.settings, fingerprint
+                )));
+            }
+        }
+    }
+    let (mut manifest, prior) = match (mode, &old) {
+        (Mode::Update, Some(m)) => (m.clone(), Some(m.clone())),
+        _ => (Manifest::new(state::new_generation(), fingerprint), None),
+    };
+    let gen_dir = manifest.gen_dir();
+
+    // What to read.
+    let dims = dims::load(plan.dims.as_ref())?;
+    let files = ingest::discover(&plan.probes)?;
+    let mut report = Report::default();
+    let mut work: Vec<ProbeFile> = Vec::new();
+    let listed: BTreeSet<&str> = files.iter().map(|f| f.entry.rel.as_str()).collect();
+    for f in &files {
+        match manifest.files.get(&f.entry.rel) {
+            Some(r) if r.size == f.entry.size && r.e_tag == f.entry.e_tag && r.last_modified == f.entry.last_modified => {
+                report.unchanged_files += 1
+            }
+            Some(_) => {
+                report.changed_files.push(f.entry.rel.clone());
+                work.push(f.clone());
+            }
+            None => {
+                report.new_files.push(f.entry.rel.clone());
+                work.push(f.clone());
+            }
+        }
+    }
+    report.missing_files = manifest.files.keys().filter(|k| !listed.contains(k.as_str())).cloned().collect();
+    if dry_run {
+        return Ok(report);
+    }
+
+    // Validate every candidate before any work: a bad file fails the run, nothing published.
+    let layouts: Vec<ingest::FileLayout> = work.par_iter().map(|f| ingest::inspect(&plan.probes, f)).collect::<Result<_>>()?;
+
+    // Parse files in parallel; each writes its own per-day segments.
+    let bar = progress.bar(work.len() as u64, "reading");
+    let first_written = std::sync::Once::new();
+    let records: Vec<(String, FileRecord)> = work
+        .par_iter()
+        .zip(layouts)
+        .map(|(f, layout)| {
+            let rel = &f.entry.rel;
+            let name = plan.probes.show(rel);
+            let bytes = plan.probes.get(rel)?;
+            let mut ctx = IngestCtx {
+                clock: LocalClock::new(plan.settings.tz),
+                known_shops: &dims.known_shops,
+                exclude_randomized: plan.settings.exclude_randomized,
+            };
+            let parsed = ingest::parse(bytes, &name, f, layout, &mut ctx)?;
+            let mut days = Vec::new();
+            for (day, events) in ingest::split_by_day(parsed.events)? {
+                let mut seg = metrics::events_to_segment(events)?;
+                out.put(&state::segment_rel(&gen_dir, day, rel), parquet_bytes(&mut seg)?)?;
+                days.push(day);
+                first_written.call_once(|| fault::point("after-first-segment"));
+            }
+            bar.inc(1);
+            Ok((
+                rel.clone(),
+                FileRecord {
+                    size: f.entry.size,
+                    e_tag: f.entry.e_tag.clone(),
+                    last_modified: f.entry.last_modified,
+                    days,
+                    part_date: f.part_date,
+                    part_hour: f.part_hour,
+                    quality: parsed.quality,
+                },
+            ))
+        })
+        .collect::<Result<_>>()?;
+    bar.finish_and_clear();
+    report.files_read = records.len();
+
+    // Days touched: the new files' days and the days a changed file used to have.
+    let mut affected: BTreeSet<i32> = BTreeSet::new();
+    for (rel, rec) in records {
+        if let Some(prev) = manifest.files.get(&rel) {
+            for d in &prev.days {
+                if !rec.days.contains(d) {
+                    out.delete(&state::segment_rel(&gen_dir, *d, &rel))?;
+                }
+                affected.insert(*d);
+            }
+        }
+        affected.extend(rec.days.iter().copied());
+        report.rows_read += rec.quality.rows_read;
+        report.rows_rejected += rec.quality.rejected.iter().sum::<i64>();
+        manifest.files.insert(rel, rec);
+    }
+    fault::point("after-segments");
+
+    // Pass 1: each touched day's rollup and its device summary.
+    let all_days = manifest.days();
+    let bar = progress.bar(affected.len() as u64, "rollups");
+    let mut pos_cache: HashMap<i32, DataFrame> = HashMap::new();
+    let mut cached_rows = 0usize;
+    for &day in &affected {
+        if !all_days.contains(&day) {
+            out.delete(&state::devices_rel(&gen_dir, day))?;
+            continue;
+        }
+        let pos = load_day(out, &manifest, day)?;
+        let mut summary = metrics::day_device_summary(&pos, day)?;
+        out.put(&state::devices_rel(&gen_dir, day), parquet_bytes(&mut summary)?)?;
+        if cached_rows + pos.height() <= POS_CACHE_ROWS {
+            cached_rows += pos.height();
+            pos_cache.insert(day, pos);
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    fault::point("after-day-summaries");
+
+    // Customers over all days; days whose first-visit figures moved join the affected set.
+    let summaries: Vec<LazyFrame> = all_days
+        .iter()
+        .map(|d| Ok(read_parquet(out.get(&state::devices_rel(&gen_dir, *d))?)?.lazy()))
+        .collect::<Result<_>>()?;
+    let customers = metrics::customers(summaries)?;
+    let mut republish = affected.clone();
+    if let Some(prev) = &prior {
+        if let Some(bytes) = out.get_opt(&state::customers_rel(&prev.gen_dir()))? {
+            republish.extend(moved_first_days(&read_parquet(bytes)?, &customers)?);
+        }
+    }
+
+    // Pass 2: compute and publish every daily table of each day to republish.
+    let bar = progress.bar(republish.len() as u64, "publishing");
+    let mut first_partition = true;
+    for &day in &republish {
+        let date = days_to_date(day);
+        if !all_days.contains(&day) {
+            for m in metrics::DAILY {
+                out.delete(&publish::partition_rel(m.name, date))?;
+            }
+            bar.inc(1);
+            continue;
+        }
+        let pos = match pos_cache.remove(&day) {
+            Some(p) => p,
+            None => load_day(out, &manifest, day)?,
+        };
+        let visits = metrics::visits(&pos, plan.settings.visit_gap)?;
+        let ctx = DayCtx { day, pos, visits, customers: &customers, dims: &dims, settings: &plan.settings };
+        for (schema, df) in metrics::compute_day(&ctx)? {
+            publish::publish_partition(out, schema, date, df)?;
+            if first_partition {
+                first_partition = false;
+                fault::point("after-first-partition");
+            }
+        }
+        report.dates_published.push(date);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    fault::point("after-partitions");
+
+    // Snapshots and state.
+    let tz = plan.settings.tz_name.as_str();
+    let cust_schema = schema::get("customers")?;
+    publish::publish_snapshot(out, cust_schema, cust_schema.conform(customers.clone(), tz)?)?;
+    let dq_schema = schema::get("data_quality")?;
+    publish::publish_snapshot(out, dq_schema, dq_schema.conform(quality_frame(&manifest)?, tz)?)?;
+    let mut cust = customers;
+    out.put(&state::customers_rel(&gen_dir), parquet_bytes(&mut cust)?)?;
+    fault::point("after-snapshots");
+
+    manifest.last_run = Some(RunRecord {
+        command: if mode == Mode::Run { "run".into() } else { "update".into() },
+        started_at: started.to_rfc3339(),
+        finished_at: chrono::Utc::now().to_rfc3339(),
+        files_processed: report.files_read,
+        dates_published: report.dates_published.len(),
+        outcome: "ok".into(),
+    });
+    manifest.save(out)?;
+    fault::point("after-manifest");
+
+    if mode == Mode::Run {
+        cleanup_after_run(out, &manifest, &all_days)?;
+    }
+    if let Some(lock) = lock {
+        lock.release()?;
+    }
+    Ok(report)
+}
+
+/// Rows of `pos` kept in memory between the two passes (beyond it, days are re-read).
+const POS_CACHE_ROWS: usize = 20_000_000;
+
+/// Merges every segment of one day.
+fn load_day(out: &Location, manifest: &Manifest, day: i32) -> Result<DataFrame> {
+    let gen_dir = manifest.gen_dir();
+    let parts: Vec<LazyFrame> = manifest
+        .files_of_day(day)
+        .par_iter()
+        .map(|rel| {
+            let seg = state::segment_rel(&gen_dir, day, rel);
+            let bytes = out.get(&seg).with_context(|| format!("state is missing {seg}; run `footfall run` to rebuild"))?;
+            Ok(read_parquet(bytes)?.lazy())
+        })
+        .collect::<Result<_>>()?;
+    if parts.is_empty() {
+        bail!("no segments for {}", state::day_str(day));
+    }
+    metrics::merge_pos(parts)
+}
+
+/// Days whose new-customer figures change: for every device whose first day moved, its old
+/// and new first day.
+fn moved_first_days(old: &DataFrame, new: &DataFrame) -> Result<BTreeSet<i32>> {
+    let key = "user_device_mac";
+    let joined = old
+        .clone()
+        .lazy()
+        .select([col(key), col("first_date").alias("old_first")])
+        .join(
+            new.clone().lazy().select([col(key), col("first_date").alias("new_first")]),
+            [col(key)],
+            [col(key)],
+            JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
+        )
+        .filter(col("old_first").neq_missing(col("new_first")))
+        .collect()?;
+    let mut out = BTreeSet::new();
+    for c in ["old_first", "new_first"] {
+        out.extend(joined.column(c)?.i32()?.iter().flatten());
+    }
+    Ok(out)
+}
+
+/// Removes the previous generation's state and partitions of days that no longer exist.
+fn cleanup_after_run(out: &Location, manifest: &Manifest, days: &BTreeSet<i32>) -> Result<()> {
+    for e in out.list_under("_state")? {
+        let top = e.rel.split('/').nth(1).unwrap_or("");
+        if top.starts_with("gen-") && top != manifest.generation {
+            out.delete(&e.rel)?;
+        }
+    }
+    let dates: BTreeSet<chrono::NaiveDate> = days.iter().map(|d| days_to_date(*d)).collect();
+    for m in metrics::DAILY {
+        for d in publish::published_dates(out, m.name)? {
+            if !dates.contains(&d) {
+                out.delete(&publish::partition_rel(m.name, d))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `data_quality` table from the manifest's file records.
+pub fn quality_frame(m: &Manifest) -> Result<DataFrame> {
+    let n = m.files.len();
+    let mut date = Vec::with_capacity(n);
+    let mut hour = Vec::with_capacity(n);
+    let mut file = Vec::with_capacity(n);
+    let mut cols: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    let mut late = Vec::with_capacity(n);
+    for (rel, r) in &m.files {
+        let q: &FileQuality = &r.quality;
+        date.push(r.part_date.map(crate::timeutil::date_to_days));
+        hour.push(r.part_hour.map(|h| h as i32));
+        file.push(rel.clone());
+        let rejected: i64 = q.rejected.iter().sum();
+        for (k, v) in [
+            ("rows_read", q.rows_read),
+            ("rows_accepted", q.rows_accepted),
+            ("rows_rejected", rejected),
+            ("randomized_rows", q.randomized_rows),
+            ("distinct_devices", q.distinct_devices),
+            ("unknown_shop_rows", q.unknown_shop_rows),
+        ] {
+            cols.entry(k).or_default().push(v);
+        }
+        for (i, reason) in REASONS.iter().enumerate() {
+            cols.entry(reason).or_default().push(q.rejected[i]);
+        }
+        late.push(q.late_rows);
+    }
+    let mut columns = vec![
+        Column::new("date".into(), date),
+        Column::new("hour".into(), hour),
+        Column::new("file".into(), file),
+        Column::new("late_rows".into(), late),
+    ];
+    for (k, v) in cols {
+        let name = if REASONS.contains(&k) { format!("rejected_{k}") } else { k.to_string() };
+        columns.push(Column::new(name.into(), v));
+    }
+    Ok(DataFrame::new(n, columns)?)
+}
+
+/// The whole catalogue over in-memory events (parsed frames as [`ingest::parse_frame`]
+/// returns them), through the same rollup and query code as `run` but without storage.
+/// Used by tests and small tools; returns every result table by name.
+pub fn compute_in_memory(events: Vec<DataFrame>, dims: &Dims, settings: &crate::config::Settings) -> Result<BTreeMap<String, DataFrame>> {
+    let mut by_day: BTreeMap<i32, Vec<LazyFrame>> = BTreeMap::new();
+    for ev in events {
+        for (day, part) in ingest::split_by_day(ev)? {
+            by_day.entry(day).or_default().push(metrics::events_to_segment(part)?.lazy());
+        }
+    }
+    let mut pos_by_day = BTreeMap::new();
+    let mut summaries = Vec::new();
+    for (day, parts) in by_day {
+        let pos = metrics::merge_pos(parts)?;
+        summaries.push(metrics::day_device_summary(&pos, day)?.lazy());
+        pos_by_day.insert(day, pos);
+    }
+    let customers = metrics::customers(summaries)?;
+    let tz = settings.tz_name.as_str();
+    let mut out: BTreeMap<String, DataFrame> = BTreeMap::new();
+    for m in metrics::DAILY {
+        out.insert(m.name.to_string(), schema::get(m.name)?.empty(tz));
+    }
+    for (day, pos) in pos_by_day {
+        let visits = metrics::visits(&pos, settings.visit_gap)?;
+        let ctx = DayCtx { day, pos, visits, customers: &customers, dims, settings };
+        for (s, df) in metrics::compute_day(&ctx)? {
+            out.get_mut(&s.name).unwrap().vstack_mut_owned(df)?;
+        }
+    }
+    let cs = schema::get("customers")?;
+    out.insert("customers".into(), cs.conform(customers, tz)?);
+    Ok(out)
+}

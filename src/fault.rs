@@ -1,0 +1,23 @@
+//! Fault injection for crash-safety tests: `FOOTFALL_FAIL_AT=<step>` aborts the process at
+//! that step, as a `kill -9` would. Steps are listed in [`STEPS`].
+
+/// Every step at which a run can be aborted, in execution order.
+pub const STEPS: &[&str] = &[
+    "after-lock",
+    "after-first-segment",
+    "after-segments",
+    "after-day-summaries",
+    "after-first-partition",
+    "after-partitions",
+    "after-snapshots",
+    "after-manifest",
+];
+
+/// Aborts the process if `FOOTFALL_FAIL_AT` names this step.
+pub fn point(step: &str) {
+    debug_assert!(STEPS.contains(&step), "unknown fault step {step}");
+    if std::env::var("FOOTFALL_FAIL_AT").is_ok_and(|s| s == step) {
+        eprintln!("footfall: injected failure at step '{step}'");
+        std::process::abort();
+    }
+}

@@ -1,0 +1,497 @@
+//! Probe files → typed, normalised events, with every rejected row counted by reason.
+//!
+//! Two steps per file. [`inspect`] reads only the Parquet footer (arrow-rs, through
+//! object_store) and decides how each required column is parsed; it runs for every
+//! candidate file before any work, so a file with a missing or mistyped column fails the
+//! run before anything is published. [`parse`] then reads the projected columns with Polars
+//! and normalises them in one pass: MACs to `u64`, times to epoch seconds with their local
+//! date and hour. Rows are never dropped silently: each one is either an event or a count
+//! in [`FileQuality`].
+
+use std::collections::HashSet;
+use std::io::Cursor;
+
+use anyhow::{anyhow, bail, Context, Result};
+use arrow::datatypes::DataType as ArrowType;
+use bytes::Bytes;
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use crate::mac::{is_randomized, parse_mac};
+use crate::store::{Entry, Location};
+use crate::timeutil::{date_to_days, LocalClock};
+
+/// How a column is stored in one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    Integer,
+    Text,
+    /// Timestamp with this many units per second.
+    Timestamp(i64),
+}
+
+/// A probe file, its partition keys and how to parse it.
+#[derive(Debug, Clone)]
+pub struct ProbeFile {
+    pub entry: Entry,
+    pub part_date: Option<NaiveDate>,
+    pub part_hour: Option<u32>,
+}
+
+impl ProbeFile {
+    pub fn new(entry: Entry) -> Self {
+        let (mut part_date, mut part_hour) = (None, None);
+        for seg in entry.rel.split('/') {
+            if let Some(d) = seg.strip_prefix("date=") {
+                part_date = NaiveDate::parse_from_str(d, "%Y-%m-%d").ok();
+            } else if let Some(h) = seg.strip_prefix("hour=") {
+                part_hour = h.parse::<u32>().ok().filter(|h| *h < 24);
+            }
+        }
+        ProbeFile { entry, part_date, part_hour }
+    }
+
+    /// UTC start of the partition hour, when the path has both keys.
+    pub fn partition_start(&self) -> Option<i64> {
+        let d = self.part_date?;
+        Some(d.and_hms_opt(self.part_hour?, 0, 0)?.and_utc().timestamp())
+    }
+}
+
+/// The parse plan of one file, from its footer.
+#[derive(Debug, Clone, Copy)]
+pub struct FileLayout {
+    pub occur_time: Layout,
+    pub rssi: Layout,
+}
+
+/// Per-file data quality (SPEC §4). Field order matches `schemas/data_quality.json`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FileQuality {
+    pub rows_read: i64,
+    pub rows_accepted: i64,
+    /// Rejections, indexed by [`Reason`].
+    pub rejected: [i64; REASONS.len()],
+    pub randomized_rows: i64,
+    pub distinct_devices: i64,
+    pub unknown_shop_rows: i64,
+    pub late_rows: Option<i64>,
+}
+
+/// Why a row was rejected; the first failing check in this order names the reason.
+pub const REASONS: [&str; 10] = [
+    "occur_time_missing",
+    "occur_time_invalid",
+    "mac_missing",
+    "mac_invalid",
+    "ap_mac_missing",
+    "ap_mac_invalid",
+    "shop_code_missing",
+    "rssi_missing",
+    "rssi_invalid",
+    "rssi_out_of_range",
+];
+
+pub const REQUIRED: [&str; 5] = ["occur_time", "user_device_mac", "ap_mac", "shop_code", "rssi"];
+
+/// Lists the `.parquet` files under the probes location (other files, e.g. `_SUCCESS`, are ignored).
+pub fn discover(probes: &Location) -> Result<Vec<ProbeFile>> {
+    Ok(probes
+        .list()?
+        .into_iter()
+        .filter(|e| e.rel.ends_with(".parquet") && !e.rel.split('/').any(|s| s.starts_with('_') || s.starts_with('.')))
+        .map(ProbeFile::new)
+        .collect())
+}
+
+/// Reads a file's footer and decides how to parse it. Errors name the file and column.
+pub fn inspect(probes: &Location, file: &ProbeFile) -> Result<FileLayout> {
+    let name = probes.show(&file.entry.rel);
+    let size = file.entry.size;
+    if size < 12 {
+        bail!("{name}: not a Parquet file ({size} bytes)");
+    }
+    let tail = probes.get_range(&file.entry.rel, size - 8..size)?;
+    if &tail[4..8] != b"PAR1" {
+        bail!("{name}: not a Parquet file (no PAR1 footer)");
+    }
+    let meta_len = u32::from_le_bytes(tail[0..4].try_into().unwrap()) as u64;
+    if meta_len + 12 > size {
+        bail!("{name}: corrupt Parquet footer");
+    }
+    let meta = probes.get_range(&file.entry.rel, size - 8 - meta_len..size - 8)?;
+    let md = parquet::file::metadata::ParquetMetaDataReader::decode_metadata(&meta)
+        .with_context(|| format!("{name}: unreadable Parquet footer"))?;
+    let fm = md.file_metadata();
+    let schema = parquet::arrow::parquet_to_arrow_schema(fm.schema_descr(), fm.key_value_metadata())
+        .with_context(|| format!("{name}: unreadable Parquet schema"))?;
+    layout_of(&name, &schema)
+}
+
+fn layout_of(name: &str, schema: &arrow::datatypes::Schema) -> Result<FileLayout> {
+    let find = |col: &str| -> Result<ArrowType> {
+        schema
+            .field_with_name(col)
+            .map(|f| f.data_type().clone())
+            .map_err(|_| anyhow!("{name}: missing required column '{col}'"))
+    };
+    let classify = |col: &str, allow_ts: bool| -> Result<Layout> {
+        let dt = find(col)?;
+        Ok(match unwrap_dict(&dt) {
+            t if t.is_integer() => Layout::Integer,
+            ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => Layout::Text,
+            ArrowType::Timestamp(unit, _) if allow_ts => Layout::Timestamp(match unit {
+                arrow::datatypes::TimeUnit::Second => 1,
+                arrow::datatypes::TimeUnit::Millisecond => 1_000,
+                arrow::datatypes::TimeUnit::Microsecond => 1_000_000,
+                arrow::datatypes::TimeUnit::Nanosecond => 1_000_000_000,
+            }),
+            other => bail!(
+                "{name}: column '{col}' has type {other}; accepted: integer, string{}",
+                if allow_ts { ", timestamp" } else { "" }
+            ),
+        })
+    };
+    for col in ["user_device_mac", "ap_mac", "shop_code"] {
+        match unwrap_dict(&find(col)?) {
+            ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => {}
+            other => bail!("{name}: column '{col}' has type {other}; accepted: string"),
+        }
+    }
+    Ok(FileLayout { occur_time: classify("occur_time", true)?, rssi: classify("rssi", false)? })
+}
+
+fn unwrap_dict(dt: &ArrowType) -> &ArrowType {
+    match dt {
+        ArrowType::Dictionary(_, v) => v,
+        other => other,
+    }
+}
+
+/// What parsing needs besides the file.
+pub struct IngestCtx<'a> {
+    pub clock: LocalClock,
+    pub known_shops: &'a HashSet<String>,
+    pub exclude_randomized: bool,
+}
+
+/// One file's accepted events and its quality row.
+pub struct Parsed {
+    /// Columns: second (i64 epoch s), day (i32), hour (i64 epoch s), user_device_mac (u64),
+    /// ap_mac (u64), shop_code (str), rssi (i32).
+    pub events: DataFrame,
+    pub quality: FileQuality,
+}
+
+fn as_text<'a>(df: &'a DataFrame, col: &str, name: &str) -> Result<StringChunked> {
+    let s = df.column(col)?.as_materialized_series();
+    let s = s.cast(&DataType::String).map_err(anyhow::Error::from).with_context(|| format!("{name}: column '{col}' is not text"))?;
+    Ok(s.str()?.clone())
+}
+
+fn as_i64(df: &DataFrame, col: &str) -> Result<Int64Chunked> {
+    let s = df.column(col)?.as_materialized_series();
+    let s = match s.dtype() {
+        DataType::Datetime(_, _) => s.to_physical_repr().into_owned(),
+        _ => s.cast(&DataType::Int64)?,
+    };
+    Ok(s.i64()?.clone())
+}
+
+/// Parses one file's bytes. `name` is used in messages.
+pub fn parse(bytes: Bytes, name: &str, file: &ProbeFile, layout: FileLayout, ctx: &mut IngestCtx) -> Result<Parsed> {
+    let cols: Vec<String> = REQUIRED.iter().map(|s| s.to_string()).collect();
+    let df = ParquetReader::new(Cursor::new(bytes))
+        .with_columns(Some(cols))
+        .finish()
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("{name}: cannot read Parquet data"))?;
+    parse_frame(&df, name, file, layout, ctx)
+}
+
+/// Parses an in-memory frame holding the required columns.
+pub fn parse_frame(df: &DataFrame, name: &str, file: &ProbeFile, layout: FileLayout, ctx: &mut IngestCtx) -> Result<Parsed> {
+    let n = df.height();
+    let macs = as_text(df, "user_device_mac", name)?;
+    let aps = as_text(df, "ap_mac", name)?;
+    let shops = as_text(df, "shop_code", name)?;
+    let (t_int, t_txt) = match layout.occur_time {
+        Layout::Text => (None, Some(as_text(df, "occur_time", name)?)),
+        _ => (Some(as_i64(df, "occur_time")?), None),
+    };
+    let (r_int, r_txt) = match layout.rssi {
+        Layout::Text => (None, Some(as_text(df, "rssi", name)?)),
+        _ => (Some(as_i64(df, "rssi")?), None),
+    };
+    let per_second = match layout.occur_time {
+        Layout::Timestamp(k) => k,
+        _ => 1,
+    };
+
+    let mut q = FileQuality { rows_read: n as i64, ..Default::default() };
+    let mut o_t = Vec::with_capacity(n);
+    let mut o_day = Vec::with_capacity(n);
+    let mut o_hour = Vec::with_capacity(n);
+    let mut o_mac = Vec::with_capacity(n);
+    let mut o_ap = Vec::with_capacity(n);
+    let mut o_shop: Vec<&str> = Vec::with_capacity(n);
+    let mut o_rssi = Vec::with_capacity(n);
+    let mut devices = HashSet::new();
+    let part = file.partition_start();
+    let mut late = 0i64;
+
+    let mut mac_it = macs.iter();
+    let mut ap_it = aps.iter();
+    let mut shop_it = shops.iter();
+    for i in 0..n {
+        let mac_v = mac_it.next().flatten();
+        let ap_v = ap_it.next().flatten();
+        let shop_v = shop_it.next().flatten();
+        // occur_time
+        let t: Result<i64, usize> = match (&t_int, &t_txt) {
+            (Some(ca), _) => match ca.get(i) {
+                None => Err(0),
+                Some(v) => Ok(v.div_euclid(per_second)),
+            },
+            (_, Some(ca)) => match ca.get(i).map(str::trim) {
+                None | Some("") => Err(0),
+                Some(s) => parse_epoch_text(s).ok_or(1),
+            },
+            _ => unreachable!(),
+        };
+        let reason = (|| -> Result<(i64, u64, u64, &str, i32), usize> {
+            let t = t?;
+            let mac = match mac_v {
+                None | Some("") => return Err(2),
+                Some(s) => parse_mac(s).ok_or(3usize)?,
+            };
+            let ap = match ap_v {
+                None | Some("") => return Err(4),
+                Some(s) => parse_mac(s).ok_or(5usize)?,
+            };
+            let shop = match shop_v {
+                None | Some("") => return Err(6),
+                Some(s) => s,
+            };
+            let rssi = match (&r_int, &r_txt) {
+                (Some(ca), _) => ca.get(i).ok_or(7usize)?,
+                (_, Some(ca)) => match ca.get(i).map(str::trim) {
+                    None | Some("") => return Err(7),
+                    Some(s) => s.parse::<i64>().map_err(|_| 8usize)?,
+                },
+                _ => unreachable!(),
+            };
+            if !(-120..=0).contains(&rssi) {
+                return Err(9);
+            }
+            Ok((t, mac, ap, shop, rssi as i32))
+        })();
+        match reason {
+            Err(r) => q.rejected[r] += 1,
+            Ok((t, mac, ap, shop, rssi)) => {
+                q.rows_accepted += 1;
+                devices.insert(mac);
+                if !ctx.known_shops.contains(shop) {
+                    q.unknown_shop_rows += 1;
+                }
+                if let Some(p) = part {
+                    if t < p || t >= p + 3600 {
+                        late += 1;
+                    }
+                }
+                let randomized = is_randomized(mac);
+                if randomized {
+                    q.randomized_rows += 1;
+                    if ctx.exclude_randomized {
+                        continue;
+                    }
+                }
+                o_t.push(t);
+                o_day.push(ctx.clock.local_days(t));
+                o_hour.push(ctx.clock.hour_start(t));
+                o_mac.push(mac);
+                o_ap.push(ap);
+                o_shop.push(shop);
+                o_rssi.push(rssi);
+            }
+        }
+    }
+    q.distinct_devices = devices.len() as i64;
+    q.late_rows = part.map(|_| late);
+    let h = o_t.len();
+    let events = DataFrame::new(
+        h,
+        vec![
+            Column::new("second".into(), o_t),
+            Column::new("day".into(), o_day),
+            Column::new("hour".into(), o_hour),
+            Column::new("user_device_mac".into(), o_mac),
+            Column::new("ap_mac".into(), o_ap),
+            Column::new("shop_code".into(), o_shop),
+            Column::new("rssi".into(), o_rssi),
+        ],
+    )?;
+    Ok(Parsed { events, quality: q })
+}
+
+/// Epoch seconds from decimal text: an integer, or a decimal fraction truncated to its second.
+fn parse_epoch_text(s: &str) -> Option<i64> {
+    if let Ok(v) = s.parse::<i64>() {
+        return Some(v);
+    }
+    let (int, frac) = s.split_once('.')?;
+    if frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let neg = int.starts_with('-');
+    let v: i64 = if int == "-" || int.is_empty() { 0 } else { int.parse().ok()? };
+    // Truncate towards the earlier second, as for finer timestamps.
+    Some(if neg && frac.bytes().any(|b| b != b'0') { v - 1 } else { v })
+}
+
+/// Splits events by local day.
+pub fn split_by_day(events: DataFrame) -> Result<Vec<(i32, DataFrame)>> {
+    if events.height() == 0 {
+        return Ok(vec![]);
+    }
+    let parts = events.partition_by_stable(["day"], true)?;
+    let mut out = Vec::with_capacity(parts.len());
+    for p in parts {
+        let day = p.column("day")?.i32()?.get(0).unwrap();
+        out.push((day, p));
+    }
+    out.sort_by_key(|(d, _)| *d);
+    Ok(out)
+}
+
+/// Local day as a date.
+pub fn day_date(day: i32) -> NaiveDate {
+    crate::timeutil::days_to_date(day)
+}
+
+pub fn date_day(d: NaiveDate) -> i32 {
+    date_to_days(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(shops: &HashSet<String>) -> IngestCtx<'_> {
+        IngestCtx { clock: LocalClock::new(chrono_tz::UTC), known_shops: shops, exclude_randomized: false }
+    }
+
+    fn file(rel: &str) -> ProbeFile {
+        ProbeFile::new(Entry { rel: rel.into(), size: 0, e_tag: None, last_modified: 0 })
+    }
+
+    #[test]
+    fn every_rejection_reason_is_counted_once() {
+        // One row per reason (in REASONS order), then two good rows.
+        let t = "1772445600"; // 2026-03-02T10:00:00Z
+        let m = "AA-BB-CC-DD-EE-01";
+        let a = "00:1a:00:00:00:01";
+        let rows: [(Option<&str>, Option<&str>, Option<&str>, Option<&str>, Option<&str>); 12] = [
+            (None, Some(m), Some(a), Some("S1"), Some("-50")),
+            (Some("soon"), Some(m), Some(a), Some("S1"), Some("-50")),
+            (Some(t), Some(""), Some(a), Some("S1"), Some("-50")),
+            (Some(t), Some("aa:bb"), Some(a), Some("S1"), Some("-50")),
+            (Some(t), Some(m), None, Some("S1"), Some("-50")),
+            (Some(t), Some(m), Some("zz:1a:00:00:00:01"), Some("S1"), Some("-50")),
+            (Some(t), Some(m), Some(a), Some(""), Some("-50")),
+            (Some(t), Some(m), Some(a), Some("S1"), None),
+            (Some(t), Some(m), Some(a), Some("S1"), Some("-5o")),
+            (Some(t), Some(m), Some(a), Some("S1"), Some("-121")),
+            (Some(t), Some(m), Some(a), Some("S9"), Some("0")),
+            (Some("1772449200.75"), Some("02bbccddee02"), Some(a), Some("S1"), Some(" -120 ")),
+        ];
+        let df = df!(
+            "occur_time" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            "user_device_mac" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            "ap_mac" => rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            "shop_code" => rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+            "rssi" => rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let shops: HashSet<String> = ["S1".to_string()].into();
+        let layout = FileLayout { occur_time: Layout::Text, rssi: Layout::Text };
+        let p = parse_frame(&df, "t", &file("date=2026-03-02/hour=10/a.parquet"), layout, &mut ctx(&shops)).unwrap();
+        assert_eq!(p.quality.rejected, [1; 10]);
+        assert_eq!(p.quality.rows_read, 12);
+        assert_eq!(p.quality.rows_accepted, 2);
+        assert_eq!(p.quality.unknown_shop_rows, 1);
+        assert_eq!(p.quality.randomized_rows, 1);
+        assert_eq!(p.quality.distinct_devices, 2);
+        // The second good row (11:00:00.75) is outside the 10:00 partition hour.
+        assert_eq!(p.quality.late_rows, Some(1));
+        let secs: Vec<i64> = p.events.column("second").unwrap().i64().unwrap().into_no_null_iter().collect();
+        assert_eq!(secs, [1772445600, 1772449200]);
+        let macs: Vec<u64> = p.events.column("user_device_mac").unwrap().u64().unwrap().into_no_null_iter().collect();
+        assert_eq!(macs, [0xaabbccddee01, 0x02bbccddee02]);
+        let rssi: Vec<i32> = p.events.column("rssi").unwrap().i32().unwrap().into_no_null_iter().collect();
+        assert_eq!(rssi, [0, -120]);
+    }
+
+    #[test]
+    fn typed_layouts_and_timestamp_truncation() {
+        let shops: HashSet<String> = ["S1".to_string()].into();
+        let base = df!(
+            "user_device_mac" => ["aabbccddeeff", "aabbccddeeff", "aabbccddeeff"],
+            "ap_mac" => ["00:1a:00:00:00:01"; 3],
+            "shop_code" => ["S1"; 3],
+            "rssi" => [Some(-50i32), None, Some(-60)],
+        )
+        .unwrap();
+        // Integer epoch seconds.
+        let mut df = base.clone();
+        df.with_column(Column::new("occur_time".into(), [Some(1772445600i64), Some(1772445601), None])).unwrap();
+        let layout = FileLayout { occur_time: Layout::Integer, rssi: Layout::Integer };
+        let p = parse_frame(&df, "t", &file("a.parquet"), layout, &mut ctx(&shops)).unwrap();
+        assert_eq!(p.quality.rejected[0], 1, "null occur_time");
+        assert_eq!(p.quality.rejected[7], 1, "null rssi");
+        assert_eq!(p.quality.late_rows, None, "no partition hour in the path");
+        // Millisecond timestamps are truncated to their second.
+        let mut df = base.clone();
+        let ms = Series::new("occur_time".into(), [1772445600999i64, 1772445601000, 1772445601001])
+            .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+            .unwrap();
+        df.with_column(ms.into_column()).unwrap();
+        let layout = FileLayout { occur_time: Layout::Timestamp(1000), rssi: Layout::Integer };
+        let p = parse_frame(&df, "t", &file("a.parquet"), layout, &mut ctx(&shops)).unwrap();
+        let secs: Vec<i64> = p.events.column("second").unwrap().i64().unwrap().into_no_null_iter().collect();
+        assert_eq!(secs, [1772445600, 1772445601]);
+    }
+
+    #[test]
+    fn footer_checks_name_the_column() {
+        use arrow::datatypes::{Field, Schema};
+        let ok = Schema::new(vec![
+            Field::new("occur_time", ArrowType::Utf8, true),
+            Field::new("user_device_mac", ArrowType::Utf8, true),
+            Field::new("ap_mac", ArrowType::Utf8View, true),
+            Field::new("shop_code", ArrowType::Utf8, true),
+            Field::new("rssi", ArrowType::Int16, true),
+            Field::new("extra", ArrowType::Float64, true),
+        ]);
+        let l = layout_of("f", &ok).unwrap();
+        assert_eq!((l.occur_time, l.rssi), (Layout::Text, Layout::Integer));
+        let missing = Schema::new(ok.fields().iter().filter(|f| f.name() != "ap_mac").cloned().collect::<Vec<_>>());
+        let err = layout_of("f.parquet", &missing).unwrap_err().to_string();
+        assert!(err.contains("f.parquet") && err.contains("'ap_mac'"), "{err}");
+        let float_rssi = Schema::new(
+            ok.fields().iter().map(|f| if f.name() == "rssi" { std::sync::Arc::new(Field::new("rssi", ArrowType::Float64, true)) } else { f.clone() }).collect::<Vec<_>>(),
+        );
+        let err = layout_of("f.parquet", &float_rssi).unwrap_err().to_string();
+        assert!(err.contains("'rssi'") && err.contains("Float64"), "{err}");
+    }
+
+    #[test]
+    fn epoch_text_forms() {
+        assert_eq!(parse_epoch_text("1700000000"), Some(1_700_000_000));
+        assert_eq!(parse_epoch_text("1700000000.999"), Some(1_700_000_000));
+        assert_eq!(parse_epoch_text("-1.5"), Some(-2));
+        assert_eq!(parse_epoch_text("17e8"), None);
+        assert_eq!(parse_epoch_text("1700000000."), None);
+        assert_eq!(parse_epoch_text("abc"), None);
+    }
+}

@@ -1,0 +1,181 @@
+//! The column truth of every table, loaded from `schemas/*.json` (compiled in).
+//!
+//! Result frames are built by the metric queries with internal types (MACs as `u64`,
+//! instants as epoch seconds, dates as days); [`TableSchema::conform`] is the one place that
+//! turns them into the published types, checks nullability and sorts by the primary key,
+//! so every writer produces byte-identical output for identical input.
+
+use std::sync::OnceLock;
+
+use anyhow::{bail, Context, Result};
+use polars::prelude::*;
+use serde::Deserialize;
+
+use crate::mac::format_mac;
+
+#[derive(Debug, Deserialize)]
+pub struct ColumnSchema {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub nullable: bool,
+    pub description: String,
+    #[serde(default)]
+    pub required: Option<bool>,
+    #[serde(default)]
+    pub accepted: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TableSchema {
+    pub name: String,
+    pub kind: String,
+    pub original: Option<String>,
+    pub description: String,
+    pub grain: String,
+    pub primary_key: Vec<String>,
+    pub partitioning: String,
+    pub columns: Vec<ColumnSchema>,
+}
+
+macro_rules! schema_files {
+    ($($name:literal),* $(,)?) => { &[$(($name, include_str!(concat!("../schemas/", $name, ".json")))),*] };
+}
+
+const SOURCES: &[(&str, &str)] = schema_files!(
+    "probe_log", "area_shop", "place_info", "ap_info",
+    "mall_daily_visitors", "shop_daily_visitors", "mall_hourly_visitors", "peak_hour_daily",
+    "top_shops_daily", "customers", "mall_daily_new_customers", "customer_positions",
+    "latest_positions", "favorite_shop_daily", "repeat_shop_visits_daily", "data_quality",
+);
+
+/// Every schema, inputs first, in catalogue order.
+pub fn all() -> &'static [TableSchema] {
+    static ALL: OnceLock<Vec<TableSchema>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        SOURCES
+            .iter()
+            .map(|(name, text)| {
+                let s: TableSchema = serde_json::from_str(text)
+                    .unwrap_or_else(|e| panic!("schemas/{name}.json is invalid: {e}"));
+                assert_eq!(&s.name, name, "schemas/{name}.json names another table");
+                s
+            })
+            .collect()
+    })
+}
+
+/// Result tables (what `footfall tables` lists).
+pub fn results() -> impl Iterator<Item = &'static TableSchema> {
+    all().iter().filter(|s| s.kind == "result")
+}
+
+/// Looks a table up by name; a usage error lists the known ones.
+pub fn get(name: &str) -> Result<&'static TableSchema> {
+    all().iter().find(|s| s.name == name).ok_or_else(|| {
+        let names: Vec<&str> = results().map(|s| s.name.as_str()).collect();
+        crate::error::usage(format!("unknown table '{name}'; known tables: {}", names.join(", ")))
+    })
+}
+
+impl TableSchema {
+    pub fn is_snapshot(&self) -> bool {
+        self.partitioning == "snapshot"
+    }
+
+    pub fn column(&self, name: &str) -> Option<&ColumnSchema> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Polars type of a column in the published table.
+    pub fn dtype(&self, col: &ColumnSchema, tz: &str) -> DataType {
+        dtype_of(&col.ty, tz)
+    }
+
+    /// The published Polars schema.
+    pub fn polars_schema(&self, tz: &str) -> Schema {
+        self.columns.iter().map(|c| Field::new(c.name.as_str().into(), self.dtype(c, tz))).collect()
+    }
+
+    /// An empty frame with the published schema.
+    pub fn empty(&self, tz: &str) -> DataFrame {
+        DataFrame::empty_with_schema(&self.polars_schema(tz))
+    }
+
+    /// Selects the schema's columns in order, converts internal types to published ones,
+    /// checks nullability and sorts by the primary key.
+    pub fn conform(&self, df: DataFrame, tz: &str) -> Result<DataFrame> {
+        let mut cols = Vec::with_capacity(self.columns.len());
+        for c in &self.columns {
+            let src = df
+                .column(&c.name)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("table {}: query produced no column '{}'", self.name, c.name))?;
+            let out = convert(src.as_materialized_series(), &c.ty, tz)
+                .with_context(|| format!("table {}: column '{}'", self.name, c.name))?;
+            if !c.nullable && out.null_count() > 0 {
+                bail!("table {}: column '{}' is declared non-null but has {} nulls", self.name, c.name, out.null_count());
+            }
+            cols.push(out.into_column());
+        }
+        let out = DataFrame::new(df.height(), cols)?;
+        if self.primary_key.is_empty() || out.height() < 2 {
+            return Ok(out);
+        }
+        let key: Vec<PlSmallStr> = self.primary_key.iter().map(|k| k.as_str().into()).collect();
+        Ok(out.sort(key, SortMultipleOptions::default().with_maintain_order(true))?)
+    }
+}
+
+/// Maps a schema type name to a Polars type. `timestamp` is microseconds in the mall's zone.
+pub fn dtype_of(ty: &str, tz: &str) -> DataType {
+    match ty {
+        "string" => DataType::String,
+        "int64" => DataType::Int64,
+        "int32" => DataType::Int32,
+        "float64" => DataType::Float64,
+        "boolean" => DataType::Boolean,
+        "date" => DataType::Date,
+        "timestamp" => DataType::Datetime(
+            TimeUnit::Microseconds,
+            TimeZone::opt_try_new(Some(tz)).ok().flatten(),
+        ),
+        other => panic!("schemas/: unknown type '{other}'"),
+    }
+}
+
+fn convert(s: &Series, ty: &str, tz: &str) -> Result<Series> {
+    let target = dtype_of(ty, tz);
+    Ok(match (ty, s.dtype()) {
+        // MACs travel as u64 and are rendered here.
+        ("string", DataType::UInt64) => {
+            let ca: StringChunked = s.u64()?.iter().map(|v| v.map(format_mac)).collect();
+            ca.with_name(s.name().clone()).into_series()
+        }
+        // Instants travel as epoch seconds.
+        ("timestamp", dt) if dt.is_integer() => {
+            let us = s.cast(&DataType::Int64)? * 1_000_000i64;
+            us.cast(&DataType::Datetime(TimeUnit::Microseconds, None))?.cast(&target)?
+        }
+        ("date", DataType::Int32) => s.cast(&DataType::Date)?,
+        _ => s.strict_cast(&target)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schema_loads_and_keys_exist() {
+        for s in all() {
+            for k in &s.primary_key {
+                assert!(s.column(k).is_some(), "{}: key {k} is not a column", s.name);
+            }
+            for c in &s.columns {
+                let _ = dtype_of(&c.ty, "UTC");
+            }
+        }
+        assert!(get("nope").is_err());
+    }
+}

@@ -1,0 +1,238 @@
+//! Every byte footfall reads or writes goes through `object_store`: local paths and
+//! `s3://`, `gs://`, `az://`, `file://` URLs share one code path.
+//!
+//! The engine is synchronous (Polars and rayon); this module owns the one tokio runtime and
+//! offers blocking calls. Writes are single PUTs, which are atomic on every backend (the local
+//! backend writes a temporary file and renames it), so a reader never sees half an object.
+
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use crate::bail_usage;
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("cannot start the I/O runtime")
+    })
+}
+
+/// Runs a future to completion on the I/O runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    runtime().block_on(f)
+}
+
+/// A directory-like place: a store and a prefix inside it.
+#[derive(Clone)]
+pub struct Location {
+    pub store: Arc<dyn ObjectStore>,
+    pub prefix: Path,
+    /// What the user wrote (resolved), for messages.
+    pub display: String,
+    /// Set for local directories.
+    pub local: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+/// Metadata of one object, relative to a location.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub rel: String,
+    pub size: u64,
+    pub e_tag: Option<String>,
+    pub last_modified: i64,
+}
+
+impl Location {
+    /// Parses a path or URL. `key` names the config key in messages.
+    pub fn parse(spec: &str, base: &FsPath, key: &str) -> Result<Location> {
+        let spec = spec.trim();
+        if spec.is_empty() {
+            bail_usage!("{key}: empty location");
+        }
+        if let Some((scheme, _)) = spec.split_once("://") {
+            if scheme == "file" {
+                let url = url::Url::parse(spec).map_err(|e| crate::error::usage(format!("{key}: bad URL '{spec}': {e}")))?;
+                let p = url.to_file_path().map_err(|_| crate::error::usage(format!("{key}: bad file URL '{spec}'")))?;
+                return Self::local(&p);
+            }
+            let url = url::Url::parse(spec).map_err(|e| crate::error::usage(format!("{key}: bad URL '{spec}': {e}")))?;
+            let store: Arc<dyn ObjectStore> = match scheme {
+                "s3" | "s3a" => Arc::new(
+                    object_store::aws::AmazonS3Builder::from_env()
+                        .with_url(spec)
+                        .with_retry(retry())
+                        .build()
+                        .map_err(|e| crate::error::usage(format!("{key}: {e}")))?,
+                ),
+                "gs" => Arc::new(
+                    object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                        .with_url(spec)
+                        .with_retry(retry())
+                        .build()
+                        .map_err(|e| crate::error::usage(format!("{key}: {e}")))?,
+                ),
+                "az" | "abfs" | "abfss" | "azure" => Arc::new(
+                    object_store::azure::MicrosoftAzureBuilder::from_env()
+                        .with_url(spec)
+                        .with_retry(retry())
+                        .build()
+                        .map_err(|e| crate::error::usage(format!("{key}: {e}")))?,
+                ),
+                other => bail_usage!("{key}: unsupported scheme '{other}://' (use s3, gs, az, file or a path)"),
+            };
+            let prefix = Path::from(url.path().trim_matches('/'));
+            return Ok(Location { store, prefix, display: spec.trim_end_matches('/').to_string(), local: None });
+        }
+        let p = FsPath::new(spec);
+        let p = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+        Self::local(&p)
+    }
+
+    /// A local directory (created if missing, so outputs can be written).
+    pub fn local(dir: &FsPath) -> Result<Location> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
+        let abs = std::fs::canonicalize(dir).with_context(|| format!("cannot open directory {}", dir.display()))?;
+        let store = object_store::local::LocalFileSystem::new_with_prefix(&abs)
+            .with_context(|| format!("cannot open directory {}", abs.display()))?;
+        Ok(Location { store: Arc::new(store), prefix: Path::default(), display: dir.display().to_string(), local: Some(abs) })
+    }
+
+    /// A sub-location.
+    pub fn child(&self, rel: &str) -> Location {
+        let mut prefix = self.prefix.clone();
+        for part in rel.split('/').filter(|p| !p.is_empty()) {
+            prefix = prefix.child(part);
+        }
+        Location {
+            store: self.store.clone(),
+            prefix,
+            display: format!("{}/{}", self.display, rel),
+            local: self.local.as_ref().map(|l| l.join(rel)),
+        }
+    }
+
+    fn path(&self, rel: &str) -> Path {
+        let mut p = self.prefix.clone();
+        for part in rel.split('/').filter(|p| !p.is_empty()) {
+            p = p.child(part);
+        }
+        p
+    }
+
+    /// Human name of an object, for messages.
+    pub fn show(&self, rel: &str) -> String {
+        format!("{}/{}", self.display, rel)
+    }
+
+    fn rel_of(&self, p: &Path) -> String {
+        let full = p.as_ref();
+        let pre = self.prefix.as_ref();
+        if pre.is_empty() {
+            full.to_string()
+        } else {
+            full.strip_prefix(pre).unwrap_or(full).trim_start_matches('/').to_string()
+        }
+    }
+
+    /// Every object under the location (recursive), sorted by relative path.
+    pub fn list(&self) -> Result<Vec<Entry>> {
+        self.list_under("")
+    }
+
+    /// Every object under `rel` (recursive), sorted by relative path. A missing prefix is empty.
+    pub fn list_under(&self, rel: &str) -> Result<Vec<Entry>> {
+        let prefix = self.path(rel);
+        let metas: Vec<ObjectMeta> = block_on(self.store.list(Some(&prefix)).try_collect())
+            .with_context(|| format!("cannot list {}", self.show(rel)))?;
+        let mut out: Vec<Entry> = metas
+            .into_iter()
+            .map(|m| Entry {
+                rel: self.rel_of(&m.location),
+                size: m.size,
+                e_tag: m.e_tag,
+                last_modified: m.last_modified.timestamp_millis(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.rel.cmp(&b.rel));
+        Ok(out)
+    }
+
+    pub fn get(&self, rel: &str) -> Result<Bytes> {
+        let p = self.path(rel);
+        block_on(async { self.store.get(&p).await?.bytes().await }).with_context(|| format!("cannot read {}", self.show(rel)))
+    }
+
+    /// Reads an object, `None` if it does not exist.
+    pub fn get_opt(&self, rel: &str) -> Result<Option<Bytes>> {
+        let p = self.path(rel);
+        match block_on(async { self.store.get(&p).await?.bytes().await }) {
+            Ok(b) => Ok(Some(b)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", self.show(rel))),
+        }
+    }
+
+    pub fn get_range(&self, rel: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
+        let p = self.path(rel);
+        block_on(self.store.get_range(&p, range)).with_context(|| format!("cannot read {}", self.show(rel)))
+    }
+
+    /// Writes an object with one PUT (atomic replace).
+    pub fn put(&self, rel: &str, data: Bytes) -> Result<()> {
+        let p = self.path(rel);
+        block_on(self.store.put(&p, PutPayload::from(data))).with_context(|| format!("cannot write {}", self.show(rel)))?;
+        Ok(())
+    }
+
+    /// Creates an object only if it does not exist. `Ok(false)` when it already exists.
+    pub fn put_if_absent(&self, rel: &str, data: Bytes) -> Result<bool> {
+        let p = self.path(rel);
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match block_on(self.store.put_opts(&p, PutPayload::from(data), opts)) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("cannot create {}", self.show(rel))),
+        }
+    }
+
+    /// Deletes an object; a missing one is fine.
+    pub fn delete(&self, rel: &str) -> Result<()> {
+        let p = self.path(rel);
+        match block_on(self.store.delete(&p)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("cannot delete {}", self.show(rel))),
+        }
+    }
+
+    /// Deletes everything under `rel`.
+    pub fn delete_under(&self, rel: &str) -> Result<()> {
+        for e in self.list_under(rel)? {
+            self.delete(&e.rel)?;
+        }
+        Ok(())
+    }
+}
+
+fn retry() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        max_retries: 4,
+        retry_timeout: std::time::Duration::from_secs(60),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,142 @@
+//! The mall's clock: local dates and hours of UTC instants, and duration settings.
+//!
+//! Offsets come from chrono-tz. A probe log is nearly sorted in time, so the offset of the
+//! last minute looked up is cached: one tz lookup per minute of data, not per record.
+
+use anyhow::Result;
+use chrono::{NaiveDate, Offset, TimeZone};
+use chrono_tz::Tz;
+
+/// Days from 1970-01-01 to a date (Polars' physical `Date`).
+pub fn date_to_days(d: NaiveDate) -> i32 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32
+}
+
+/// Inverse of [`date_to_days`].
+pub fn days_to_date(days: i32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + chrono::Duration::days(days as i64)
+}
+
+/// Parses an IANA zone name.
+pub fn parse_tz(name: &str) -> Result<Tz> {
+    name.parse::<Tz>()
+        .map_err(|_| crate::error::usage(format!("mall.timezone: unknown IANA time zone '{name}'")))
+}
+
+/// Local-time lookups with a one-minute offset cache.
+#[derive(Clone)]
+pub struct LocalClock {
+    tz: Tz,
+    cached_minute: i64,
+    cached_offset: i64,
+}
+
+impl LocalClock {
+    pub fn new(tz: Tz) -> Self {
+        LocalClock { tz, cached_minute: i64::MIN, cached_offset: 0 }
+    }
+
+    /// UTC offset in seconds at instant `t` (epoch seconds).
+    pub fn offset(&mut self, t: i64) -> i64 {
+        let minute = t.div_euclid(60);
+        if minute != self.cached_minute {
+            let utc = chrono::DateTime::from_timestamp(minute * 60, 0)
+                .unwrap_or_default()
+                .naive_utc();
+            self.cached_offset = self.tz.offset_from_utc_datetime(&utc).fix().local_minus_utc() as i64;
+            self.cached_minute = minute;
+        }
+        self.cached_offset
+    }
+
+    /// Local date of `t`, as days since the epoch.
+    pub fn local_days(&mut self, t: i64) -> i32 {
+        (t + self.offset(t)).div_euclid(86_400) as i32
+    }
+
+    /// Start instant (epoch seconds) of the local clock hour holding `t`.
+    pub fn hour_start(&mut self, t: i64) -> i64 {
+        let off = self.offset(t);
+        let local = t + off;
+        local - local.rem_euclid(3600) - off
+    }
+
+    /// Start instant of the local `slot`-second slot holding `t` (slots aligned to local midnight).
+    pub fn slot_start(&mut self, t: i64, slot: i64) -> i64 {
+        let off = self.offset(t);
+        let local = t + off;
+        local - local.rem_euclid(slot) - off
+    }
+}
+
+/// Parses "90s", "10m", "1h", "1h30m", "2d" or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(n) = s.parse::<i64>() {
+        return (n >= 0).then_some(n);
+    }
+    let mut total = 0i64;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+        } else {
+            let n: i64 = num.parse().ok()?;
+            num.clear();
+            total += n * match c {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                'd' => 86_400,
+                _ => return None,
+            };
+        }
+    }
+    num.is_empty().then_some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp()
+    }
+
+    #[test]
+    fn berlin_spring_forward_day_has_23_hours() {
+        let mut c = LocalClock::new(parse_tz("Europe/Berlin").unwrap());
+        // 2026-03-29: 02:00 CET jumps to 03:00 CEST (01:00 UTC).
+        let day = date_to_days(NaiveDate::from_ymd_opt(2026, 3, 29).unwrap());
+        let mut hours = std::collections::BTreeSet::new();
+        let mut t = ts("2026-03-28T23:00:00Z");
+        while t < ts("2026-03-29T22:00:00Z") {
+            assert_eq!(c.local_days(t), day);
+            hours.insert(c.hour_start(t));
+            t += 600;
+        }
+        assert_eq!(hours.len(), 23);
+        assert_eq!(c.hour_start(ts("2026-03-29T01:10:00Z")), ts("2026-03-29T01:00:00Z"));
+        assert_eq!(c.local_days(ts("2026-03-29T22:00:00Z")), day + 1);
+    }
+
+    #[test]
+    fn half_hour_zone_hours_start_on_local_hours() {
+        let mut c = LocalClock::new(parse_tz("Asia/Kolkata").unwrap());
+        // 10:15 UTC = 15:45 IST; the hour started 15:00 IST = 09:30 UTC.
+        assert_eq!(c.hour_start(ts("2026-05-01T10:15:00Z")), ts("2026-05-01T09:30:00Z"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10m"), Some(600));
+        assert_eq!(parse_duration("1h30m"), Some(5400));
+        assert_eq!(parse_duration("45"), Some(45));
+        assert_eq!(parse_duration("10x"), None);
+        assert_eq!(parse_duration("m"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+}

@@ -1,0 +1,175 @@
+//! The binary's contract: exit codes, messages on stderr, output formats, errors that name
+//! the file and column and leave published outputs untouched.
+
+mod util;
+
+use std::path::Path;
+
+use util::*;
+
+fn out_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                v.push((p.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+#[test]
+fn bad_config_is_exit_2_naming_the_key() {
+    let dir = golden_mall();
+    let d = dir.path();
+    std::fs::write(d.join("bad.toml"), "[input]\nprobes = \"probes\"\n[output]\ndir = \"out\"\n[visits]\ngap = \"soon\"\n").unwrap();
+    let o = expect(d, &["run", "--config", "bad.toml"], 2);
+    assert!(o.stderr.contains("visits.gap"), "{}", o.explain());
+    assert!(o.stdout.is_empty());
+    std::fs::write(d.join("typo.toml"), "[mall]\ntimezon = \"UTC\"\n").unwrap();
+    let o = expect(d, &["run", "--config", "typo.toml"], 2);
+    assert!(o.stderr.contains("timezon"), "{}", o.explain());
+    let o = expect(d, &["run", "--config", "nope.toml"], 2);
+    assert!(o.stderr.contains("nope.toml"), "{}", o.explain());
+}
+
+#[test]
+fn bad_input_files_are_exit_3_and_publish_nothing() {
+    let dir = golden_mall();
+    let d = dir.path();
+    ok(d, &["run", "--config", "footfall.toml"]);
+    let before = out_files(&d.join("out"));
+    assert!(!before.is_empty());
+
+    // A file without ap_mac, written by footfall itself from a real file minus one column.
+    let src = std::fs::read_dir(d.join("probes")).unwrap().next().unwrap().unwrap().path();
+    let hour = std::fs::read_dir(&src).unwrap().next().unwrap().unwrap().path();
+    let file = std::fs::read_dir(&hour).unwrap().next().unwrap().unwrap().path();
+    let bad_dir = d.join("probes/date=2030-01-01/hour=00");
+    std::fs::create_dir_all(&bad_dir).unwrap();
+    let bad = bad_dir.join("no-ap.parquet");
+    drop_column(&file, &bad, "ap_mac");
+    let o = expect(d, &["update", "--config", "footfall.toml"], 3);
+    assert!(o.stderr.contains("no-ap.parquet") && o.stderr.contains("'ap_mac'"), "{}", o.explain());
+    assert_eq!(before, out_files(&d.join("out")), "outputs changed after a failed update");
+
+    // A file that is not Parquet at all.
+    std::fs::remove_file(&bad).unwrap();
+    std::fs::write(bad_dir.join("garbage.parquet"), b"this is not parquet, just text").unwrap();
+    let o = expect(d, &["run", "--config", "footfall.toml"], 3);
+    assert!(o.stderr.contains("garbage.parquet"), "{}", o.explain());
+    assert_eq!(before, out_files(&d.join("out")), "outputs changed after a failed run");
+}
+
+fn drop_column(from: &Path, to: &Path, column: &str) {
+    use polars::prelude::*;
+    let f = std::fs::File::open(from).unwrap();
+    let mut df = ParquetReader::new(f).finish().unwrap();
+    df = df.drop(column).unwrap();
+    let out = std::fs::File::create(to).unwrap();
+    ParquetWriter::new(out).finish(&mut df).unwrap();
+}
+
+#[test]
+fn run_twice_and_update_give_identical_outputs() {
+    let dir = golden_mall();
+    let d = dir.path();
+    ok(d, &["run", "--config", "footfall.toml", "--out", "a"]);
+    ok(d, &["run", "--config", "footfall.toml", "--out", "b"]);
+    let o = ok(d, &["diff", "a", "b"]);
+    assert!(o.stdout.is_empty(), "{}", o.explain());
+    // An update with nothing new changes nothing and reads nothing.
+    let o = ok(d, &["update", "--config", "footfall.toml", "--out", "b"]);
+    assert!(o.stderr.contains("0 file(s) read"), "{}", o.explain());
+    ok(d, &["diff", "a", "b"]);
+}
+
+#[test]
+fn diff_reports_differences_with_exit_1() {
+    let dir = golden_mall();
+    let d = dir.path();
+    ok(d, &["run", "--config", "footfall.toml", "--out", "a"]);
+    ok(d, &["run", "--config", "footfall.toml", "--out", "b", "--top-shops", "2"]);
+    let o = expect(d, &["diff", "a", "b"], 1);
+    assert!(o.stdout.contains("top_shops_daily") && o.stdout.contains("DIFFERENT"), "{}", o.explain());
+    assert!(!o.stdout.contains("mall_daily_visitors "), "{}", o.explain());
+    let o = expect(d, &["diff", "a", "b", "--tables", "mall_daily_visitors"], 0);
+    assert!(o.stdout.is_empty(), "{}", o.explain());
+}
+
+#[test]
+fn show_formats_filters_and_errors() {
+    let dir = golden_mall();
+    let d = dir.path();
+    ok(d, &["run", "--config", "footfall.toml"]);
+    let all = ok(d, &["show", "mall_daily_visitors", "--format", "csv"]).stdout;
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines[0], "date,visitors");
+    let first_date = lines[1].split(',').next().unwrap().to_string();
+    let one = ok(d, &["show", "mall_daily_visitors", "--date", &first_date, "--format", "csv"]).stdout;
+    assert_eq!(one, format!("date,visitors\n{}\n", lines[1]));
+    let json = ok(d, &["show", "mall_daily_visitors", "--date", &first_date, "--format", "json"]).stdout;
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[0]["date"], first_date.as_str());
+    assert_eq!(v[0]["visitors"].to_string(), lines[1].split(',').nth(1).unwrap());
+    let nd = ok(d, &["show", "top_shops_daily", "--date", &first_date, "--format", "ndjson", "--limit", "2"]).stdout;
+    assert_eq!(nd.lines().count(), 2);
+    let table = ok(d, &["show", "top_shops_daily", "--date", &first_date, "--format", "table", "--where", "rank=1"]).stdout;
+    assert_eq!(table.lines().count(), 3, "{table}");
+    let pq = util::run(d, &["show", "mall_daily_visitors", "--format", "parquet"]);
+    assert_eq!(pq.code, 0);
+    // An empty result is a header only.
+    let empty = ok(d, &["show", "mall_daily_visitors", "--date", "1999-01-01", "--format", "csv"]).stdout;
+    assert_eq!(empty, "date,visitors\n");
+    let o = expect(d, &["show", "no_such_table"], 2);
+    assert!(o.stderr.contains("unknown table") && o.stderr.contains("mall_daily_visitors"), "{}", o.explain());
+    let o = expect(d, &["show", "mall_daily_visitors", "--date", "2026-13-01"], 2);
+    assert!(o.stderr.contains("--date"), "{}", o.explain());
+    let o = expect(d, &["show", "mall_daily_visitors", "--where", "nope=1"], 2);
+    assert!(o.stderr.contains("nope"), "{}", o.explain());
+}
+
+#[test]
+fn tables_schema_check_and_status() {
+    let dir = golden_mall();
+    let d = dir.path();
+    let t = ok(d, &["tables", "--format", "csv"]).stdout;
+    assert!(t.contains("top_shops_daily") && t.contains("top5_shop"));
+    let s = ok(d, &["schema", "favorite_shop_daily", "--format", "csv"]).stdout;
+    assert!(s.starts_with("column,type,nullable,key,meaning\ndate,date,false,true"), "{s}");
+    expect(d, &["schema", "nope"], 2);
+    let st = ok(d, &["status", "--config", "footfall.toml"]).stdout;
+    assert!(st.contains("nothing processed"), "{st}");
+    ok(d, &["run", "--config", "footfall.toml"]);
+    let st = ok(d, &["status", "--config", "footfall.toml"]).stdout;
+    assert!(st.contains("pending:     0 new, 0 changed"), "{st}");
+    let c = ok(d, &["check", "--config", "footfall.toml", "--format", "csv"]).stdout;
+    assert!(c.contains("rejected_share"), "{c}");
+    // The golden data has bad rows on purpose: a zero threshold trips.
+    expect(d, &["check", "--config", "footfall.toml", "--max-rejected-share", "0"], 1);
+    ok(d, &["check", "--config", "footfall.toml", "--max-rejected-share", "0.5"]);
+}
+
+#[test]
+fn broken_pipe_exits_zero() {
+    let dir = golden_mall();
+    let d = dir.path();
+    ok(d, &["run", "--config", "footfall.toml"]);
+    let mut child = std::process::Command::new(bin())
+        .args(["show", "customer_positions", "--format", "csv"])
+        .current_dir(d)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away at once
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+}

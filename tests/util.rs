@@ -1,0 +1,84 @@
+//! Test harness in the style of ripgrep's `tests/util.rs`: run the real binary in a temp
+//! dir; on failure print the command, its exit code, stdout and stderr.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub cmd: String,
+}
+
+impl Out {
+    pub fn explain(&self) -> String {
+        format!("command: {}\nexit code: {}\n--- stdout ---\n{}\n--- stderr ---\n{}", self.cmd, self.code, self.stdout, self.stderr)
+    }
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_footfall"))
+}
+
+/// Runs footfall with `args` in `cwd` and extra environment.
+pub fn run_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
+    let mut c = Command::new(bin());
+    c.args(args).current_dir(cwd).env_remove("FOOTFALL_FAIL_AT").env_remove("FOOTFALL_MAC_KEY");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().expect("cannot start footfall");
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        cmd: format!("footfall {}", args.join(" ")),
+    }
+}
+
+pub fn run(cwd: &Path, args: &[&str]) -> Out {
+    run_env(cwd, args, &[])
+}
+
+/// Runs and asserts the exit code.
+pub fn expect(cwd: &Path, args: &[&str], code: i32) -> Out {
+    let o = run(cwd, args);
+    assert_eq!(o.code, code, "unexpected exit code\n{}", o.explain());
+    o
+}
+
+pub fn ok(cwd: &Path, args: &[&str]) -> Out {
+    expect(cwd, args, 0)
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        let dest = to.join(e.file_name());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+/// A temp dir holding a copy of the committed golden dataset, with a config.
+pub fn golden_mall() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("data/golden/probes"), &dir.path().join("probes"));
+    copy_dir(&root().join("data/golden/dims"), &dir.path().join("dims"));
+    std::fs::copy(root().join("data/golden/footfall.toml"), dir.path().join("footfall.toml")).unwrap();
+    dir
+}
