@@ -127,6 +127,9 @@ pub struct GenerateArgs {
     /// Number of shops.
     #[arg(long, default_value_t = 40)]
     pub shops: u32,
+    /// Staff devices present all day (default: one per two shops).
+    #[arg(long)]
+    pub staff: Option<u32>,
     /// Mall timezone (IANA).
     #[arg(long, default_value = "Asia/Shanghai")]
     pub timezone: String,

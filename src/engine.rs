@@ -1,7 +1,9 @@
 //! The one data path shared by `run` and `update`:
 //!
-//!     probe files ─inspect+parse─▶ segments (per file, per day) ─merge─▶ day rollups
-//!         ─catalogue─▶ result tables ─publish─▶ <out>/<table>/date=D/part-0.parquet
+//! ```text
+//! probe files ─inspect+parse─▶ segments (per file, per day) ─merge─▶ day rollups
+//!     ─catalogue─▶ result tables ─publish─▶ <out>/<table>/date=D/part-0.parquet
+//! ```
 //!
 //! `run` is `update` from an empty state in a fresh generation. An update reads only files
 //! that are new or changed since the manifest, recomputes only the days those files touch

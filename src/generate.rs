@@ -37,6 +37,8 @@ pub struct GenSpec {
     pub days: u32,
     pub visitors: u32,
     pub shops: u32,
+    /// Staff devices; `None` = one per two shops.
+    pub staff: Option<u32>,
     pub timezone: String,
     pub start: NaiveDate,
     pub seed: u64,
@@ -233,7 +235,7 @@ fn simulate_day(spec: &GenSpec, tz: &Tz, mall: &Mall, pool: &[(u64, f64)], d: u3
         }
     }
     // Staff: one device per two shops, 09:30–21:30 at their shop.
-    for s in 0..(mall.n / 2).max(1) {
+    for s in 0..spec.staff.map(|n| n as usize).unwrap_or((mall.n / 2).max(1)) {
         let mac = 0x0050_5600_0000 + s as u64;
         let t0 = local_ts(tz, date, 9 * 3600 + 1800) + g.rng.gen_range(0..600);
         g.stay(mac, s * 2 % mall.n, t0, 12 * 3600, 60);
@@ -398,7 +400,10 @@ fn write_dims(spec: &GenSpec, mall: &Mall, pool: &[(u64, f64)]) -> Result<()> {
     fs::write(dims.join("ap_info.csv"), aps)?;
     let mut places = String::from("user_device_mac,used_x,used_y,min_rssi\n");
     let mut rng = SmallRng::seed_from_u64(spec.seed ^ 0x91ACE);
-    for (mac, _) in pool.iter().filter(|_| rng.gen_bool(0.3)) {
+    for (mac, _) in pool {
+        if !rng.gen_bool(0.3) {
+            continue;
+        }
         let (x, y) = (rng.gen_range(0.0..200.0f64), rng.gen_range(0.0..100.0f64));
         places.push_str(&format!("{},{:.1},{:.1},{}\n", format_mac(*mac), x, y, rng.gen_range(-90..-60)));
     }

@@ -389,7 +389,7 @@ mod tests {
     fn every_rejection_reason_is_counted_once() {
         // One row per reason (in REASONS order), then two good rows.
         let t = "1772445600"; // 2026-03-02T10:00:00Z
-        let m = "AA-BB-CC-DD-EE-01";
+        let m = "0C-BB-CC-DD-EE-01"; // 0x0c: globally administered
         let a = "00:1a:00:00:00:01";
         let rows: [(Option<&str>, Option<&str>, Option<&str>, Option<&str>, Option<&str>); 12] = [
             (None, Some(m), Some(a), Some("S1"), Some("-50")),
@@ -427,7 +427,7 @@ mod tests {
         let secs: Vec<i64> = p.events.column("second").unwrap().i64().unwrap().into_no_null_iter().collect();
         assert_eq!(secs, [1772445600, 1772449200]);
         let macs: Vec<u64> = p.events.column("user_device_mac").unwrap().u64().unwrap().into_no_null_iter().collect();
-        assert_eq!(macs, [0xaabbccddee01, 0x02bbccddee02]);
+        assert_eq!(macs, [0x0cbbccddee01, 0x02bbccddee02]);
         let rssi: Vec<i32> = p.events.column("rssi").unwrap().i32().unwrap().into_no_null_iter().collect();
         assert_eq!(rssi, [0, -120]);
     }

@@ -3,11 +3,13 @@
 //!
 //! Layout (one *generation* per `run`; `update` adds to the current one):
 //!
-//!     _state/manifest.json                            committed last: the truth
-//!     _state/lock                                     held by a running run/update
-//!     _state/<gen>/segments/date=D/<file-key>.parquet one file's rollup for one local day
-//!     _state/<gen>/devices/date=D.parquet             first/last second of each device that day
-//!     _state/<gen>/customers.parquet                  the customers snapshot last published
+//! ```text
+//! _state/manifest.json                            committed last: the truth
+//! _state/lock                                     held by a running run/update
+//! _state/<gen>/segments/date=D/<file-key>.parquet one file's rollup for one local day
+//! _state/<gen>/devices/date=D.parquet             first/last second of each device that day
+//! _state/<gen>/customers.parquet                  the customers snapshot last published
+//! ```
 //!
 //! Segments are per (file, day), so a changed file retracts exactly its own contribution;
 //! objects not named by the committed manifest are ignored, so a crash leaves nothing that

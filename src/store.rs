@@ -117,7 +117,7 @@ impl Location {
     pub fn child(&self, rel: &str) -> Location {
         let mut prefix = self.prefix.clone();
         for part in rel.split('/').filter(|p| !p.is_empty()) {
-            prefix = prefix.child(part);
+            prefix = prefix.clone().join(part);
         }
         Location {
             store: self.store.clone(),
@@ -130,7 +130,7 @@ impl Location {
     fn path(&self, rel: &str) -> Path {
         let mut p = self.prefix.clone();
         for part in rel.split('/').filter(|p| !p.is_empty()) {
-            p = p.child(part);
+            p = p.clone().join(part);
         }
         p
     }

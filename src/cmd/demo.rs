@@ -18,6 +18,7 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
         days: 7,
         visitors: 2000,
         shops: 24,
+        staff: None,
         timezone: "Asia/Shanghai".into(),
         start: chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
         seed: 42,
@@ -50,7 +51,17 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
     writeln!(stdout, "\nVisitors per day (local dates, {tz}), new vs returning, and the peak hour:\n")?;
     write_frame(&mut stdout, &mut daily.clone(), Format::Table)?;
 
-    let last = daily.column("date")?.date()?.physical().max();
+    // The last full day (the day after the last one only holds late-night spill-over).
+    let busiest = daily.column("visitors")?.i64()?.max().unwrap_or(0);
+    let last = daily
+        .clone()
+        .lazy()
+        .filter(col("visitors").gt_eq(lit(busiest / 10)))
+        .select([col("date").cast(DataType::Int32).max()])
+        .collect()?
+        .column("date")?
+        .i32()?
+        .get(0);
     if let Some(last) = last {
         let d = crate::timeutil::days_to_date(last);
         let mut top = get("top_shops_daily")?.lazy().filter(col("date").cast(DataType::Int32).eq(lit(last))).select([col("rank"), col("shop_code"), col("shop_name"), col("visitors")]).collect()?;

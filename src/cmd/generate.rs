@@ -13,6 +13,7 @@ pub fn spec(a: &GenerateArgs) -> Result<GenSpec> {
         days: a.days,
         visitors: a.visitors,
         shops: a.shops,
+        staff: a.staff,
         timezone: a.timezone.clone(),
         start: parse_date("--start", &a.start)?,
         seed: a.seed,
