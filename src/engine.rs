@@ -49,6 +49,13 @@ pub struct Report {
     pub files_read: usize,
 }
 
+/// Step timings on stderr when `FOOTFALL_TRACE=1` (for profiling; off by default).
+fn trace(step: &str, t0: std::time::Instant) {
+    if std::env::var("FOOTFALL_TRACE").is_ok_and(|v| v == "1") {
+        eprintln!("trace: {step} at {:.2}s", t0.elapsed().as_secs_f64());
+    }
+}
+
 /// A fingerprint of the settings results depend on.
 fn settings_fingerprint(plan: &Plan) -> String {
     let s = &plan.settings;
@@ -64,6 +71,7 @@ fn settings_fingerprint(plan: &Plan) -> String {
 /// Runs `run` or `update`.
 pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Result<Report> {
     let started = chrono::Utc::now();
+    let t0 = std::time::Instant::now();
     let out = &plan.out;
     let lock = if dry_run { None } else { Some(Lock::acquire(out, 6 * 3600)?) };
     fault::point("after-lock");
@@ -172,6 +180,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
         report.rows_rejected += rec.quality.rejected.iter().sum::<i64>();
         manifest.files.insert(rel, rec);
     }
+    trace("segments written", t0);
     fault::point("after-segments");
 
     // Pass 1: each touched day's rollup and its device summary.
@@ -194,6 +203,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
         bar.inc(1);
     }
     bar.finish_and_clear();
+    trace("day summaries", t0);
     fault::point("after-day-summaries");
 
     // Customers over all days; days whose first-visit figures moved join the affected set.
@@ -226,8 +236,11 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
             None => load_day(out, &manifest, day)?,
         };
         let visits = metrics::visits(&pos, plan.settings.visit_gap)?;
+        trace("  visits", t0);
         let ctx = DayCtx { day, pos, visits, customers: &customers, dims: &dims, settings: &plan.settings };
-        for (schema, df) in metrics::compute_day(&ctx)? {
+        let tables = metrics::compute_day(&ctx)?;
+        trace("  tables computed", t0);
+        for (schema, df) in tables {
             publish::publish_partition(out, schema, date, df)?;
             if first_partition {
                 first_partition = false;
@@ -235,6 +248,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
             }
         }
         report.dates_published.push(date);
+        trace("  published", t0);
         bar.inc(1);
     }
     bar.finish_and_clear();
