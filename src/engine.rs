@@ -45,8 +45,10 @@ pub struct Report {
     pub dates_published: Vec<chrono::NaiveDate>,
     pub rows_read: i64,
     pub rows_rejected: i64,
-    /// Probe files opened for reading (footers excluded).
+    /// Probe files parsed.
     pub files_read: usize,
+    /// Reads of probe objects (footers and bodies): proves an update opens only new files.
+    pub probe_reads: u64,
 }
 
 /// Step timings on stderr when `FOOTFALL_TRACE=1` (for profiling; off by default).
@@ -163,6 +165,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
         .collect::<Result<_>>()?;
     bar.finish_and_clear();
     report.files_read = records.len();
+    report.probe_reads = plan.probes.reads.load(std::sync::atomic::Ordering::Relaxed);
 
     // Days touched: the new files' days and the days a changed file used to have.
     let mut affected: BTreeSet<i32> = BTreeSet::new();

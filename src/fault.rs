@@ -1,5 +1,6 @@
 //! Fault injection for crash-safety tests: `FOOTFALL_FAIL_AT=<step>` aborts the process at
-//! that step, as a `kill -9` would. Steps are listed in [`STEPS`].
+//! that step, as a `kill -9` would; `FOOTFALL_PAUSE_AT=<step>` sleeps there for 3 s (to hold
+//! the lock while a concurrency test starts a second run). Steps are listed in [`STEPS`].
 
 /// Every step at which a run can be aborted, in execution order.
 pub const STEPS: &[&str] = &[
@@ -19,5 +20,8 @@ pub fn point(step: &str) {
     if std::env::var("FOOTFALL_FAIL_AT").is_ok_and(|s| s == step) {
         eprintln!("footfall: injected failure at step '{step}'");
         std::process::abort();
+    }
+    if std::env::var("FOOTFALL_PAUSE_AT").is_ok_and(|s| s == step) {
+        std::thread::sleep(std::time::Duration::from_secs(3));
     }
 }

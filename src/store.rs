@@ -41,6 +41,8 @@ pub struct Location {
     pub display: String,
     /// Set for local directories.
     pub local: Option<PathBuf>,
+    /// Object reads (get or ranged get) through this location and its children.
+    pub reads: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Location {
@@ -97,7 +99,7 @@ impl Location {
                 other => bail_usage!("{key}: unsupported scheme '{other}://' (use s3, gs, az, file or a path)"),
             };
             let prefix = Path::from(url.path().trim_matches('/'));
-            return Ok(Location { store, prefix, display: spec.trim_end_matches('/').to_string(), local: None });
+            return Ok(Location { store, prefix, display: spec.trim_end_matches('/').to_string(), local: None, reads: Default::default() });
         }
         let p = FsPath::new(spec);
         let p = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
@@ -110,7 +112,7 @@ impl Location {
         let abs = std::fs::canonicalize(dir).with_context(|| format!("cannot open directory {}", dir.display()))?;
         let store = object_store::local::LocalFileSystem::new_with_prefix(&abs)
             .with_context(|| format!("cannot open directory {}", abs.display()))?;
-        Ok(Location { store: Arc::new(store), prefix: Path::default(), display: dir.display().to_string(), local: Some(abs) })
+        Ok(Location { store: Arc::new(store), prefix: Path::default(), display: dir.display().to_string(), local: Some(abs), reads: Default::default() })
     }
 
     /// A sub-location.
@@ -124,6 +126,7 @@ impl Location {
             prefix,
             display: format!("{}/{}", self.display, rel),
             local: self.local.as_ref().map(|l| l.join(rel)),
+            reads: self.reads.clone(),
         }
     }
 
@@ -173,13 +176,19 @@ impl Location {
         Ok(out)
     }
 
+    fn count_read(&self) {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn get(&self, rel: &str) -> Result<Bytes> {
+        self.count_read();
         let p = self.path(rel);
         block_on(async { self.store.get(&p).await?.bytes().await }).with_context(|| format!("cannot read {}", self.show(rel)))
     }
 
     /// Reads an object, `None` if it does not exist.
     pub fn get_opt(&self, rel: &str) -> Result<Option<Bytes>> {
+        self.count_read();
         let p = self.path(rel);
         match block_on(async { self.store.get(&p).await?.bytes().await }) {
             Ok(b) => Ok(Some(b)),
@@ -189,6 +198,7 @@ impl Location {
     }
 
     pub fn get_range(&self, rel: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
+        self.count_read();
         let p = self.path(rel);
         block_on(self.store.get_range(&p, range)).with_context(|| format!("cannot read {}", self.show(rel)))
     }

@@ -48,11 +48,12 @@ fn summarize(ctx: &Ctx, what: &str, r: &Report) {
         _ => String::new(),
     };
     ctx.say(format!(
-        "{what}: {} file(s) read ({} new, {} changed, {} unchanged), {} rows, {} rejected; {} date(s) published{dates}",
+        "{what}: {} file(s) read ({} new, {} changed, {} unchanged; {} probe object reads), {} rows, {} rejected; {} date(s) published{dates}",
         r.files_read,
         r.new_files.len(),
         r.changed_files.len(),
         r.unchanged_files,
+        r.probe_reads,
         r.rows_read,
         r.rows_rejected,
         r.dates_published.len()
