@@ -87,6 +87,12 @@ pub enum Command {
     /// Compare two output directories table by table, row by row (exit 1 on differences).
     #[command(after_help = "Example:\n  footfall diff golden/ out/ --tables mall_daily_visitors,top_shops_daily")]
     Diff(DiffArgs),
+    /// Polars SQL over result tables, dimensions (area_shop, place_info, ap_info) and `probes`.
+    #[command(after_help = "Example:\n  footfall sql \"SELECT shop_code, SUM(visitors) AS v FROM shop_daily_visitors WHERE date >= '2026-03-07' GROUP BY shop_code ORDER BY v DESC LIMIT 3\"")]
+    Sql(SqlArgs),
+    /// One device's story: first/last seen, visits that day, favourite shop.
+    #[command(after_help = "Example:\n  footfall customer AA-BB-CC-DD-EE-FF --date 2026-03-07")]
+    Customer(CustomerArgs),
     /// Data-quality report; exit 1 when a threshold is crossed.
     #[command(after_help = "Example:\n  footfall check --config demo/footfall.toml --max-rejected-share 0.01")]
     Check(CheckArgs),
@@ -213,6 +219,29 @@ pub struct CheckArgs {
     /// Exit 1 when rejected rows exceed this share of rows read.
     #[arg(long)]
     pub max_rejected_share: Option<f64>,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct SqlArgs {
+    /// The query.
+    pub query: String,
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct CustomerArgs {
+    /// Device MAC (any accepted form).
+    pub mac: String,
+    /// Day to tell (default: the device's last day).
+    #[arg(long)]
+    pub date: Option<String>,
+    #[command(flatten)]
+    pub plan: PlanArgs,
     #[command(flatten)]
     pub format: FormatArgs,
 }

@@ -117,6 +117,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
             }
         }
     }
+    trace("listed", t0);
     report.missing_files = manifest.files.keys().filter(|k| !listed.contains(k.as_str())).cloned().collect();
     if dry_run {
         return Ok(report);
@@ -211,10 +212,11 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
 
     // Customers over all days; days whose first-visit figures moved join the affected set.
     let summaries: Vec<LazyFrame> = all_days
-        .iter()
+        .par_iter()
         .map(|d| Ok(read_parquet(out.get(&state::devices_rel(&gen_dir, *d))?)?.lazy()))
         .collect::<Result<_>>()?;
     let customers = metrics::customers(summaries)?;
+    trace("customers", t0);
     let mut republish = affected.clone();
     if let Some(prev) = &prior {
         if let Some(bytes) = out.get_opt(&state::customers_rel(&prev.gen_dir()))? {
@@ -260,11 +262,22 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     // Snapshots and state.
     let tz = plan.settings.tz_name.as_str();
     let cust_schema = schema::get("customers")?;
-    publish::publish_snapshot(out, cust_schema, cust_schema.conform(customers.clone(), tz)?)?;
     let dq_schema = schema::get("data_quality")?;
-    publish::publish_snapshot(out, dq_schema, dq_schema.conform(quality_frame(&manifest)?, tz)?)?;
-    let mut cust = customers;
-    out.put(&state::customers_rel(&gen_dir), parquet_bytes(&mut cust)?)?;
+    let cust = customers;
+    // Three independent writes; the snapshots are O(devices ever seen), so overlap them.
+    let (published, state_written) = rayon::join(
+        || -> Result<()> {
+            let (a, b) = rayon::join(
+                || publish::publish_snapshot(out, cust_schema, cust_schema.conform(cust.clone(), tz)?),
+                || publish::publish_snapshot(out, dq_schema, dq_schema.conform(quality_frame(&manifest)?, tz)?),
+            );
+            a.and(b)
+        },
+        || out.put(&state::customers_rel(&gen_dir), parquet_bytes(&mut cust.clone())?),
+    );
+    published?;
+    state_written?;
+    trace("snapshots", t0);
     fault::point("after-snapshots");
 
     manifest.last_run = Some(RunRecord {

@@ -21,6 +21,7 @@ pub mod progress;
 pub mod publish;
 pub mod read;
 pub mod schema;
+pub mod sources;
 pub mod state;
 pub mod store;
 pub mod timeutil;

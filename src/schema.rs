@@ -43,7 +43,7 @@ macro_rules! schema_files {
 }
 
 const SOURCES: &[(&str, &str)] = schema_files!(
-    "probe_log", "area_shop", "place_info", "ap_info",
+    "probe_log", "area_shop", "place_info", "ap_info", "probes",
     "mall_daily_visitors", "shop_daily_visitors", "mall_hourly_visitors", "peak_hour_daily",
     "top_shops_daily", "customers", "mall_daily_new_customers", "customer_positions",
     "latest_positions", "favorite_shop_daily", "repeat_shop_visits_daily", "data_quality",

@@ -173,3 +173,45 @@ fn broken_pipe_exits_zero() {
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn sql_over_tables_dimensions_and_probes() {
+    let dir = golden_mall();
+    let d = dir.path();
+    ok(d, &["run", "--config", "footfall.toml"]);
+    // The same figure two ways: SQL over a result table and the table itself.
+    let want = ok(d, &["show", "mall_daily_visitors", "--format", "csv"]).stdout;
+    let got = ok(d, &["sql", "SELECT date, visitors FROM mall_daily_visitors ORDER BY date", "--format", "csv"]).stdout;
+    assert_eq!(got, want);
+    // Distinct devices per local date from the parsed probes equal mall_daily_visitors.
+    let from_probes = ok(d, &["sql", "SELECT date, COUNT(DISTINCT user_device_mac) AS visitors FROM probes GROUP BY date ORDER BY date", "--format", "csv"]).stdout;
+    assert_eq!(from_probes, want);
+    // A join with a dimension, filtered on date.
+    let j = ok(d, &["sql", "SELECT s.shop_code, a.shop_name FROM shop_daily_visitors s JOIN area_shop a ON s.shop_code = a.shop_code WHERE s.date = '2026-03-28' ORDER BY s.shop_code LIMIT 1", "--format", "csv"]).stdout;
+    assert_eq!(j, "shop_code,shop_name\nS001,Coffee 1\n");
+    let empty = ok(d, &["sql", "SELECT * FROM mall_daily_visitors WHERE visitors < 0", "--format", "csv"]).stdout;
+    assert_eq!(empty, "date,visitors\n");
+    let o = expect(d, &["sql", "SELEC 1"], 2);
+    assert!(o.stderr.contains("SQL"), "{}", o.explain());
+    let o = expect(d, &["sql", "SELECT * FROM no_such_table"], 2);
+    assert!(o.stderr.contains("no_such_table"), "{}", o.explain());
+}
+
+#[test]
+fn customer_tells_one_devices_day() {
+    let dir = golden_mall();
+    let d = dir.path();
+    ok(d, &["run", "--config", "footfall.toml"]);
+    // Pick a device with a repeat visit and compare its story with the tables.
+    let rep = ok(d, &["show", "repeat_shop_visits_daily", "--format", "csv", "--limit", "1"]).stdout;
+    let row: Vec<&str> = rep.lines().nth(1).unwrap().split(',').collect();
+    let (date, mac, shop, visits) = (row[0], row[1], row[2], row[4]);
+    let upper = mac.to_uppercase().replace(':', "-");
+    let o = ok(d, &["customer", &upper, "--date", date, "--format", "csv"]);
+    assert!(o.stdout.starts_with(&format!("device {mac}\n")), "{}", o.explain());
+    let visits_at_shop = o.stdout.lines().filter(|l| l.starts_with(&format!("{shop},"))).count();
+    assert_eq!(visits_at_shop.to_string(), visits, "{}", o.explain());
+    let o = ok(d, &["customer", "00:00:00:00:00:99"]);
+    assert!(o.stdout.contains("never seen"), "{}", o.explain());
+    expect(d, &["customer", "not-a-mac"], 2);
+}

@@ -6,12 +6,14 @@ use crate::cli::{Cli, Command};
 use crate::progress::Progress;
 
 mod check;
+mod customer;
 mod demo;
 mod diff;
 mod generate;
 mod run;
 mod schema;
 mod show;
+mod sql;
 mod status;
 mod tables;
 
@@ -44,6 +46,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Show(a) => show::run(&ctx, a),
         Command::Diff(a) => diff::run(&ctx, a),
         Command::Check(a) => check::run(&ctx, a),
+        Command::Sql(a) => sql::run(&ctx, a),
+        Command::Customer(a) => customer::run(&ctx, a),
     }
 }
 

@@ -1,0 +1,39 @@
+//! `footfall sql "SELECT …"`: Polars SQL over the result tables, dimensions and `probes`.
+
+use anyhow::Result;
+use polars::prelude::*;
+use polars::sql::SQLContext;
+
+use super::Ctx;
+use crate::cli::SqlArgs;
+use crate::error::{usage, EXIT_OK};
+use crate::output::{check_binary, resolve, write_frame};
+
+pub fn run(_ctx: &Ctx, a: SqlArgs) -> Result<i32> {
+    let f = resolve(a.format.format);
+    check_binary(f)?;
+    let (out, settings, probes, dims_loc) = crate::config::out_plan(&a.plan.overrides())?;
+    let tz = settings.tz_name.as_str();
+    let sql = SQLContext::new();
+    for s in crate::schema::results() {
+        sql.register(&s.name, crate::sources::result_table(&out, s, tz)?);
+    }
+    let dims = crate::dims::load(dims_loc.as_ref())?;
+    for (name, lf) in crate::sources::dimension_frames(&dims)? {
+        sql.register(name, lf);
+    }
+    // Parsing every probe file is costly: only when the query names the table.
+    if a.query.to_lowercase().contains("probes") {
+        if let Some(p) = &probes {
+            sql.register("probes", crate::sources::probes(p, &dims, &settings)?);
+        }
+    }
+    let mut sql = sql;
+    let lf = sql.execute(&a.query).map_err(|e| usage(format!("SQL: {e}")))?;
+    let mut df = lf.collect().map_err(|e| match e {
+        PolarsError::SQLInterface(_) | PolarsError::SQLSyntax(_) | PolarsError::ColumnNotFound(_) | PolarsError::InvalidOperation(_) | PolarsError::SchemaMismatch(_) => usage(format!("SQL: {e}")),
+        other => anyhow::Error::from(other),
+    })?;
+    write_frame(&mut std::io::stdout().lock(), &mut df, f)?;
+    Ok(EXIT_OK)
+}

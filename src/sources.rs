@@ -1,0 +1,83 @@
+//! Tables as lazy frames for ad hoc queries (`footfall sql`): every published result table,
+//! the dimensions and `probes` (the parsed, normalised, accepted probe events).
+//!
+//! Local result tables are scanned lazily with hive partitioning, so a query filtering on
+//! `date` reads only the matching partitions; remote ones are fetched through object_store.
+
+use anyhow::{Context, Result};
+use polars::prelude::*;
+use rayon::prelude::*;
+
+use crate::config::Settings;
+use crate::dims::Dims;
+use crate::ingest::{self, IngestCtx};
+use crate::schema::TableSchema;
+use crate::store::Location;
+use crate::timeutil::LocalClock;
+
+/// A lazy frame over a published result table.
+pub fn result_table(out: &Location, schema: &TableSchema, tz: &str) -> Result<LazyFrame> {
+    if let Some(local) = &out.local {
+        let dir = local.join(&schema.name);
+        let has_files = dir.exists() && out.list_under(&schema.name)?.iter().any(|e| e.rel.ends_with(".parquet"));
+        if has_files {
+            let glob = format!("{}/**/*.parquet", dir.display());
+            let args = ScanArgsParquet {
+                hive_options: HiveOptions { enabled: Some(!schema.is_snapshot()), hive_start_idx: 0, schema: None, try_parse_dates: true },
+                ..Default::default()
+            };
+            let lf = LazyFrame::scan_parquet(PlRefPath::from(glob.as_str()), args).map_err(anyhow::Error::from).with_context(|| format!("cannot scan {}", dir.display()))?;
+            let cols: Vec<Expr> = schema.columns.iter().map(|c| col(c.name.as_str())).collect();
+            return Ok(lf.select(cols));
+        }
+        return Ok(schema.empty(tz).lazy());
+    }
+    Ok(crate::read::read_table(out, schema, tz, None, None)?.lazy())
+}
+
+/// Dimensions with MACs rendered as text.
+pub fn dimension_frames(dims: &Dims) -> Result<Vec<(&'static str, LazyFrame)>> {
+    let mac_text = |df: &DataFrame, c: &str| -> Result<DataFrame> {
+        let s = df.column(c)?.u64()?.iter().map(|v| v.map(crate::mac::format_mac)).collect::<StringChunked>().with_name(c.into());
+        let mut df = df.clone();
+        df.with_column(s.into_column())?;
+        Ok(df)
+    };
+    Ok(vec![
+        ("area_shop", dims.shops.clone().lazy()),
+        ("place_info", mac_text(&dims.places, "user_device_mac")?.lazy()),
+        ("ap_info", mac_text(&dims.aps, "ap_mac")?.lazy()),
+    ])
+}
+
+/// Parsed, normalised, accepted probe events: date, hour_start, second, user_device_mac,
+/// ap_mac, shop_code, rssi (times in the mall's zone).
+pub fn probes(probes: &Location, dims: &Dims, settings: &Settings) -> Result<LazyFrame> {
+    let files = ingest::discover(probes)?;
+    let frames: Vec<DataFrame> = files
+        .par_iter()
+        .map(|f| {
+            let layout = ingest::inspect(probes, f)?;
+            let mut ctx = IngestCtx { clock: LocalClock::new(settings.tz), known_shops: &dims.known_shops, exclude_randomized: settings.exclude_randomized };
+            Ok(ingest::parse(probes.get(&f.entry.rel)?, &probes.show(&f.entry.rel), f, layout, &mut ctx)?.events)
+        })
+        .collect::<Result<_>>()?;
+    let schema = probes_schema();
+    let mut all = DataFrame::empty();
+    for f in frames {
+        if all.width() == 0 {
+            all = f;
+        } else {
+            all.vstack_mut_owned(f)?;
+        }
+    }
+    if all.width() == 0 {
+        return Ok(DataFrame::empty_with_schema(&schema.polars_schema(&settings.tz_name)).lazy());
+    }
+    let df = all.lazy().rename(["day", "hour"], ["date", "hour_start"], true).collect()?;
+    Ok(schema.conform(df, &settings.tz_name)?.lazy())
+}
+
+fn probes_schema() -> &'static TableSchema {
+    crate::schema::get("probes").expect("schemas/probes.json")
+}
