@@ -44,6 +44,8 @@ pub struct FileConfig {
 pub struct MallCfg {
     pub timezone: Option<String>,
     pub name: Option<String>,
+    /// Local opening hours, e.g. "10-22" (used by `footfall check`).
+    pub opening_hours: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -136,6 +138,8 @@ pub struct Settings {
     pub mac_key: Option<String>,
     pub density_cell: f64,
     pub density_slot: i64,
+    /// Local opening hours [open, close).
+    pub opening: (u32, u32),
 }
 
 impl Default for Settings {
@@ -155,6 +159,7 @@ impl Default for Settings {
             mac_key: None,
             density_cell: 5.0,
             density_slot: 900,
+            opening: (10, 22),
         }
     }
 }
@@ -239,6 +244,13 @@ pub fn settings(cfg: &FileConfig, ov: &Overrides) -> Result<Settings> {
     if density_slot == 0 || 86_400 % density_slot != 0 {
         bail_usage!("density.slot: must divide a day, got '{}'", cfg.density.slot.as_deref().unwrap_or(""));
     }
+    let opening = match cfg.mall.opening_hours.as_deref() {
+        None => d.opening,
+        Some(s) => match s.split_once('-').and_then(|(a, b)| Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?))) {
+            Some((a, b)) if a < b && b <= 24 => (a, b),
+            _ => bail_usage!("mall.opening_hours: expected \"OPEN-CLOSE\" in whole local hours such as \"10-22\", got \"{s}\""),
+        },
+    };
     let mac_key = cfg.privacy.mac_key.clone().or_else(|| std::env::var("FOOTFALL_MAC_KEY").ok()).filter(|k| !k.is_empty());
     Ok(Settings {
         tz,
@@ -255,6 +267,7 @@ pub fn settings(cfg: &FileConfig, ov: &Overrides) -> Result<Settings> {
         mac_key,
         density_cell: cell,
         density_slot,
+        opening,
     })
 }
 

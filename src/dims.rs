@@ -17,6 +17,8 @@ pub struct Dims {
     /// shop_code, shop_name (one row per shop_code).
     pub shops: DataFrame,
     pub known_shops: HashSet<String>,
+    /// AP MACs of ap_info; `None` when there is no ap_info table.
+    pub known_aps: Option<HashSet<u64>>,
     /// user_device_mac (u64), x, y (f64).
     pub places: DataFrame,
     /// ap_mac (u64), x, y (f64).
@@ -29,6 +31,7 @@ impl Dims {
         Dims {
             shops: df!("shop_code" => Vec::<String>::new(), "shop_name" => Vec::<String>::new()).unwrap(),
             known_shops: HashSet::new(),
+            known_aps: None,
             places: df!("user_device_mac" => Vec::<u64>::new(), "x" => Vec::<f64>::new(), "y" => Vec::<f64>::new()).unwrap(),
             aps: df!("ap_mac" => Vec::<u64>::new(), "x" => Vec::<f64>::new(), "y" => Vec::<f64>::new()).unwrap(),
         }
@@ -123,6 +126,7 @@ pub fn load(dims: Option<&Location>) -> Result<Dims> {
     }
     if let Some((file, df)) = read_raw(dims, "ap_info")? {
         let macs = mac_col(&df, &file, "ap_mac")?;
+        out.known_aps = Some(macs.iter().copied().collect());
         let x = float_col(&df, &file, "x")?;
         let y = float_col(&df, &file, "y")?;
         let aps = DataFrame::new(macs.len(), vec![Column::new("ap_mac".into(), macs), Column::new("x".into(), x), Column::new("y".into(), y)])?;

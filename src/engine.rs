@@ -139,6 +139,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
             let mut ctx = IngestCtx {
                 clock: LocalClock::new(plan.settings.tz),
                 known_shops: &dims.known_shops,
+                known_aps: dims.known_aps.as_ref(),
                 exclude_randomized: plan.settings.exclude_randomized,
             };
             let parsed = ingest::parse(bytes, &name, f, layout, &mut ctx)?;
@@ -371,6 +372,7 @@ pub fn quality_frame(m: &Manifest) -> Result<DataFrame> {
     let mut file = Vec::with_capacity(n);
     let mut cols: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
     let mut late = Vec::with_capacity(n);
+    let mut unknown_aps = Vec::with_capacity(n);
     for (rel, r) in &m.files {
         let q: &FileQuality = &r.quality;
         date.push(r.part_date.map(crate::timeutil::date_to_days));
@@ -391,12 +393,14 @@ pub fn quality_frame(m: &Manifest) -> Result<DataFrame> {
             cols.entry(reason).or_default().push(q.rejected[i]);
         }
         late.push(q.late_rows);
+        unknown_aps.push(q.unknown_ap_rows);
     }
     let mut columns = vec![
         Column::new("date".into(), date),
         Column::new("hour".into(), hour),
         Column::new("file".into(), file),
         Column::new("late_rows".into(), late),
+        Column::new("unknown_ap_rows".into(), unknown_aps),
     ];
     for (k, v) in cols {
         let name = if REASONS.contains(&k) { format!("rejected_{k}") } else { k.to_string() };

@@ -67,6 +67,7 @@ pub struct FileLayout {
 
 /// Per-file data quality (SPEC §4). Field order matches `schemas/data_quality.json`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct FileQuality {
     pub rows_read: i64,
     pub rows_accepted: i64,
@@ -75,6 +76,7 @@ pub struct FileQuality {
     pub randomized_rows: i64,
     pub distinct_devices: i64,
     pub unknown_shop_rows: i64,
+    pub unknown_ap_rows: Option<i64>,
     pub late_rows: Option<i64>,
 }
 
@@ -172,6 +174,8 @@ fn unwrap_dict(dt: &ArrowType) -> &ArrowType {
 pub struct IngestCtx<'a> {
     pub clock: LocalClock,
     pub known_shops: &'a HashSet<String>,
+    /// Known AP MACs (ap_info); `None` leaves `unknown_ap_rows` null.
+    pub known_aps: Option<&'a HashSet<u64>>,
     pub exclude_randomized: bool,
 }
 
@@ -239,6 +243,7 @@ pub fn parse_frame(df: &DataFrame, name: &str, file: &ProbeFile, layout: FileLay
     let mut devices = HashSet::new();
     let part = file.partition_start();
     let mut late = 0i64;
+    let mut unknown_aps = 0i64;
 
     let mut mac_it = macs.iter();
     let mut ap_it = aps.iter();
@@ -294,6 +299,9 @@ pub fn parse_frame(df: &DataFrame, name: &str, file: &ProbeFile, layout: FileLay
                 if !ctx.known_shops.contains(shop) {
                     q.unknown_shop_rows += 1;
                 }
+                if ctx.known_aps.is_some_and(|k| !k.contains(&ap)) {
+                    unknown_aps += 1;
+                }
                 if let Some(p) = part {
                     if t < p || t >= p + 3600 {
                         late += 1;
@@ -318,6 +326,7 @@ pub fn parse_frame(df: &DataFrame, name: &str, file: &ProbeFile, layout: FileLay
     }
     q.distinct_devices = devices.len() as i64;
     q.late_rows = part.map(|_| late);
+    q.unknown_ap_rows = ctx.known_aps.map(|_| unknown_aps);
     let h = o_t.len();
     let events = DataFrame::new(
         h,
@@ -378,7 +387,7 @@ mod tests {
     use super::*;
 
     fn ctx(shops: &HashSet<String>) -> IngestCtx<'_> {
-        IngestCtx { clock: LocalClock::new(chrono_tz::UTC), known_shops: shops, exclude_randomized: false }
+        IngestCtx { clock: LocalClock::new(chrono_tz::UTC), known_shops: shops, known_aps: None, exclude_randomized: false }
     }
 
     fn file(rel: &str) -> ProbeFile {

@@ -58,7 +58,7 @@ pub fn probes(probes: &Location, dims: &Dims, settings: &Settings) -> Result<Laz
         .par_iter()
         .map(|f| {
             let layout = ingest::inspect(probes, f)?;
-            let mut ctx = IngestCtx { clock: LocalClock::new(settings.tz), known_shops: &dims.known_shops, exclude_randomized: settings.exclude_randomized };
+            let mut ctx = IngestCtx { clock: LocalClock::new(settings.tz), known_shops: &dims.known_shops, known_aps: dims.known_aps.as_ref(), exclude_randomized: settings.exclude_randomized };
             Ok(ingest::parse(probes.get(&f.entry.rel)?, &probes.show(&f.entry.rel), f, layout, &mut ctx)?.events)
         })
         .collect::<Result<_>>()?;

@@ -41,7 +41,7 @@ fn events(s: &Settings, recs: &[(i64, &str, &str, &str, i64)]) -> DataFrame {
     )
     .unwrap();
     let known = dims().known_shops;
-    let mut ctx = IngestCtx { clock: LocalClock::new(s.tz), known_shops: &known, exclude_randomized: s.exclude_randomized };
+    let mut ctx = IngestCtx { clock: LocalClock::new(s.tz), known_shops: &known, known_aps: None, exclude_randomized: s.exclude_randomized };
     let file = ProbeFile::new(Entry { rel: "x.parquet".into(), size: 0, e_tag: None, last_modified: 0 });
     let layout = FileLayout { occur_time: Layout::Text, rssi: Layout::Text };
     let p = parse_frame(&df, "test", &file, layout, &mut ctx).unwrap();
