@@ -37,6 +37,21 @@ pub struct FileConfig {
     pub privacy: PrivacyCfg,
     #[serde(default)]
     pub density: DensityCfg,
+    #[serde(default)]
+    pub storage: StorageCfg,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageCfg {
+    /// S3-compatible endpoint, e.g. "http://127.0.0.1:9000".
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub allow_http: Option<bool>,
+    /// Retries of a failed storage request (with exponential backoff).
+    pub retries: Option<usize>,
+    /// Give up retrying a request after this long, e.g. "60s".
+    pub retry_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -53,6 +68,9 @@ pub struct MallCfg {
 pub struct InputCfg {
     pub probes: Option<String>,
     pub dims: Option<String>,
+    /// `update` lists only partition dates from (last processed date − this many days) on;
+    /// unset = list everything.
+    pub lookback_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -171,6 +189,19 @@ pub struct Plan {
     pub dims: Option<Location>,
     pub out: Location,
     pub settings: Settings,
+    pub lookback_days: Option<u32>,
+}
+
+fn storage(cfg: &FileConfig) -> Result<crate::store::StorageOpts> {
+    let d = crate::store::StorageOpts::default();
+    let timeout = duration("storage.retry_timeout", &cfg.storage.retry_timeout, d.retry_timeout.as_secs() as i64)?;
+    Ok(crate::store::StorageOpts {
+        endpoint: cfg.storage.endpoint.clone(),
+        region: cfg.storage.region.clone(),
+        allow_http: cfg.storage.allow_http,
+        retries: cfg.storage.retries.unwrap_or(d.retries),
+        retry_timeout: std::time::Duration::from_secs(timeout as u64),
+    })
 }
 
 /// Reads the config file (explicit, or `./footfall.toml` if present).
@@ -284,11 +315,13 @@ pub fn plan(ov: &Overrides) -> Result<Plan> {
         bail_usage!("output.dir is not set (config key output.dir or --out)");
     };
     let dims = ov.dims.clone().or(cfg.input.dims.clone());
+    let st = storage(&cfg)?;
     Ok(Plan {
-        probes: Location::parse(&probes, &base, "input.probes")?,
-        dims: dims.map(|d| Location::parse(&d, &base, "input.dims")).transpose()?,
-        out: Location::parse(&out, &base, "output.dir")?,
+        probes: Location::parse_with(&probes, &base, "input.probes", &st)?,
+        dims: dims.map(|d| Location::parse_with(&d, &base, "input.dims", &st)).transpose()?,
+        out: Location::parse_with(&out, &base, "output.dir", &st)?,
         settings,
+        lookback_days: cfg.input.lookback_days,
     })
 }
 
@@ -301,11 +334,12 @@ pub fn out_plan(ov: &Overrides) -> Result<(Location, Settings, Option<Location>,
     };
     let probes = ov.probes.clone().or(cfg.input.probes.clone());
     let dims = ov.dims.clone().or(cfg.input.dims.clone());
+    let st = storage(&cfg)?;
     Ok((
-        Location::parse(&out, &base, "output.dir")?,
+        Location::parse_with(&out, &base, "output.dir", &st)?,
         settings,
-        probes.map(|p| Location::parse(&p, &base, "input.probes")).transpose()?,
-        dims.map(|d| Location::parse(&d, &base, "input.dims")).transpose()?,
+        probes.map(|p| Location::parse_with(&p, &base, "input.probes", &st)).transpose()?,
+        dims.map(|d| Location::parse_with(&d, &base, "input.dims", &st)).transpose()?,
     ))
 }
 

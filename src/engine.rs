@@ -98,7 +98,12 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
 
     // What to read.
     let dims = dims::load(plan.dims.as_ref())?;
-    let files = ingest::discover(&plan.probes)?;
+    // With a look-back window an update lists only recent partition dates.
+    let since = match (mode, plan.lookback_days) {
+        (Mode::Update, Some(n)) => manifest.files.values().filter_map(|f| f.part_date).max().map(|d| d - chrono::Duration::days(n as i64)),
+        _ => None,
+    };
+    let files = ingest::discover_since(&plan.probes, since)?;
     let mut report = Report::default();
     let mut work: Vec<ProbeFile> = Vec::new();
     let listed: BTreeSet<&str> = files.iter().map(|f| f.entry.rel.as_str()).collect();
@@ -118,7 +123,12 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
         }
     }
     trace("listed", t0);
-    report.missing_files = manifest.files.keys().filter(|k| !listed.contains(k.as_str())).cloned().collect();
+    report.missing_files = manifest
+        .files
+        .iter()
+        .filter(|(k, r)| !listed.contains(k.as_str()) && since.is_none_or(|s| r.part_date.is_none_or(|d| d >= s)))
+        .map(|(k, _)| k.clone())
+        .collect();
     if dry_run {
         return Ok(report);
     }

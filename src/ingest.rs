@@ -98,8 +98,30 @@ pub const REQUIRED: [&str; 5] = ["occur_time", "user_device_mac", "ap_mac", "sho
 
 /// Lists the `.parquet` files under the probes location (other files, e.g. `_SUCCESS`, are ignored).
 pub fn discover(probes: &Location) -> Result<Vec<ProbeFile>> {
-    Ok(probes
-        .list()?
+    discover_since(probes, None)
+}
+
+/// Like [`discover`], but with `since` only `date=` partitions on or after it are listed, so
+/// an hourly update does not list years of history.
+pub fn discover_since(probes: &Location, since: Option<NaiveDate>) -> Result<Vec<ProbeFile>> {
+    let entries = match since {
+        None => probes.list()?,
+        Some(since) => {
+            let mut v = Vec::new();
+            for dir in probes.list_dirs("")? {
+                let keep = match dir.strip_prefix("date=").and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()) {
+                    Some(d) => d >= since,
+                    None => true,
+                };
+                if keep {
+                    v.extend(probes.list_under(&dir)?);
+                }
+            }
+            v.sort_by(|a, b| a.rel.cmp(&b.rel));
+            v
+        }
+    };
+    Ok(entries
         .into_iter()
         .filter(|e| e.rel.ends_with(".parquet") && !e.rel.split('/').any(|s| s.starts_with('_') || s.starts_with('.')))
         .map(ProbeFile::new)

@@ -51,6 +51,25 @@ impl std::fmt::Debug for Location {
     }
 }
 
+/// Object-storage settings (`[storage]`); anything unset comes from the standard
+/// environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
+/// `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, and their GCS/Azure equivalents). Secrets are never
+/// config keys here, so they cannot end up in a config file, a message or the state.
+#[derive(Debug, Clone)]
+pub struct StorageOpts {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub allow_http: Option<bool>,
+    pub retries: usize,
+    pub retry_timeout: std::time::Duration,
+}
+
+impl Default for StorageOpts {
+    fn default() -> Self {
+        StorageOpts { endpoint: None, region: None, allow_http: None, retries: 4, retry_timeout: std::time::Duration::from_secs(60) }
+    }
+}
+
 /// Metadata of one object, relative to a location.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -63,6 +82,11 @@ pub struct Entry {
 impl Location {
     /// Parses a path or URL. `key` names the config key in messages.
     pub fn parse(spec: &str, base: &FsPath, key: &str) -> Result<Location> {
+        Self::parse_with(spec, base, key, &StorageOpts::default())
+    }
+
+    /// Parses a path or URL with storage settings.
+    pub fn parse_with(spec: &str, base: &FsPath, key: &str, opts: &StorageOpts) -> Result<Location> {
         let spec = spec.trim();
         if spec.is_empty() {
             bail_usage!("{key}: empty location");
@@ -75,24 +99,30 @@ impl Location {
             }
             let url = url::Url::parse(spec).map_err(|e| crate::error::usage(format!("{key}: bad URL '{spec}': {e}")))?;
             let store: Arc<dyn ObjectStore> = match scheme {
-                "s3" | "s3a" => Arc::new(
-                    object_store::aws::AmazonS3Builder::from_env()
-                        .with_url(spec)
-                        .with_retry(retry())
-                        .build()
-                        .map_err(|e| crate::error::usage(format!("{key}: {e}")))?,
-                ),
+                "s3" | "s3a" => {
+                    let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(spec).with_retry(retry(opts));
+                    if let Some(e) = &opts.endpoint {
+                        b = b.with_endpoint(e);
+                    }
+                    if let Some(r) = &opts.region {
+                        b = b.with_region(r);
+                    }
+                    if let Some(h) = opts.allow_http {
+                        b = b.with_allow_http(h);
+                    }
+                    Arc::new(b.build().map_err(|e| crate::error::usage(format!("{key}: {e}")))?)
+                }
                 "gs" => Arc::new(
                     object_store::gcp::GoogleCloudStorageBuilder::from_env()
                         .with_url(spec)
-                        .with_retry(retry())
+                        .with_retry(retry(opts))
                         .build()
                         .map_err(|e| crate::error::usage(format!("{key}: {e}")))?,
                 ),
                 "az" | "abfs" | "abfss" | "azure" => Arc::new(
                     object_store::azure::MicrosoftAzureBuilder::from_env()
                         .with_url(spec)
-                        .with_retry(retry())
+                        .with_retry(retry(opts))
                         .build()
                         .map_err(|e| crate::error::usage(format!("{key}: {e}")))?,
                 ),
@@ -180,6 +210,15 @@ impl Location {
         self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Names of the immediate sub-"directories" under `rel` (common prefixes).
+    pub fn list_dirs(&self, rel: &str) -> Result<Vec<String>> {
+        let prefix = self.path(rel);
+        let r = block_on(self.store.list_with_delimiter(Some(&prefix))).with_context(|| format!("cannot list {}", self.show(rel)))?;
+        let mut out: Vec<String> = r.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
+        out.sort();
+        Ok(out)
+    }
+
     pub fn get(&self, rel: &str) -> Result<Bytes> {
         self.count_read();
         let p = self.path(rel);
@@ -239,10 +278,6 @@ impl Location {
     }
 }
 
-fn retry() -> object_store::RetryConfig {
-    object_store::RetryConfig {
-        max_retries: 4,
-        retry_timeout: std::time::Duration::from_secs(60),
-        ..Default::default()
-    }
+fn retry(opts: &StorageOpts) -> object_store::RetryConfig {
+    object_store::RetryConfig { max_retries: opts.retries, retry_timeout: opts.retry_timeout, ..Default::default() }
 }

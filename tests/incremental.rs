@@ -221,3 +221,27 @@ fn stale_lock_of_a_dead_process_is_taken_over() {
     let o = ok(d, &["update", "--config", "footfall.toml"]);
     assert!(o.stderr.contains("stale lock"), "{}", o.explain());
 }
+
+#[test]
+fn lookback_window_lists_only_recent_dates() {
+    let dir = empty_mall();
+    let d = dir.path();
+    let mut cfg = std::fs::read_to_string(d.join("footfall.toml")).unwrap();
+    cfg = cfg.replace("[input]\n", "[input]\nlookback_days = 0\n");
+    std::fs::write(d.join("footfall.toml"), cfg).unwrap();
+    let files = golden_files();
+    let (last, rest) = files.split_last().unwrap();
+    for f in rest {
+        add(d, f);
+    }
+    ok(d, &["run", "--config", "footfall.toml"]);
+    // Remove an old file: outside the window it is neither listed nor reported missing.
+    std::fs::remove_file(d.join("probes").join(&files[0])).unwrap();
+    add(d, last);
+    let o = ok(d, &["update", "--config", "footfall.toml"]);
+    assert!(o.stderr.contains("1 file(s) read (1 new, 0 changed"), "{}", o.explain());
+    assert!(!o.stderr.contains("no longer exist"), "{}", o.explain());
+    // A dry run inside the same window has nothing to do either.
+    let o = ok(d, &["update", "--config", "footfall.toml", "--dry-run"]);
+    assert!(o.stdout.is_empty(), "{}", o.explain());
+}

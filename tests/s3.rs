@@ -1,0 +1,251 @@
+//! Object storage end to end against a real S3-compatible server on 127.0.0.1 (s3s-fs,
+//! installed by `.ci/run` into ~/.cache/footfall-tools). Each test starts its own server.
+//! Without the server binary these tests say so and pass, unless FOOTFALL_REQUIRE_S3=1
+//! (set by `.ci/run`), where a missing server is a failure.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use util::*;
+
+const KEY: &str = "footfall-test";
+const SECRET: &str = "footfall-test-secret";
+
+fn server_bin() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("FOOTFALL_S3S_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let p = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/footfall-tools/bin/s3s-fs");
+    if p.exists() {
+        return Some(p);
+    }
+    let required = std::env::var("FOOTFALL_REQUIRE_S3").is_ok_and(|v| v == "1");
+    assert!(!required, "FOOTFALL_REQUIRE_S3=1 but s3s-fs is not installed");
+    eprintln!("skipped: s3s-fs not installed (run .ci/run or: cargo install s3s-fs@0.14.1 --features binary --root ~/.cache/footfall-tools)");
+    None
+}
+
+struct Server {
+    child: Option<Child>,
+    bin: PathBuf,
+    root: PathBuf,
+    port: u16,
+}
+
+impl Server {
+    fn start(bin: PathBuf, root: &Path) -> Server {
+        std::fs::create_dir_all(root.join("bucket")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut s = Server { child: None, bin, root: root.to_path_buf(), port };
+        s.restart();
+        s
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new(&self.bin)
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string(), "--access-key", KEY, "--secret-key", SECRET])
+            .arg(&self.root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start s3s-fs");
+        self.child = Some(child);
+        let t0 = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(t0.elapsed().as_secs() < 20, "s3s-fs did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", KEY.to_string()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET.to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ALLOW_HTTP", "true".to_string()),
+        ]
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn ff(s: &Server, cwd: &Path, args: &[&str], extra: &[(&str, &str)]) -> Out {
+    let env = s.env();
+    let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    all.extend_from_slice(extra);
+    run_env(cwd, args, &all)
+}
+
+/// Uploads a local file into the bucket by writing it under the server's root through S3:
+/// done with `footfall`'s own object_store client so the test needs no other tool.
+fn upload(s: &Server, local: &Path, key: &str) {
+    let opts = footfall::store::StorageOpts { endpoint: Some(s.endpoint()), region: Some("us-east-1".into()), allow_http: Some(true), ..Default::default() };
+    // Credentials are only read from the environment; every test uses the same ones.
+    std::env::set_var("AWS_ACCESS_KEY_ID", KEY);
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", SECRET);
+    let loc = footfall::store::Location::parse_with("s3://bucket", Path::new("."), "test", &opts).unwrap();
+    loc.put(key, bytes::Bytes::from(std::fs::read(local).unwrap())).unwrap();
+}
+
+fn golden_files() -> Vec<PathBuf> {
+    let base = root().join("data/golden/probes");
+    let mut v = Vec::new();
+    let mut stack = vec![base.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                v.push(p.strip_prefix(&base).unwrap().to_path_buf());
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+fn setup(s: &Server, d: &Path) {
+    for t in ["area_shop.csv", "place_info.csv", "ap_info.csv"] {
+        upload(s, &root().join("data/golden/dims").join(t), &format!("dims/{t}"));
+    }
+    std::fs::write(
+        d.join("s3.toml"),
+        format!(
+            "[mall]\ntimezone = \"Europe/Berlin\"\n[input]\nprobes = \"s3://bucket/probes\"\ndims = \"s3://bucket/dims\"\n[output]\ndir = \"s3://bucket/out\"\n[storage]\nendpoint = \"{}\"\nallow_http = true\nretries = 2\nretry_timeout = \"3s\"\n",
+            s.endpoint()
+        ),
+    )
+    .unwrap();
+    // The local-disk reference over the same files.
+    let local = golden_mall();
+    ok(local.path(), &["run", "--config", "footfall.toml", "--quiet"]);
+    copy_dir(&local.path().join("out"), &d.join("local-out"));
+}
+
+fn upload_probes(s: &Server, files: &[PathBuf]) {
+    for f in files {
+        upload(s, &root().join("data/golden/probes").join(f), &format!("probes/{}", f.display()));
+    }
+}
+
+fn assert_equal_to_local(s: &Server, d: &Path) {
+    let o = ff(s, d, &["diff", "s3://bucket/out", "local-out"], &[]);
+    assert_eq!(o.code, 0, "bucket results differ from the local run\n{}", o.explain());
+}
+
+#[test]
+fn run_and_updates_in_a_bucket_equal_the_local_run() {
+    let Some(bin) = server_bin() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = Server::start(bin, &d.join("s3root"));
+    setup(&s, d);
+    let files = golden_files();
+    let third = files.len() / 3;
+    // Batches out of order: the last third first.
+    for batch in [&files[2 * third..], &files[..third], &files[third..2 * third]] {
+        upload_probes(&s, batch);
+        let o = ff(&s, d, &["update", "--config", "s3.toml"], &[]);
+        assert_eq!(o.code, 0, "{}", o.explain());
+    }
+    assert_equal_to_local(&s, d);
+    // A full run from the bucket gives the same, and show/status read the bucket.
+    let o = ff(&s, d, &["run", "--config", "s3.toml"], &[]);
+    assert_eq!(o.code, 0, "{}", o.explain());
+    assert_equal_to_local(&s, d);
+    let o = ff(&s, d, &["show", "mall_daily_visitors", "--config", "s3.toml", "--format", "csv"], &[]);
+    assert!(o.stdout.starts_with("date,visitors\n2026-03-28,"), "{}", o.explain());
+    let o = ff(&s, d, &["status", "--config", "s3.toml"], &[]);
+    assert!(o.stdout.contains("pending:     0 new, 0 changed"), "{}", o.explain());
+    // No secret in the state.
+    let manifest = std::fs::read_to_string(d.join("s3root/bucket/out/_state/manifest.json")).unwrap();
+    assert!(!manifest.contains(SECRET));
+}
+
+#[test]
+fn server_down_mid_update_is_exit_3_and_the_next_update_completes() {
+    let Some(bin) = server_bin() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut s = Server::start(bin, &d.join("s3root"));
+    setup(&s, d);
+    let files = golden_files();
+    let half = files.len() / 2;
+    upload_probes(&s, &files[..half]);
+    assert_eq!(ff(&s, d, &["update", "--config", "s3.toml", "--quiet"], &[]).code, 0);
+    let before = ff(&s, d, &["show", "mall_daily_visitors", "--config", "s3.toml", "--format", "csv"], &[]).stdout;
+    upload_probes(&s, &files[half..]);
+    // The update pauses after writing its segments; the server dies meanwhile.
+    let env = s.env();
+    let mut cmd = Command::new(bin_path());
+    cmd.args(["update", "--config", "s3.toml"]).current_dir(d).env("FOOTFALL_PAUSE_AT", "after-segments");
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    s.stop();
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "stderr: {stderr}");
+    assert!(stderr.contains("s3://bucket/out/"), "the message names the object: {stderr}");
+    s.restart();
+    // Published results are as before the failed update.
+    let after_failure = ff(&s, d, &["show", "mall_daily_visitors", "--config", "s3.toml", "--format", "csv"], &[]).stdout;
+    assert_eq!(before, after_failure);
+    let o = ff(&s, d, &["update", "--config", "s3.toml"], &[]);
+    assert_eq!(o.code, 0, "{}", o.explain());
+    assert_equal_to_local(&s, d);
+}
+
+fn bin_path() -> PathBuf {
+    util::bin()
+}
+
+#[test]
+fn concurrent_updates_on_one_bucket() {
+    let Some(bin) = server_bin() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = Server::start(bin, &d.join("s3root"));
+    setup(&s, d);
+    upload_probes(&s, &golden_files());
+    let env = s.env();
+    let mut cmd = Command::new(bin_path());
+    cmd.args(["update", "--config", "s3.toml"]).current_dir(d).env("FOOTFALL_PAUSE_AT", "after-lock");
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    let first = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let lock = d.join("s3root/bucket/out/_state/lock");
+    let t0 = std::time::Instant::now();
+    while !lock.exists() {
+        assert!(t0.elapsed().as_secs() < 30, "first update never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = ff(&s, d, &["update", "--config", "s3.toml"], &[]);
+    assert_eq!(o.code, 3, "{}", o.explain());
+    assert!(o.stderr.contains("locked by another footfall run"), "{}", o.explain());
+    let out = first.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_equal_to_local(&s, d);
+}
