@@ -6,7 +6,7 @@ mod util;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Int32Type, Int64Type, TimeUnit, TimestampMillisecondType};
@@ -19,21 +19,6 @@ use util::*;
 
 const GAP: i64 = 600;
 
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                v.push(p);
-            }
-        }
-    }
-    v
-}
 
 fn norm_mac(s: &str) -> Option<String> {
     let s = s.trim().to_lowercase();
@@ -72,7 +57,7 @@ fn text(a: &dyn Array, i: usize) -> Option<String> {
 /// (second, mac, ap, shop, rssi) of every accepted record.
 fn oracle_records(probes: &Path) -> Vec<(i64, String, String, String, i64)> {
     let mut out = Vec::new();
-    for f in files(probes) {
+    for f in files_under(probes).into_iter().filter(|p| p.extension().is_some_and(|x| x == "parquet")).map(|p| probes.join(p)) {
         let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&f).unwrap()).unwrap().build().unwrap();
         for batch in reader {
             let b = batch.unwrap();

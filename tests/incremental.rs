@@ -11,24 +11,6 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use util::*;
 
-/// Every probe file of the golden dataset, relative to its probes folder.
-fn golden_files() -> Vec<PathBuf> {
-    let base = root().join("data/golden/probes");
-    let mut v = Vec::new();
-    let mut stack = vec![base.clone()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                v.push(p.strip_prefix(&base).unwrap().to_path_buf());
-            }
-        }
-    }
-    v.sort();
-    v
-}
 
 /// An empty mall: dims and config, no probe files yet.
 fn empty_mall() -> tempfile::TempDir {

@@ -105,23 +105,6 @@ fn upload(s: &Server, local: &Path, key: &str) {
     loc.put(key, bytes::Bytes::from(std::fs::read(local).unwrap())).unwrap();
 }
 
-fn golden_files() -> Vec<PathBuf> {
-    let base = root().join("data/golden/probes");
-    let mut v = Vec::new();
-    let mut stack = vec![base.clone()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                v.push(p.strip_prefix(&base).unwrap().to_path_buf());
-            }
-        }
-    }
-    v.sort();
-    v
-}
 
 fn setup(s: &Server, d: &Path) {
     for t in ["area_shop.csv", "place_info.csv", "ap_info.csv"] {

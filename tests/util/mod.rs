@@ -82,3 +82,26 @@ pub fn golden_mall() -> tempfile::TempDir {
     std::fs::copy(root().join("data/golden/footfall.toml"), dir.path().join("footfall.toml")).unwrap();
     dir
 }
+
+/// Every file below `dir`, relative to it, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                v.push(p.strip_prefix(dir).unwrap().to_path_buf());
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+/// The golden dataset's probe files, relative to its probes folder.
+pub fn golden_files() -> Vec<PathBuf> {
+    files_under(&root().join("data/golden/probes"))
+}

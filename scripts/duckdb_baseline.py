@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""DuckDB baseline for scripts/bench: SPEC §3 translated to SQL, including the parsing and
+rejection rules, over the same Parquet files, results written to Parquet.
+
+    duckdb_baseline.py PROBES_DIR DIMS_DIR OUT_DIR TIMEZONE [--scan-only]
+
+--scan-only measures the scan floor: reading the needed columns of every file once.
+The timezone must not have DST (the bench uses the generator's default, Asia/Shanghai):
+local hours are taken as date_trunc of local time, which is exact only without DST.
+"""
+import os, sys, time
+import duckdb
+
+probes, dims, out, tz = sys.argv[1:5]
+scan_only = "--scan-only" in sys.argv
+con = duckdb.connect()
+con.execute(f"SET threads TO {os.cpu_count()}")
+con.execute(f"SET TimeZone = '{tz}'")
+src = f"read_parquet('{probes}/**/*.parquet', union_by_name = true, hive_partitioning = false)"
+t0 = time.time()
+if scan_only:
+    # hash() forces every value to be decoded (count() could be answered from footer statistics).
+    con.execute(f"SELECT sum(hash(occur_time, user_device_mac, ap_mac, shop_code, rssi)) FROM {src}").fetchall()
+    print(f"scan {time.time() - t0:.2f}")
+    sys.exit(0)
+
+HEX = "[0-9a-f]{2}"
+MAC_RE = f"({HEX}:){{5}}{HEX}|({HEX}-){{5}}{HEX}|[0-9a-f]{{12}}"
+def norm(c):
+    h = f"replace(replace(lower(trim({c})), ':', ''), '-', '')"
+    return ("CASE WHEN regexp_full_match(lower(trim(" + c + ")), '" + MAC_RE + "') THEN concat_ws(':', "
+            + ", ".join(f"substr({h}, {i}, 2)" for i in range(1, 12, 2)) + ") END")
+
+con.execute(f"""
+CREATE TEMP TABLE raw AS
+SELECT CAST(occur_time AS VARCHAR) AS o, CAST(user_device_mac AS VARCHAR) AS m, CAST(ap_mac AS VARCHAR) AS a,
+       CAST(shop_code AS VARCHAR) AS s, CAST(rssi AS VARCHAR) AS r
+FROM {src}""")
+con.execute(f"""
+CREATE TEMP TABLE ev AS
+WITH p AS (
+  SELECT CASE WHEN regexp_full_match(trim(o), '-?[0-9]+') THEN TRY_CAST(trim(o) AS BIGINT)
+              WHEN regexp_full_match(trim(o), '-?[0-9]+\\.[0-9]+') THEN CAST(floor(CAST(trim(o) AS DOUBLE)) AS BIGINT)
+              ELSE CAST(floor(epoch(TRY_CAST(o AS TIMESTAMP))) AS BIGINT) END AS t,
+         {norm('m')} AS mac, {norm('a')} AS ap, NULLIF(s, '') AS shop, TRY_CAST(trim(r) AS INTEGER) AS rssi
+  FROM raw)
+SELECT t, mac, ap, shop, rssi, timezone('{tz}', to_timestamp(t)) AS lt
+FROM p WHERE t IS NOT NULL AND mac IS NOT NULL AND ap IS NOT NULL AND shop IS NOT NULL AND rssi BETWEEN -120 AND 0""")
+con.execute("""
+CREATE TEMP TABLE pos AS
+SELECT CAST(lt AS DATE) AS date, t AS second, mac, ap, shop, min(rssi) AS rssi_min, max(rssi) AS rssi_max,
+       any_value(date_trunc('hour', lt)) AS hour
+FROM ev GROUP BY ALL""")
+con.execute(f"""
+CREATE TEMP TABLE visits AS
+WITH s AS (SELECT DISTINCT date, mac, shop, second FROM pos),
+f AS (SELECT *, CASE WHEN second - lag(second) OVER w > 600 THEN 1 ELSE 0 END AS brk
+      FROM s WINDOW w AS (PARTITION BY date, mac, shop ORDER BY second)),
+g AS (SELECT *, sum(brk) OVER (PARTITION BY date, mac, shop ORDER BY second) AS v FROM f)
+SELECT date, mac, shop, v, max(second) - min(second) AS dwell FROM g GROUP BY date, mac, shop, v""")
+con.execute(f"CREATE TEMP TABLE shops AS SELECT * FROM read_csv('{dims}/area_shop.csv', all_varchar = true)")
+con.execute(f"CREATE TEMP TABLE places AS SELECT {norm('user_device_mac')} AS mac, CAST(used_x AS DOUBLE) AS x, CAST(used_y AS DOUBLE) AS y FROM read_csv('{dims}/place_info.csv', all_varchar = true)")
+con.execute("""
+CREATE TEMP TABLE customers AS
+SELECT mac AS user_device_mac, to_timestamp(min(second)) AS first_seen, to_timestamp(max(second)) AS last_seen,
+       min(date) AS first_date, max(date) AS last_date, count(DISTINCT date) AS days_seen FROM pos GROUP BY mac""")
+tables = {
+ "mall_daily_visitors": "SELECT date, count(DISTINCT mac) AS visitors FROM pos GROUP BY date",
+ "shop_daily_visitors": "SELECT p.date, p.shop AS shop_code, s.shop_name, count(DISTINCT p.mac) AS visitors FROM pos p LEFT JOIN shops s ON s.shop_code = p.shop GROUP BY ALL",
+ "mall_hourly_visitors": "SELECT date, timezone('{tz}', hour) AS hour_start, count(DISTINCT mac) AS visitors FROM pos GROUP BY ALL",
+ "peak_hour_daily": "SELECT date, hour_start, visitors FROM (SELECT date, timezone('{tz}', hour) AS hour_start, count(DISTINCT mac) AS visitors FROM pos GROUP BY ALL) QUALIFY row_number() OVER (PARTITION BY date ORDER BY visitors DESC, hour_start) = 1",
+ "top_shops_daily": "SELECT date, row_number() OVER (PARTITION BY date ORDER BY visitors DESC, shop_code) AS rank, shop_code, shop_name, visitors FROM (SELECT p.date, p.shop AS shop_code, s.shop_name, count(DISTINCT p.mac) AS visitors FROM pos p LEFT JOIN shops s ON s.shop_code = p.shop GROUP BY ALL) QUALIFY rank <= 5",
+ "customers": "SELECT * FROM customers",
+ "mall_daily_new_customers": "SELECT date, count(*) AS visitors, count(*) FILTER (first_date = date) AS new_customers, count(*) - count(*) FILTER (first_date = date) AS returning_customers, (count(*) FILTER (first_date = date)) / count(*) AS new_ratio FROM (SELECT DISTINCT p.date, p.mac, c.first_date FROM pos p JOIN customers c ON c.user_device_mac = p.mac) GROUP BY date",
+ "customer_positions": "SELECT p.date, to_timestamp(p.second) AS second, p.mac AS user_device_mac, p.ap AS ap_mac, p.shop AS shop_code, p.rssi_min, p.rssi_max, pl.x, pl.y, c.first_date = p.date AS is_new_customer FROM pos p LEFT JOIN places pl ON pl.mac = p.mac JOIN customers c ON c.user_device_mac = p.mac",
+ "latest_positions": "SELECT p.date, p.mac AS user_device_mac, to_timestamp(p.second) AS second, p.ap AS ap_mac, p.shop AS shop_code, pl.x, pl.y FROM pos p LEFT JOIN places pl ON pl.mac = p.mac QUALIFY row_number() OVER (PARTITION BY p.date, p.mac ORDER BY p.second DESC, p.rssi_max DESC, p.ap, p.shop) = 1",
+ "favorite_shop_daily": "SELECT v.date, v.mac AS user_device_mac, v.shop AS shop_code, s.shop_name, v.visits, v.dwell_seconds FROM (SELECT date, mac, shop, count(*) AS visits, sum(dwell) AS dwell_seconds FROM visits GROUP BY ALL) v LEFT JOIN shops s ON s.shop_code = v.shop QUALIFY row_number() OVER (PARTITION BY v.date, v.mac ORDER BY v.visits DESC, v.dwell_seconds DESC, v.shop) = 1",
+ "repeat_shop_visits_daily": "SELECT v.date, v.mac AS user_device_mac, v.shop AS shop_code, s.shop_name, count(*) AS visits FROM visits v LEFT JOIN shops s ON s.shop_code = v.shop GROUP BY ALL HAVING count(*) >= 2",
+}
+os.makedirs(out, exist_ok=True)
+counts = {}
+for name, q in tables.items():
+    con.execute(f"COPY ({q.format(tz=tz)}) TO '{out}/{name}.parquet' (FORMAT PARQUET, COMPRESSION ZSTD)")
+    counts[name] = con.execute(f"SELECT count(*) FROM '{out}/{name}.parquet'").fetchone()[0]
+print(f"run {time.time() - t0:.2f}")
+for k, v in counts.items():
+    print(f"rows {k} {v}")
