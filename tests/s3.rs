@@ -178,13 +178,7 @@ fn server_down_mid_update_is_exit_3_and_the_next_update_completes() {
     let before = ff(&s, d, &["show", "mall_daily_visitors", "--config", "s3.toml", "--format", "csv"], &[]).stdout;
     upload_probes(&s, &files[half..]);
     // The update pauses after writing its segments; the server dies meanwhile.
-    let env = s.env();
-    let mut cmd = Command::new(bin_path());
-    cmd.args(["update", "--config", "s3.toml"]).current_dir(d).env("FOOTFALL_PAUSE_AT", "after-segments");
-    for (k, v) in &env {
-        cmd.env(k, v);
-    }
-    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = spawn_paused_update(&s, d, "after-segments");
     std::thread::sleep(std::time::Duration::from_millis(1500));
     s.stop();
     let o = child.wait_with_output().unwrap();
@@ -200,8 +194,14 @@ fn server_down_mid_update_is_exit_3_and_the_next_update_completes() {
     assert_equal_to_local(&s, d);
 }
 
-fn bin_path() -> PathBuf {
-    util::bin()
+/// Starts `update` in the background, pausing 3 s at `step` (see src/fault.rs).
+fn spawn_paused_update(s: &Server, d: &Path, step: &str) -> Child {
+    let mut cmd = Command::new(util::bin());
+    cmd.args(["update", "--config", "s3.toml"]).current_dir(d).env("FOOTFALL_PAUSE_AT", step);
+    for (k, v) in s.env() {
+        cmd.env(k, v);
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
 }
 
 #[test]
@@ -212,13 +212,7 @@ fn concurrent_updates_on_one_bucket() {
     let s = Server::start(bin, &d.join("s3root"));
     setup(&s, d);
     upload_probes(&s, &golden_files());
-    let env = s.env();
-    let mut cmd = Command::new(bin_path());
-    cmd.args(["update", "--config", "s3.toml"]).current_dir(d).env("FOOTFALL_PAUSE_AT", "after-lock");
-    for (k, v) in &env {
-        cmd.env(k, v);
-    }
-    let first = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let first = spawn_paused_update(&s, d, "after-lock");
     let lock = d.join("s3root/bucket/out/_state/lock");
     let t0 = std::time::Instant::now();
     while !lock.exists() {
