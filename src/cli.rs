@@ -9,8 +9,12 @@ use crate::output::Format;
 use crate::progress::ProgressMode;
 
 #[derive(Parser, Debug)]
-#[command(name = "footfall", version, about = "Foot-traffic analytics from shopping-mall WiFi-probe logs",
-    after_help = "Exit codes: 0 success, 1 differences found (diff/check), 2 usage or configuration error, 3 input or output error.")]
+#[command(
+    name = "footfall",
+    version,
+    about = "Foot-traffic analytics from shopping-mall WiFi-probe logs",
+    after_help = "Exit codes: 0 success, 1 differences found (diff/check), 2 usage or configuration error, 3 input or output error."
+)]
 pub struct Cli {
     /// Print nothing but data and errors.
     #[arg(long, short, global = true)]
@@ -82,13 +86,17 @@ pub enum Command {
     #[command(after_help = "Example:\n  footfall schema top_shops_daily")]
     Schema(SchemaArgs),
     /// Print rows of a published result table.
-    #[command(after_help = "Examples:\n  footfall show top_shops_daily --date 2026-03-02\n  footfall show shop_daily_visitors --from 2026-03-01 --to 2026-03-07 --where shop_code=S001 --format csv")]
+    #[command(
+        after_help = "Examples:\n  footfall show top_shops_daily --date 2026-03-02\n  footfall show shop_daily_visitors --from 2026-03-01 --to 2026-03-07 --where shop_code=S001 --format csv"
+    )]
     Show(ShowArgs),
     /// Compare two output directories table by table, row by row (exit 1 on differences).
     #[command(after_help = "Example:\n  footfall diff golden/ out/ --tables mall_daily_visitors,top_shops_daily")]
     Diff(DiffArgs),
     /// Polars SQL over result tables, dimensions (area_shop, place_info, ap_info) and `probes`.
-    #[command(after_help = "Example:\n  footfall sql \"SELECT shop_code, SUM(visitors) AS v FROM shop_daily_visitors WHERE date >= '2026-03-07' GROUP BY shop_code ORDER BY v DESC LIMIT 3\"")]
+    #[command(
+        after_help = "Example:\n  footfall sql \"SELECT shop_code, SUM(visitors) AS v FROM shop_daily_visitors WHERE date >= '2026-03-07' GROUP BY shop_code ORDER BY v DESC LIMIT 3\""
+    )]
     Sql(SqlArgs),
     /// One device's story: first/last seen, visits that day, favourite shop.
     #[command(after_help = "Example:\n  footfall customer AA-BB-CC-DD-EE-FF --date 2026-03-07")]

@@ -210,7 +210,11 @@ pub fn load_file(explicit: Option<&Path>) -> Result<(FileConfig, PathBuf)> {
         Some(p) => (p.to_path_buf(), true),
         None => (PathBuf::from("footfall.toml"), false),
     };
-    let base = path.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."));
+    let base = path
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
     if !path.exists() {
         if must_exist {
             bail_usage!("config file {} not found", path.display());
@@ -277,12 +281,18 @@ pub fn settings(cfg: &FileConfig, ov: &Overrides) -> Result<Settings> {
     }
     let opening = match cfg.mall.opening_hours.as_deref() {
         None => d.opening,
-        Some(s) => match s.split_once('-').and_then(|(a, b)| Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?))) {
+        Some(s) => match s
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?)))
+        {
             Some((a, b)) if a < b && b <= 24 => (a, b),
-            _ => bail_usage!("mall.opening_hours: expected \"OPEN-CLOSE\" in whole local hours such as \"10-22\", got \"{s}\""),
+            _ => bail_usage!(
+                "mall.opening_hours: expected \"OPEN-CLOSE\" in whole local hours such as \"10-22\", got \"{s}\""
+            ),
         },
     };
-    let mac_key = cfg.privacy.mac_key.clone().or_else(|| std::env::var("FOOTFALL_MAC_KEY").ok()).filter(|k| !k.is_empty());
+    let mac_key =
+        cfg.privacy.mac_key.clone().or_else(|| std::env::var("FOOTFALL_MAC_KEY").ok()).filter(|k| !k.is_empty());
     Ok(Settings {
         tz,
         tz_name,

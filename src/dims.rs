@@ -32,7 +32,8 @@ impl Dims {
             shops: df!("shop_code" => Vec::<String>::new(), "shop_name" => Vec::<String>::new()).unwrap(),
             known_shops: HashSet::new(),
             known_aps: None,
-            places: df!("user_device_mac" => Vec::<u64>::new(), "x" => Vec::<f64>::new(), "y" => Vec::<f64>::new()).unwrap(),
+            places: df!("user_device_mac" => Vec::<u64>::new(), "x" => Vec::<f64>::new(), "y" => Vec::<f64>::new())
+                .unwrap(),
             aps: df!("ap_mac" => Vec::<u64>::new(), "x" => Vec::<f64>::new(), "y" => Vec::<f64>::new()).unwrap(),
         }
     }
@@ -43,7 +44,10 @@ fn read_raw(dims: &Location, name: &str) -> Result<Option<(String, DataFrame)>> 
     let pq = format!("{name}.parquet");
     if let Some(bytes) = dims.get_opt(&pq)? {
         let shown = dims.show(&pq);
-        let df = ParquetReader::new(Cursor::new(bytes)).finish().map_err(anyhow::Error::from).with_context(|| format!("{shown}: unreadable Parquet"))?;
+        let df = ParquetReader::new(Cursor::new(bytes))
+            .finish()
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("{shown}: unreadable Parquet"))?;
         return Ok(Some((shown, df)));
     }
     let csv = format!("{name}.csv");
@@ -63,7 +67,11 @@ fn read_raw(dims: &Location, name: &str) -> Result<Option<(String, DataFrame)>> 
 
 fn text_col(df: &DataFrame, file: &str, col: &str) -> Result<Vec<Option<String>>> {
     let c = df.column(col).map_err(|_| anyhow::anyhow!("{file}: missing required column '{col}'"))?;
-    let s = c.as_materialized_series().cast(&DataType::String).map_err(anyhow::Error::from).with_context(|| format!("{file}: column '{col}'"))?;
+    let s = c
+        .as_materialized_series()
+        .cast(&DataType::String)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("{file}: column '{col}'"))?;
     Ok(s.str()?.iter().map(|v| v.map(str::to_string)).collect())
 }
 
@@ -110,7 +118,10 @@ pub fn load(dims: Option<&Location>) -> Result<Dims> {
                 bail!("{file}: row {}: column 'shop_code' is empty", i + 2);
             }
             out.known_shops = codes.iter().flatten().cloned().collect();
-            let shops = DataFrame::new(codes.len(), vec![Column::new("shop_code".into(), codes), Column::new("shop_name".into(), names)])?;
+            let shops = DataFrame::new(
+                codes.len(),
+                vec![Column::new("shop_code".into(), codes), Column::new("shop_name".into(), names)],
+            )?;
             out.shops = first_per_key(shops, "shop_code")?;
         }
     }
@@ -129,7 +140,10 @@ pub fn load(dims: Option<&Location>) -> Result<Dims> {
         out.known_aps = Some(macs.iter().copied().collect());
         let x = float_col(&df, &file, "x")?;
         let y = float_col(&df, &file, "y")?;
-        let aps = DataFrame::new(macs.len(), vec![Column::new("ap_mac".into(), macs), Column::new("x".into(), x), Column::new("y".into(), y)])?;
+        let aps = DataFrame::new(
+            macs.len(),
+            vec![Column::new("ap_mac".into(), macs), Column::new("x".into(), x), Column::new("y".into(), y)],
+        )?;
         out.aps = first_per_key(aps, "ap_mac")?;
     }
     Ok(out)

@@ -100,7 +100,9 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     let dims = dims::load(plan.dims.as_ref())?;
     // With a look-back window an update lists only recent partition dates.
     let since = match (mode, plan.lookback_days) {
-        (Mode::Update, Some(n)) => manifest.files.values().filter_map(|f| f.part_date).max().map(|d| d - chrono::Duration::days(n as i64)),
+        (Mode::Update, Some(n)) => {
+            manifest.files.values().filter_map(|f| f.part_date).max().map(|d| d - chrono::Duration::days(n as i64))
+        }
         _ => None,
     };
     let files = ingest::discover_since(&plan.probes, since)?;
@@ -109,7 +111,9 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     let listed: BTreeSet<&str> = files.iter().map(|f| f.entry.rel.as_str()).collect();
     for f in &files {
         match manifest.files.get(&f.entry.rel) {
-            Some(r) if r.size == f.entry.size && r.e_tag == f.entry.e_tag && r.last_modified == f.entry.last_modified => {
+            Some(r)
+                if r.size == f.entry.size && r.e_tag == f.entry.e_tag && r.last_modified == f.entry.last_modified =>
+            {
                 report.unchanged_files += 1
             }
             Some(_) => {
@@ -134,7 +138,8 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     }
 
     // Validate every candidate before any work: a bad file fails the run, nothing published.
-    let layouts: Vec<ingest::FileLayout> = work.par_iter().map(|f| ingest::inspect(&plan.probes, f)).collect::<Result<_>>()?;
+    let layouts: Vec<ingest::FileLayout> =
+        work.par_iter().map(|f| ingest::inspect(&plan.probes, f)).collect::<Result<_>>()?;
 
     // Parse files in parallel; each writes its own per-day segments.
     let bar = progress.bar(work.len() as u64, "reading");
@@ -203,6 +208,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     let bar = progress.bar(affected.len() as u64, "rollups");
     let mut pos_cache: HashMap<i32, DataFrame> = HashMap::new();
     let mut cached_rows = 0usize;
+    let cache_budget = pos_cache_rows();
     for &day in &affected {
         if !all_days.contains(&day) {
             out.delete(&state::devices_rel(&gen_dir, day))?;
@@ -211,7 +217,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
         let pos = load_day(out, &manifest, day)?;
         let mut summary = metrics::day_device_summary(&pos, day)?;
         out.put(&state::devices_rel(&gen_dir, day), parquet_bytes(&mut summary)?)?;
-        if cached_rows + pos.height() <= POS_CACHE_ROWS {
+        if cached_rows + pos.height() <= cache_budget {
             cached_rows += pos.height();
             pos_cache.insert(day, pos);
         }
@@ -311,8 +317,11 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     Ok(report)
 }
 
-/// Rows of `pos` kept in memory between the two passes (beyond it, days are re-read).
-const POS_CACHE_ROWS: usize = 20_000_000;
+/// Rows of `pos` kept in memory between the two passes (beyond it, days are re-read from
+/// their segments): trades peak memory for re-reads. `FOOTFALL_POS_CACHE_ROWS` overrides it.
+fn pos_cache_rows() -> usize {
+    std::env::var("FOOTFALL_POS_CACHE_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000_000)
+}
 
 /// Merges every segment of one day.
 fn load_day(out: &Location, manifest: &Manifest, day: i32) -> Result<DataFrame> {
@@ -322,7 +331,8 @@ fn load_day(out: &Location, manifest: &Manifest, day: i32) -> Result<DataFrame> 
         .par_iter()
         .map(|rel| {
             let seg = state::segment_rel(&gen_dir, day, rel);
-            let bytes = out.get(&seg).with_context(|| format!("state is missing {seg}; run `footfall run` to rebuild"))?;
+            let bytes =
+                out.get(&seg).with_context(|| format!("state is missing {seg}; run `footfall run` to rebuild"))?;
             Ok(read_parquet(bytes)?.lazy())
         })
         .collect::<Result<_>>()?;
@@ -422,7 +432,11 @@ pub fn quality_frame(m: &Manifest) -> Result<DataFrame> {
 /// The whole catalogue over in-memory events (parsed frames as [`ingest::parse_frame`]
 /// returns them), through the same rollup and query code as `run` but without storage.
 /// Used by tests and small tools; returns every result table by name.
-pub fn compute_in_memory(events: Vec<DataFrame>, dims: &Dims, settings: &crate::config::Settings) -> Result<BTreeMap<String, DataFrame>> {
+pub fn compute_in_memory(
+    events: Vec<DataFrame>,
+    dims: &Dims,
+    settings: &crate::config::Settings,
+) -> Result<BTreeMap<String, DataFrame>> {
     let mut by_day: BTreeMap<i32, Vec<LazyFrame>> = BTreeMap::new();
     for ev in events {
         for (day, part) in ingest::split_by_day(ev)? {

@@ -78,13 +78,32 @@ struct Mall {
 }
 
 const NAMES: [&str; 20] = [
-    "Coffee", "Books", "Shoes", "Fashion", "Sports", "Toys", "Phones", "Beauty", "Jewellery", "Bakery",
-    "Noodles", "Cinema", "Grocery", "Home", "Kids", "Optics", "Tea", "Pharmacy", "Games", "Outdoor",
+    "Coffee",
+    "Books",
+    "Shoes",
+    "Fashion",
+    "Sports",
+    "Toys",
+    "Phones",
+    "Beauty",
+    "Jewellery",
+    "Bakery",
+    "Noodles",
+    "Cinema",
+    "Grocery",
+    "Home",
+    "Kids",
+    "Optics",
+    "Tea",
+    "Pharmacy",
+    "Games",
+    "Outdoor",
 ];
 
 fn mall(n: usize) -> Mall {
     let cols = (n as f64).sqrt().ceil() as usize;
-    let xy: Vec<(f64, f64)> = (0..n).map(|i| ((i % cols) as f64 * 20.0 + 10.0, (i / cols) as f64 * 15.0 + 7.5)).collect();
+    let xy: Vec<(f64, f64)> =
+        (0..n).map(|i| ((i % cols) as f64 * 20.0 + 10.0, (i / cols) as f64 * 15.0 + 7.5)).collect();
     let neighbour = (0..n)
         .map(|i| {
             (0..n)
@@ -141,7 +160,11 @@ const HOUR_WEIGHTS: [f64; 12] = [1.0, 2.0, 4.0, 4.0, 3.0, 3.0, 3.0, 4.0, 5.0, 5.
 
 fn local_ts(tz: &Tz, date: NaiveDate, secs: i64) -> i64 {
     let midnight = date.and_hms_opt(0, 0, 0).unwrap();
-    let base = tz.from_local_datetime(&midnight).earliest().map(|d| d.timestamp()).unwrap_or_else(|| midnight.and_utc().timestamp());
+    let base = tz
+        .from_local_datetime(&midnight)
+        .earliest()
+        .map(|d| d.timestamp())
+        .unwrap_or_else(|| midnight.and_utc().timestamp());
     base + secs
 }
 
@@ -207,7 +230,11 @@ impl DayGen<'_> {
 
 fn simulate_day(spec: &GenSpec, tz: &Tz, mall: &Mall, pool: &[(u64, f64)], d: u32) -> Vec<Rec> {
     let date = spec.start + chrono::Duration::days(d as i64);
-    let mut g = DayGen { rng: SmallRng::seed_from_u64(spec.seed.wrapping_mul(0x9E37_79B9).wrapping_add(d as u64 * 7919)), mall, recs: Vec::new() };
+    let mut g = DayGen {
+        rng: SmallRng::seed_from_u64(spec.seed.wrapping_mul(0x9E37_79B9).wrapping_add(d as u64 * 7919)),
+        mall,
+        recs: Vec::new(),
+    };
     let weekday = chrono::Datelike::weekday(&date).num_days_from_monday();
     let busy = if weekday >= 5 { 1.3 } else { 0.9 };
     let dwell = LogNormal::new((8.0f64 * 60.0).ln(), 0.9).unwrap();
@@ -393,7 +420,14 @@ fn write_dims(spec: &GenSpec, mall: &Mall, pool: &[(u64, f64)]) -> Result<()> {
     let mut aps = String::from("ap_mac,shop_code,x,y,floor\n");
     for i in 0..mall.n {
         let cat = NAMES[i % NAMES.len()];
-        shops.push_str(&format!("{},{},{} {},1,{}\n", i + 1, mall.codes[i], cat, i / NAMES.len() + 1, cat.to_lowercase()));
+        shops.push_str(&format!(
+            "{},{},{} {},1,{}\n",
+            i + 1,
+            mall.codes[i],
+            cat,
+            i / NAMES.len() + 1,
+            cat.to_lowercase()
+        ));
         aps.push_str(&format!("{},{},{},{},1\n", format_mac(mall.aps[i]), mall.codes[i], mall.xy[i].0, mall.xy[i].1));
     }
     fs::write(dims.join("area_shop.csv"), shops)?;
@@ -429,7 +463,8 @@ pub fn generate(spec: &GenSpec, progress: Progress) -> Result<GenReport> {
         fs::remove_dir_all(&probes).with_context(|| format!("cannot clear {}", probes.display()))?;
     }
     write_dims(spec, &mall, &pool)?;
-    let days: Vec<Vec<Rec>> = (0..spec.days).into_par_iter().map(|d| simulate_day(spec, &tz, &mall, &pool, d)).collect();
+    let days: Vec<Vec<Rec>> =
+        (0..spec.days).into_par_iter().map(|d| simulate_day(spec, &tz, &mall, &pool, d)).collect();
     // Bucket by partition hour, keeping generation order.
     let mut by_part: std::collections::BTreeMap<i64, Vec<Rec>> = std::collections::BTreeMap::new();
     for day in days {

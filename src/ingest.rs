@@ -211,7 +211,10 @@ pub struct Parsed {
 
 fn as_text<'a>(df: &'a DataFrame, col: &str, name: &str) -> Result<StringChunked> {
     let s = df.column(col)?.as_materialized_series();
-    let s = s.cast(&DataType::String).map_err(anyhow::Error::from).with_context(|| format!("{name}: column '{col}' is not text"))?;
+    let s = s
+        .cast(&DataType::String)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("{name}: column '{col}' is not text"))?;
     Ok(s.str()?.clone())
 }
 
@@ -236,7 +239,13 @@ pub fn parse(bytes: Bytes, name: &str, file: &ProbeFile, layout: FileLayout, ctx
 }
 
 /// Parses an in-memory frame holding the required columns.
-pub fn parse_frame(df: &DataFrame, name: &str, file: &ProbeFile, layout: FileLayout, ctx: &mut IngestCtx) -> Result<Parsed> {
+pub fn parse_frame(
+    df: &DataFrame,
+    name: &str,
+    file: &ProbeFile,
+    layout: FileLayout,
+    ctx: &mut IngestCtx,
+) -> Result<Parsed> {
     let n = df.height();
     let macs = as_text(df, "user_device_mac", name)?;
     let aps = as_text(df, "ap_mac", name)?;
@@ -409,7 +418,12 @@ mod tests {
     use super::*;
 
     fn ctx(shops: &HashSet<String>) -> IngestCtx<'_> {
-        IngestCtx { clock: LocalClock::new(chrono_tz::UTC), known_shops: shops, known_aps: None, exclude_randomized: false }
+        IngestCtx {
+            clock: LocalClock::new(chrono_tz::UTC),
+            known_shops: shops,
+            known_aps: None,
+            exclude_randomized: false,
+        }
     }
 
     fn file(rel: &str) -> ProbeFile {
@@ -510,7 +524,16 @@ mod tests {
         let err = layout_of("f.parquet", &missing).unwrap_err().to_string();
         assert!(err.contains("f.parquet") && err.contains("'ap_mac'"), "{err}");
         let float_rssi = Schema::new(
-            ok.fields().iter().map(|f| if f.name() == "rssi" { std::sync::Arc::new(Field::new("rssi", ArrowType::Float64, true)) } else { f.clone() }).collect::<Vec<_>>(),
+            ok.fields()
+                .iter()
+                .map(|f| {
+                    if f.name() == "rssi" {
+                        std::sync::Arc::new(Field::new("rssi", ArrowType::Float64, true))
+                    } else {
+                        f.clone()
+                    }
+                })
+                .collect::<Vec<_>>(),
         );
         let err = layout_of("f.parquet", &float_rssi).unwrap_err().to_string();
         assert!(err.contains("'rssi'") && err.contains("Float64"), "{err}");

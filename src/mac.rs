@@ -79,7 +79,15 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "aa:bb:cc:dd:ee", "aa:bb-cc:dd:ee:ff", "gg:bb:cc:dd:ee:ff", "aabbccddeef", "aa.bb.cc.dd.ee.ff", "aabbccddeeff00"] {
+        for bad in [
+            "",
+            "aa:bb:cc:dd:ee",
+            "aa:bb-cc:dd:ee:ff",
+            "gg:bb:cc:dd:ee:ff",
+            "aabbccddeef",
+            "aa.bb.cc.dd.ee.ff",
+            "aabbccddeeff00",
+        ] {
             assert_eq!(parse_mac(bad), None, "{bad}");
         }
     }

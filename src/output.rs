@@ -74,7 +74,13 @@ fn write_table<W: Write>(w: &mut W, df: &DataFrame) -> Result<()> {
         let parts: Vec<String> = cells
             .iter()
             .enumerate()
-            .map(|(j, v)| if numeric[j] { format!("{v:>width$}", width = widths[j]) } else { format!("{v:<width$}", width = widths[j]) })
+            .map(|(j, v)| {
+                if numeric[j] {
+                    format!("{v:>width$}", width = widths[j])
+                } else {
+                    format!("{v:<width$}", width = widths[j])
+                }
+            })
             .collect();
         writeln!(w, "{}", parts.join("  ").trim_end())
     };
@@ -105,7 +111,10 @@ mod tests {
 
     #[test]
     fn table_is_aligned() {
-        assert_eq!(render(&mut sample(), Format::Table), "shop_code  visitors\n---------  --------\nS1                5\nS22             123\n");
+        assert_eq!(
+            render(&mut sample(), Format::Table),
+            "shop_code  visitors\n---------  --------\nS1                5\nS22             123\n"
+        );
     }
 
     #[test]
@@ -115,7 +124,10 @@ mod tests {
             render(&mut sample(), Format::Json),
             "[{\"shop_code\":\"S1\",\"visitors\":5},{\"shop_code\":\"S22\",\"visitors\":123}]\n"
         );
-        assert_eq!(render(&mut sample(), Format::Ndjson), "{\"shop_code\":\"S1\",\"visitors\":5}\n{\"shop_code\":\"S22\",\"visitors\":123}\n");
+        assert_eq!(
+            render(&mut sample(), Format::Ndjson),
+            "{\"shop_code\":\"S1\",\"visitors\":5}\n{\"shop_code\":\"S22\",\"visitors\":123}\n"
+        );
     }
 
     #[test]

@@ -12,7 +12,13 @@ use crate::store::Location;
 
 /// A table's rows, optionally limited to dates in `[from, to]`; sorted by primary key.
 /// A table with no published data yields an empty frame with the schema's columns.
-pub fn read_table(out: &Location, schema: &TableSchema, tz: &str, from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<DataFrame> {
+pub fn read_table(
+    out: &Location,
+    schema: &TableSchema,
+    tz: &str,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Result<DataFrame> {
     let rels: Vec<String> = if schema.is_snapshot() {
         let rel = snapshot_rel(&schema.name);
         match out.get_opt(&rel)? {
@@ -24,7 +30,11 @@ pub fn read_table(out: &Location, schema: &TableSchema, tz: &str, from: Option<N
             .into_iter()
             .filter(|e| e.rel.ends_with(".parquet"))
             .filter(|e| {
-                let date = e.rel.split('/').find_map(|s| s.strip_prefix("date=")).and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+                let date = e
+                    .rel
+                    .split('/')
+                    .find_map(|s| s.strip_prefix("date="))
+                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
                 match date {
                     None => false,
                     Some(d) => from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t),

@@ -43,10 +43,23 @@ macro_rules! schema_files {
 }
 
 const SOURCES: &[(&str, &str)] = schema_files!(
-    "probe_log", "area_shop", "place_info", "ap_info", "probes",
-    "mall_daily_visitors", "shop_daily_visitors", "mall_hourly_visitors", "peak_hour_daily",
-    "top_shops_daily", "customers", "mall_daily_new_customers", "customer_positions",
-    "latest_positions", "favorite_shop_daily", "repeat_shop_visits_daily", "data_quality",
+    "probe_log",
+    "area_shop",
+    "place_info",
+    "ap_info",
+    "probes",
+    "mall_daily_visitors",
+    "shop_daily_visitors",
+    "mall_hourly_visitors",
+    "peak_hour_daily",
+    "top_shops_daily",
+    "customers",
+    "mall_daily_new_customers",
+    "customer_positions",
+    "latest_positions",
+    "favorite_shop_daily",
+    "repeat_shop_visits_daily",
+    "data_quality",
 );
 
 /// Every schema, inputs first, in catalogue order.
@@ -56,8 +69,8 @@ pub fn all() -> &'static [TableSchema] {
         SOURCES
             .iter()
             .map(|(name, text)| {
-                let s: TableSchema = serde_json::from_str(text)
-                    .unwrap_or_else(|e| panic!("schemas/{name}.json is invalid: {e}"));
+                let s: TableSchema =
+                    serde_json::from_str(text).unwrap_or_else(|e| panic!("schemas/{name}.json is invalid: {e}"));
                 assert_eq!(&s.name, name, "schemas/{name}.json names another table");
                 s
             })
@@ -122,7 +135,12 @@ impl TableSchema {
             let out = convert(src.as_materialized_series(), &c.ty, tz)
                 .with_context(|| format!("table {}: column '{}'", self.name, c.name))?;
             if !c.nullable && out.null_count() > 0 {
-                bail!("table {}: column '{}' is declared non-null but has {} nulls", self.name, c.name, out.null_count());
+                bail!(
+                    "table {}: column '{}' is declared non-null but has {} nulls",
+                    self.name,
+                    c.name,
+                    out.null_count()
+                );
             }
             cols.push(out.into_column());
         }
@@ -139,10 +157,7 @@ pub fn dtype_of(ty: &str, tz: &str) -> DataType {
         "float64" => DataType::Float64,
         "boolean" => DataType::Boolean,
         "date" => DataType::Date,
-        "timestamp" => DataType::Datetime(
-            TimeUnit::Microseconds,
-            TimeZone::opt_try_new(Some(tz)).ok().flatten(),
-        ),
+        "timestamp" => DataType::Datetime(TimeUnit::Microseconds, TimeZone::opt_try_new(Some(tz)).ok().flatten()),
         other => panic!("schemas/: unknown type '{other}'"),
     }
 }

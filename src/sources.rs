@@ -23,10 +23,17 @@ pub fn result_table(out: &Location, schema: &TableSchema, tz: &str) -> Result<La
         if has_files {
             let glob = format!("{}/**/*.parquet", dir.display());
             let args = ScanArgsParquet {
-                hive_options: HiveOptions { enabled: Some(!schema.is_snapshot()), hive_start_idx: 0, schema: None, try_parse_dates: true },
+                hive_options: HiveOptions {
+                    enabled: Some(!schema.is_snapshot()),
+                    hive_start_idx: 0,
+                    schema: None,
+                    try_parse_dates: true,
+                },
                 ..Default::default()
             };
-            let lf = LazyFrame::scan_parquet(PlRefPath::from(glob.as_str()), args).map_err(anyhow::Error::from).with_context(|| format!("cannot scan {}", dir.display()))?;
+            let lf = LazyFrame::scan_parquet(PlRefPath::from(glob.as_str()), args)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("cannot scan {}", dir.display()))?;
             let cols: Vec<Expr> = schema.columns.iter().map(|c| col(c.name.as_str())).collect();
             return Ok(lf.select(cols));
         }
@@ -38,7 +45,13 @@ pub fn result_table(out: &Location, schema: &TableSchema, tz: &str) -> Result<La
 /// Dimensions with MACs rendered as text.
 pub fn dimension_frames(dims: &Dims) -> Result<Vec<(&'static str, LazyFrame)>> {
     let mac_text = |df: &DataFrame, c: &str| -> Result<DataFrame> {
-        let s = df.column(c)?.u64()?.iter().map(|v| v.map(crate::mac::format_mac)).collect::<StringChunked>().with_name(c.into());
+        let s = df
+            .column(c)?
+            .u64()?
+            .iter()
+            .map(|v| v.map(crate::mac::format_mac))
+            .collect::<StringChunked>()
+            .with_name(c.into());
         let mut df = df.clone();
         df.with_column(s.into_column())?;
         Ok(df)
@@ -58,7 +71,12 @@ pub fn probes(probes: &Location, dims: &Dims, settings: &Settings) -> Result<Laz
         .par_iter()
         .map(|f| {
             let layout = ingest::inspect(probes, f)?;
-            let mut ctx = IngestCtx { clock: LocalClock::new(settings.tz), known_shops: &dims.known_shops, known_aps: dims.known_aps.as_ref(), exclude_randomized: settings.exclude_randomized };
+            let mut ctx = IngestCtx {
+                clock: LocalClock::new(settings.tz),
+                known_shops: &dims.known_shops,
+                known_aps: dims.known_aps.as_ref(),
+                exclude_randomized: settings.exclude_randomized,
+            };
             Ok(ingest::parse(probes.get(&f.entry.rel)?, &probes.show(&f.entry.rel), f, layout, &mut ctx)?.events)
         })
         .collect::<Result<_>>()?;

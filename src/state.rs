@@ -66,9 +66,14 @@ pub struct Manifest {
 impl Manifest {
     pub fn load(out: &Location) -> Result<Option<Manifest>> {
         let Some(bytes) = out.get_opt(MANIFEST)? else { return Ok(None) };
-        let m: Manifest = serde_json::from_slice(&bytes).with_context(|| format!("{}: corrupt state manifest", out.show(MANIFEST)))?;
+        let m: Manifest = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}: corrupt state manifest", out.show(MANIFEST)))?;
         if m.format != FORMAT {
-            bail!("{}: state format {} is not supported (expected {FORMAT}); run `footfall run` to rebuild", out.show(MANIFEST), m.format);
+            bail!(
+                "{}: state format {} is not supported (expected {FORMAT}); run `footfall run` to rebuild",
+                out.show(MANIFEST),
+                m.format
+            );
         }
         Ok(Some(m))
     }
@@ -143,7 +148,11 @@ struct LockInfo {
 }
 
 fn host() -> String {
-    std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "unknown".into())
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn pid_alive(pid: u32) -> bool {

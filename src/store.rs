@@ -66,7 +66,13 @@ pub struct StorageOpts {
 
 impl Default for StorageOpts {
     fn default() -> Self {
-        StorageOpts { endpoint: None, region: None, allow_http: None, retries: 4, retry_timeout: std::time::Duration::from_secs(60) }
+        StorageOpts {
+            endpoint: None,
+            region: None,
+            allow_http: None,
+            retries: 4,
+            retry_timeout: std::time::Duration::from_secs(60),
+        }
     }
 }
 
@@ -93,11 +99,13 @@ impl Location {
         }
         if let Some((scheme, _)) = spec.split_once("://") {
             if scheme == "file" {
-                let url = url::Url::parse(spec).map_err(|e| crate::error::usage(format!("{key}: bad URL '{spec}': {e}")))?;
+                let url =
+                    url::Url::parse(spec).map_err(|e| crate::error::usage(format!("{key}: bad URL '{spec}': {e}")))?;
                 let p = url.to_file_path().map_err(|_| crate::error::usage(format!("{key}: bad file URL '{spec}'")))?;
                 return Self::local(&p);
             }
-            let url = url::Url::parse(spec).map_err(|e| crate::error::usage(format!("{key}: bad URL '{spec}': {e}")))?;
+            let url =
+                url::Url::parse(spec).map_err(|e| crate::error::usage(format!("{key}: bad URL '{spec}': {e}")))?;
             let store: Arc<dyn ObjectStore> = match scheme {
                 "s3" | "s3a" => {
                     let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(spec).with_retry(retry(opts));
@@ -129,7 +137,13 @@ impl Location {
                 other => bail_usage!("{key}: unsupported scheme '{other}://' (use s3, gs, az, file or a path)"),
             };
             let prefix = Path::from(url.path().trim_matches('/'));
-            return Ok(Location { store, prefix, display: spec.trim_end_matches('/').to_string(), local: None, reads: Default::default() });
+            return Ok(Location {
+                store,
+                prefix,
+                display: spec.trim_end_matches('/').to_string(),
+                local: None,
+                reads: Default::default(),
+            });
         }
         let p = FsPath::new(spec);
         let p = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
@@ -142,7 +156,13 @@ impl Location {
         let abs = std::fs::canonicalize(dir).with_context(|| format!("cannot open directory {}", dir.display()))?;
         let store = object_store::local::LocalFileSystem::new_with_prefix(&abs)
             .with_context(|| format!("cannot open directory {}", abs.display()))?;
-        Ok(Location { store: Arc::new(store), prefix: Path::default(), display: dir.display().to_string(), local: Some(abs), reads: Default::default() })
+        Ok(Location {
+            store: Arc::new(store),
+            prefix: Path::default(),
+            display: dir.display().to_string(),
+            local: Some(abs),
+            reads: Default::default(),
+        })
     }
 
     /// A sub-location.
@@ -213,7 +233,8 @@ impl Location {
     /// Names of the immediate sub-"directories" under `rel` (common prefixes).
     pub fn list_dirs(&self, rel: &str) -> Result<Vec<String>> {
         let prefix = self.path(rel);
-        let r = block_on(self.store.list_with_delimiter(Some(&prefix))).with_context(|| format!("cannot list {}", self.show(rel)))?;
+        let r = block_on(self.store.list_with_delimiter(Some(&prefix)))
+            .with_context(|| format!("cannot list {}", self.show(rel)))?;
         let mut out: Vec<String> = r.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
         out.sort();
         Ok(out)
@@ -222,7 +243,8 @@ impl Location {
     pub fn get(&self, rel: &str) -> Result<Bytes> {
         self.count_read();
         let p = self.path(rel);
-        block_on(async { self.store.get(&p).await?.bytes().await }).with_context(|| format!("cannot read {}", self.show(rel)))
+        block_on(async { self.store.get(&p).await?.bytes().await })
+            .with_context(|| format!("cannot read {}", self.show(rel)))
     }
 
     /// Reads an object, `None` if it does not exist.
@@ -245,7 +267,8 @@ impl Location {
     /// Writes an object with one PUT (atomic replace).
     pub fn put(&self, rel: &str, data: Bytes) -> Result<()> {
         let p = self.path(rel);
-        block_on(self.store.put(&p, PutPayload::from(data))).with_context(|| format!("cannot write {}", self.show(rel)))?;
+        block_on(self.store.put(&p, PutPayload::from(data)))
+            .with_context(|| format!("cannot write {}", self.show(rel)))?;
         Ok(())
     }
 

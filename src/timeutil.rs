@@ -19,8 +19,7 @@ pub fn days_to_date(days: i32) -> NaiveDate {
 
 /// Parses an IANA zone name.
 pub fn parse_tz(name: &str) -> Result<Tz> {
-    name.parse::<Tz>()
-        .map_err(|_| crate::error::usage(format!("mall.timezone: unknown IANA time zone '{name}'")))
+    name.parse::<Tz>().map_err(|_| crate::error::usage(format!("mall.timezone: unknown IANA time zone '{name}'")))
 }
 
 /// Local-time lookups with a one-minute offset cache.
@@ -40,9 +39,7 @@ impl LocalClock {
     pub fn offset(&mut self, t: i64) -> i64 {
         let minute = t.div_euclid(60);
         if minute != self.cached_minute {
-            let utc = chrono::DateTime::from_timestamp(minute * 60, 0)
-                .unwrap_or_default()
-                .naive_utc();
+            let utc = chrono::DateTime::from_timestamp(minute * 60, 0).unwrap_or_default().naive_utc();
             self.cached_offset = self.tz.offset_from_utc_datetime(&utc).fix().local_minus_utc() as i64;
             self.cached_minute = minute;
         }

@@ -29,7 +29,11 @@ fn out_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 fn bad_config_is_exit_2_naming_the_key() {
     let dir = golden_mall();
     let d = dir.path();
-    std::fs::write(d.join("bad.toml"), "[input]\nprobes = \"probes\"\n[output]\ndir = \"out\"\n[visits]\ngap = \"soon\"\n").unwrap();
+    std::fs::write(
+        d.join("bad.toml"),
+        "[input]\nprobes = \"probes\"\n[output]\ndir = \"out\"\n[visits]\ngap = \"soon\"\n",
+    )
+    .unwrap();
     let o = expect(d, &["run", "--config", "bad.toml"], 2);
     assert!(o.stderr.contains("visits.gap"), "{}", o.explain());
     assert!(o.stdout.is_empty());
@@ -121,7 +125,8 @@ fn show_formats_filters_and_errors() {
     assert_eq!(v[0]["visitors"].to_string(), lines[1].split(',').nth(1).unwrap());
     let nd = ok(d, &["show", "top_shops_daily", "--date", &first_date, "--format", "ndjson", "--limit", "2"]).stdout;
     assert_eq!(nd.lines().count(), 2);
-    let table = ok(d, &["show", "top_shops_daily", "--date", &first_date, "--format", "table", "--where", "rank=1"]).stdout;
+    let table =
+        ok(d, &["show", "top_shops_daily", "--date", &first_date, "--format", "table", "--where", "rank=1"]).stdout;
     assert_eq!(table.lines().count(), 3, "{table}");
     let pq = util::run(d, &["show", "mall_daily_visitors", "--format", "parquet"]);
     assert_eq!(pq.code, 0);
@@ -184,7 +189,16 @@ fn sql_over_tables_dimensions_and_probes() {
     let got = ok(d, &["sql", "SELECT date, visitors FROM mall_daily_visitors ORDER BY date", "--format", "csv"]).stdout;
     assert_eq!(got, want);
     // Distinct devices per local date from the parsed probes equal mall_daily_visitors.
-    let from_probes = ok(d, &["sql", "SELECT date, COUNT(DISTINCT user_device_mac) AS visitors FROM probes GROUP BY date ORDER BY date", "--format", "csv"]).stdout;
+    let from_probes = ok(
+        d,
+        &[
+            "sql",
+            "SELECT date, COUNT(DISTINCT user_device_mac) AS visitors FROM probes GROUP BY date ORDER BY date",
+            "--format",
+            "csv",
+        ],
+    )
+    .stdout;
     assert_eq!(from_probes, want);
     // A join with a dimension, filtered on date.
     let j = ok(d, &["sql", "SELECT s.shop_code, a.shop_name FROM shop_daily_visitors s JOIN area_shop a ON s.shop_code = a.shop_code WHERE s.date = '2026-03-28' ORDER BY s.shop_code LIMIT 1", "--format", "csv"]).stdout;

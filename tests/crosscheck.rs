@@ -19,7 +19,6 @@ use util::*;
 
 const GAP: i64 = 600;
 
-
 fn norm_mac(s: &str) -> Option<String> {
     let s = s.trim().to_lowercase();
     let hex: String = match s.len() {
@@ -57,7 +56,11 @@ fn text(a: &dyn Array, i: usize) -> Option<String> {
 /// (second, mac, ap, shop, rssi) of every accepted record.
 fn oracle_records(probes: &Path) -> Vec<(i64, String, String, String, i64)> {
     let mut out = Vec::new();
-    for f in files_under(probes).into_iter().filter(|p| p.extension().is_some_and(|x| x == "parquet")).map(|p| probes.join(p)) {
+    for f in files_under(probes)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .map(|p| probes.join(p))
+    {
         let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&f).unwrap()).unwrap().build().unwrap();
         for batch in reader {
             let b = batch.unwrap();
@@ -69,7 +72,9 @@ fn oracle_records(probes: &Path) -> Vec<(i64, String, String, String, i64)> {
                 } else {
                     match t.data_type() {
                         DataType::Int64 => Some(t.as_primitive::<Int64Type>().value(i)),
-                        DataType::Timestamp(TimeUnit::Millisecond, _) => Some(t.as_primitive::<TimestampMillisecondType>().value(i).div_euclid(1000)),
+                        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                            Some(t.as_primitive::<TimestampMillisecondType>().value(i).div_euclid(1000))
+                        }
                         _ => {
                             let s = text(t.as_ref(), i).unwrap();
                             let s = s.trim();
@@ -80,7 +85,8 @@ fn oracle_records(probes: &Path) -> Vec<(i64, String, String, String, i64)> {
                 let mac = text(m.as_ref(), i).and_then(|s| norm_mac(&s));
                 let ap = text(a.as_ref(), i).and_then(|s| norm_mac(&s));
                 let shop = text(s.as_ref(), i).filter(|s| !s.is_empty());
-                let rssi = text(r.as_ref(), i).and_then(|s| s.trim().parse::<i64>().ok()).filter(|v| (-120..=0).contains(v));
+                let rssi =
+                    text(r.as_ref(), i).and_then(|s| s.trim().parse::<i64>().ok()).filter(|v| (-120..=0).contains(v));
                 if let (Some(t), Some(m), Some(a), Some(s), Some(r)) = (secs, mac, ap, shop, rssi) {
                     out.push((t, m, a, s, r));
                 }
@@ -125,16 +131,41 @@ fn plain_formulation_agrees_with_every_table() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let tzname = "Europe/Berlin";
-    ok(d, &["generate", "--out", "mall", "--days", "3", "--visitors", "120", "--shops", "6", "--timezone", tzname, "--start", "2026-03-28", "--seed", "7"]);
+    ok(
+        d,
+        &[
+            "generate",
+            "--out",
+            "mall",
+            "--days",
+            "3",
+            "--visitors",
+            "120",
+            "--shops",
+            "6",
+            "--timezone",
+            tzname,
+            "--start",
+            "2026-03-28",
+            "--seed",
+            "7",
+        ],
+    );
     ok(d, &["run", "--config", "mall/footfall.toml"]);
     let tz: Tz = tzname.parse().unwrap();
     let out = d.join("mall/out");
 
     // Dimensions.
-    let names: BTreeMap<String, String> = read_csv(&d.join("mall/dims/area_shop.csv")).into_iter().map(|r| (r[1].clone(), r[2].clone())).collect();
+    let names: BTreeMap<String, String> =
+        read_csv(&d.join("mall/dims/area_shop.csv")).into_iter().map(|r| (r[1].clone(), r[2].clone())).collect();
     let places: BTreeMap<String, (String, String)> = read_csv(&d.join("mall/dims/place_info.csv"))
         .into_iter()
-        .map(|r| (norm_mac(&r[0]).unwrap(), (format!("{:.9}", r[1].parse::<f64>().unwrap()), format!("{:.9}", r[2].parse::<f64>().unwrap()))))
+        .map(|r| {
+            (
+                norm_mac(&r[0]).unwrap(),
+                (format!("{:.9}", r[1].parse::<f64>().unwrap()), format!("{:.9}", r[2].parse::<f64>().unwrap())),
+            )
+        })
         .collect();
     let name = |s: &str| names.get(s).cloned().unwrap_or_default();
 
@@ -160,14 +191,22 @@ fn plain_formulation_agrees_with_every_table() {
         hour_devs.entry((*day, hour_of(*t))).or_default().insert(m);
     }
     expect.insert("mall_daily_visitors", day_devs.iter().map(|(d, s)| format!("{d},{}", s.len())).collect());
-    expect.insert("shop_daily_visitors", shop_devs.iter().map(|((d, s), v)| format!("{d},{s},{},{}", name(s), v.len())).collect());
+    expect.insert(
+        "shop_daily_visitors",
+        shop_devs.iter().map(|((d, s), v)| format!("{d},{s},{},{}", name(s), v.len())).collect(),
+    );
     expect.insert("mall_hourly_visitors", hour_devs.iter().map(|((d, h), v)| format!("{d},{h},{}", v.len())).collect());
     let mut peak = Vec::new();
     let mut top = Vec::new();
     for day in day_devs.keys() {
-        let best = hour_devs.iter().filter(|((d, _), _)| d == day).max_by(|a, b| a.1.len().cmp(&b.1.len()).then(b.0 .1.cmp(&a.0 .1))).unwrap();
+        let best = hour_devs
+            .iter()
+            .filter(|((d, _), _)| d == day)
+            .max_by(|a, b| a.1.len().cmp(&b.1.len()).then(b.0 .1.cmp(&a.0 .1)))
+            .unwrap();
         peak.push(format!("{day},{},{}", best.0 .1, best.1.len()));
-        let mut shops: Vec<(&str, usize)> = shop_devs.iter().filter(|((d, _), _)| d == day).map(|((_, s), v)| (*s, v.len())).collect();
+        let mut shops: Vec<(&str, usize)> =
+            shop_devs.iter().filter(|((d, _), _)| d == day).map(|((_, s), v)| (*s, v.len())).collect();
         shops.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         for (i, (s, n)) in shops.iter().take(5).enumerate() {
             top.push(format!("{day},{},{s},{},{n}", i + 1, name(s)));
@@ -186,7 +225,11 @@ fn plain_formulation_agrees_with_every_table() {
     }
     expect.insert(
         "customers",
-        cust.iter().map(|(m, (f, l, days))| format!("{m},{f},{l},{},{},{}", days.first().unwrap(), days.last().unwrap(), days.len())).collect(),
+        cust.iter()
+            .map(|(m, (f, l, days))| {
+                format!("{m},{f},{l},{},{},{}", days.first().unwrap(), days.last().unwrap(), days.len())
+            })
+            .collect(),
     );
     let first_day = |m: &str| *cust[m].2.first().unwrap();
     expect.insert(
@@ -210,7 +253,11 @@ fn plain_formulation_agrees_with_every_table() {
     let xy = |m: &str| places.get(m).map(|(x, y)| format!("{x},{y}")).unwrap_or_else(|| ",".into());
     expect.insert(
         "customer_positions",
-        pos.iter().map(|((d, t, m, a, s), (lo, hi))| format!("{d},{t},{m},{a},{s},{lo},{hi},{},{}", xy(m), first_day(m) == *d)).collect(),
+        pos.iter()
+            .map(|((d, t, m, a, s), (lo, hi))| {
+                format!("{d},{t},{m},{a},{s},{lo},{hi},{},{}", xy(m), first_day(m) == *d)
+            })
+            .collect(),
     );
     let mut latest: BTreeMap<(NaiveDate, &str), (i64, i64, &str, &str)> = BTreeMap::new();
     for ((d, t, m, a, s), (_, hi)) in &pos {
@@ -221,7 +268,10 @@ fn plain_formulation_agrees_with_every_table() {
             *e = cand;
         }
     }
-    expect.insert("latest_positions", latest.iter().map(|((d, m), (t, _, a, s))| format!("{d},{m},{t},{a},{s},{}", xy(m))).collect());
+    expect.insert(
+        "latest_positions",
+        latest.iter().map(|((d, m), (t, _, a, s))| format!("{d},{m},{t},{a},{s},{}", xy(m))).collect(),
+    );
 
     // Visits.
     let mut secs: BTreeMap<(NaiveDate, &str, &str), BTreeSet<i64>> = BTreeMap::new();

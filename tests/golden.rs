@@ -25,9 +25,14 @@ fn every_table_matches_its_golden_file() {
             std::fs::write(&path, &got).unwrap();
             continue;
         }
-        let want = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{} missing; run with FOOTFALL_UPDATE_GOLDEN=1", path.display()));
+        let want = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("{} missing; run with FOOTFALL_UPDATE_GOLDEN=1", path.display()));
         if got != want {
-            let first = got.lines().zip(want.lines()).position(|(a, b)| a != b).unwrap_or(got.lines().count().min(want.lines().count()));
+            let first = got
+                .lines()
+                .zip(want.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(got.lines().count().min(want.lines().count()));
             failures.push(format!(
                 "{t}: {} lines vs {} golden; first difference at line {}:\n  got:  {:?}\n  want: {:?}",
                 got.lines().count(),
@@ -45,7 +50,13 @@ fn every_table_matches_its_golden_file() {
 fn golden_tables_are_not_trivial() {
     // Guards against a golden set that silently lost its content.
     let golden = root().join("tests/golden");
-    for (t, min_rows) in [("mall_daily_visitors", 2), ("top_shops_daily", 4), ("customer_positions", 100), ("repeat_shop_visits_daily", 1), ("data_quality", 10)] {
+    for (t, min_rows) in [
+        ("mall_daily_visitors", 2),
+        ("top_shops_daily", 4),
+        ("customer_positions", 100),
+        ("repeat_shop_visits_daily", 1),
+        ("data_quality", 10),
+    ] {
         let text = std::fs::read_to_string(golden.join(format!("{t}.csv"))).unwrap();
         assert!(text.lines().count() > min_rows, "{t} has only {} lines", text.lines().count());
     }

@@ -11,7 +11,6 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use util::*;
 
-
 /// An empty mall: dims and config, no probe files yet.
 fn empty_mall() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -89,7 +88,8 @@ fn late_file_for_an_old_date_moves_new_customers() {
     let files = golden_files();
     let is_late = |f: &PathBuf| {
         let s = f.to_string_lossy();
-        s.contains("date=2026-03-28") && s.split("hour=").nth(1).and_then(|h| h[..2].parse::<u32>().ok()).is_some_and(|h| h <= 20)
+        s.contains("date=2026-03-28")
+            && s.split("hour=").nth(1).and_then(|h| h[..2].parse::<u32>().ok()).is_some_and(|h| h <= 20)
     };
     let (late, early): (Vec<_>, Vec<_>) = files.iter().partition(|f| is_late(f));
     assert!(late.len() >= 10, "{late:?}");
@@ -128,7 +128,16 @@ fn an_update_bringing_one_hour_opens_only_that_file() {
 
 #[test]
 fn killed_at_every_step_then_update_equals_uninterrupted() {
-    let steps = ["after-lock", "after-first-segment", "after-segments", "after-day-summaries", "after-first-partition", "after-partitions", "after-snapshots", "after-manifest"];
+    let steps = [
+        "after-lock",
+        "after-first-segment",
+        "after-segments",
+        "after-day-summaries",
+        "after-first-partition",
+        "after-partitions",
+        "after-snapshots",
+        "after-manifest",
+    ];
     let files = golden_files();
     for (i, step) in steps.iter().enumerate() {
         for mode in ["run", "update"] {
@@ -192,7 +201,8 @@ fn stale_lock_of_a_dead_process_is_taken_over() {
         add(d, &f);
     }
     std::fs::create_dir_all(d.join("out/_state")).unwrap();
-    let host = std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "unknown".into());
+    let host =
+        std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "unknown".into());
     let now = chrono::Utc::now().timestamp();
     // pid 4194304 is above Linux's pid_max limit, so it cannot be alive.
     std::fs::write(

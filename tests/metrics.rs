@@ -41,7 +41,12 @@ fn events(s: &Settings, recs: &[(i64, &str, &str, &str, i64)]) -> DataFrame {
     )
     .unwrap();
     let known = dims().known_shops;
-    let mut ctx = IngestCtx { clock: LocalClock::new(s.tz), known_shops: &known, known_aps: None, exclude_randomized: s.exclude_randomized };
+    let mut ctx = IngestCtx {
+        clock: LocalClock::new(s.tz),
+        known_shops: &known,
+        known_aps: None,
+        exclude_randomized: s.exclude_randomized,
+    };
     let file = ProbeFile::new(Entry { rel: "x.parquet".into(), size: 0, e_tag: None, last_modified: 0 });
     let layout = FileLayout { occur_time: Layout::Text, rssi: Layout::Text };
     let p = parse_frame(&df, "test", &file, layout, &mut ctx).unwrap();
@@ -75,31 +80,50 @@ fn visits_gap_favourite_repeat_and_top_shops() {
     let s = settings("UTC");
     let t0 = ts("2026-03-02T10:00:00Z");
     let (a, b, c, d) = ("00:00:00:00:00:0a", "00:00:00:00:00:0b", "00:00:00:00:00:0c", "00:00:00:00:00:0d");
-    let t = tables(&s, &dims(), &[
-        // A at S1: 0,300,900 is one visit (900-300 = 600, not more than the gap), 1501 a second one.
-        (t0, a, AP1, "S1", -60), (t0 + 300, a, AP1, "S1", -60), (t0 + 900, a, AP1, "S1", -60), (t0 + 1501, a, AP1, "S1", -60),
-        // A at S2: one visit of 400 s.
-        (t0 + 3000, a, AP2, "S2", -60), (t0 + 3400, a, AP2, "S2", -60),
-        // B: S1 one visit dwell 0, S2 one visit dwell 50 → favourite S2 (longer dwell).
-        (t0 + 100, b, AP1, "S1", -70), (t0 + 200, b, AP2, "S2", -70), (t0 + 250, b, AP2, "S2", -70),
-        // C: S1 and S2 one visit of 10 s each → favourite S1 (shop_code asc).
-        (t0 + 10, c, AP1, "S1", -70), (t0 + 20, c, AP1, "S1", -70), (t0 + 30, c, AP2, "S2", -70), (t0 + 40, c, AP2, "S2", -70),
-        // D at 11:00 at S3, a shop missing from area_shop.
-        (t0 + 3600, d, AP3, "S3", -50),
-    ]);
+    let t = tables(
+        &s,
+        &dims(),
+        &[
+            // A at S1: 0,300,900 is one visit (900-300 = 600, not more than the gap), 1501 a second one.
+            (t0, a, AP1, "S1", -60),
+            (t0 + 300, a, AP1, "S1", -60),
+            (t0 + 900, a, AP1, "S1", -60),
+            (t0 + 1501, a, AP1, "S1", -60),
+            // A at S2: one visit of 400 s.
+            (t0 + 3000, a, AP2, "S2", -60),
+            (t0 + 3400, a, AP2, "S2", -60),
+            // B: S1 one visit dwell 0, S2 one visit dwell 50 → favourite S2 (longer dwell).
+            (t0 + 100, b, AP1, "S1", -70),
+            (t0 + 200, b, AP2, "S2", -70),
+            (t0 + 250, b, AP2, "S2", -70),
+            // C: S1 and S2 one visit of 10 s each → favourite S1 (shop_code asc).
+            (t0 + 10, c, AP1, "S1", -70),
+            (t0 + 20, c, AP1, "S1", -70),
+            (t0 + 30, c, AP2, "S2", -70),
+            (t0 + 40, c, AP2, "S2", -70),
+            // D at 11:00 at S3, a shop missing from area_shop.
+            (t0 + 3600, d, AP3, "S3", -50),
+        ],
+    );
     assert_eq!(t["mall_daily_visitors"], ["2026-03-02,4"]);
     assert_eq!(t["shop_daily_visitors"], ["2026-03-02,S1,Shop One,3", "2026-03-02,S2,Shop Two,3", "2026-03-02,S3,,1"]);
     let h10 = t0.to_string();
     let h11 = (t0 + 3600).to_string();
     assert_eq!(t["mall_hourly_visitors"], [format!("2026-03-02,{h10},3"), format!("2026-03-02,{h11},1")]);
     assert_eq!(t["peak_hour_daily"], [format!("2026-03-02,{h10},3")]);
-    assert_eq!(t["top_shops_daily"], ["2026-03-02,1,S1,Shop One,3", "2026-03-02,2,S2,Shop Two,3", "2026-03-02,3,S3,,1"]);
-    assert_eq!(t["favorite_shop_daily"], [
-        format!("2026-03-02,{a},S1,Shop One,2,900"),
-        format!("2026-03-02,{b},S2,Shop Two,1,50"),
-        format!("2026-03-02,{c},S1,Shop One,1,10"),
-        format!("2026-03-02,{d},S3,,1,0"),
-    ]);
+    assert_eq!(
+        t["top_shops_daily"],
+        ["2026-03-02,1,S1,Shop One,3", "2026-03-02,2,S2,Shop Two,3", "2026-03-02,3,S3,,1"]
+    );
+    assert_eq!(
+        t["favorite_shop_daily"],
+        [
+            format!("2026-03-02,{a},S1,Shop One,2,900"),
+            format!("2026-03-02,{b},S2,Shop Two,1,50"),
+            format!("2026-03-02,{c},S1,Shop One,1,10"),
+            format!("2026-03-02,{d},S3,,1,0"),
+        ]
+    );
     assert_eq!(t["repeat_shop_visits_daily"], [format!("2026-03-02,{a},S1,Shop One,2")]);
     assert_eq!(t["mall_daily_new_customers"], ["2026-03-02,4,4,0,1.0"]);
     // customer_positions: one row per (second, device, AP, shop): all 14 records are distinct.
@@ -116,23 +140,33 @@ fn ties_peak_hour_latest_position_and_top_n() {
     d.places = df!("user_device_mac" => [0x0eu64], "x" => [Some(1.5f64)], "y" => [Some(2.5f64)]).unwrap();
     let t0 = ts("2026-03-02T10:00:00Z");
     let (e, f, g, h) = ("00:00:00:00:00:0e", "00:00:00:00:00:0f", "00:00:00:00:00:10", "00:00:00:00:00:11");
-    let t = tables(&s, &d, &[
-        // Hours 10:00 and 12:00 both have 2 devices: the peak is the earlier one.
-        (t0 - 60, e, AP2, "S2", -40),
-        // E's last second: two APs at -50 → ap_mac ascending picks AP1.
-        (t0, e, AP2, "S2", -50), (t0, e, AP1, "S1", -50),
-        // F's last second: AP2 is stronger.
-        (t0 + 5, f, AP1, "S1", -70), (t0 + 5, f, AP2, "S2", -60),
-        (t0 + 7200, g, AP1, "S1", -70), (t0 + 7200, h, AP2, "S2", -70),
-    ]);
+    let t = tables(
+        &s,
+        &d,
+        &[
+            // Hours 10:00 and 12:00 both have 2 devices: the peak is the earlier one.
+            (t0 - 60, e, AP2, "S2", -40),
+            // E's last second: two APs at -50 → ap_mac ascending picks AP1.
+            (t0, e, AP2, "S2", -50),
+            (t0, e, AP1, "S1", -50),
+            // F's last second: AP2 is stronger.
+            (t0 + 5, f, AP1, "S1", -70),
+            (t0 + 5, f, AP2, "S2", -60),
+            (t0 + 7200, g, AP1, "S1", -70),
+            (t0 + 7200, h, AP2, "S2", -70),
+        ],
+    );
     // (t0 - 60 is 09:59: E is also in hour 09:00 with 1 device.)
     assert_eq!(t["peak_hour_daily"], [format!("2026-03-02,{t0},2")]);
-    assert_eq!(t["latest_positions"], [
-        format!("2026-03-02,{e},{t0},{AP1},S1,1.5,2.5"),
-        format!("2026-03-02,{f},{},{AP2},S2,,", t0 + 5),
-        format!("2026-03-02,{g},{},{AP1},S1,,", t0 + 7200),
-        format!("2026-03-02,{h},{},{AP2},S2,,", t0 + 7200),
-    ]);
+    assert_eq!(
+        t["latest_positions"],
+        [
+            format!("2026-03-02,{e},{t0},{AP1},S1,1.5,2.5"),
+            format!("2026-03-02,{f},{},{AP2},S2,,", t0 + 5),
+            format!("2026-03-02,{g},{},{AP1},S1,,", t0 + 7200),
+            format!("2026-03-02,{h},{},{AP2},S2,,", t0 + 7200),
+        ]
+    );
     // S1: E, F, G = 3; S2: E, F, H = 3 → tie → S1 only with N = 1.
     assert_eq!(t["top_shops_daily"], ["2026-03-02,1,S1,Shop One,3"]);
     // customer_positions: E's two APs in one second are two rows, with min/max per row.
@@ -148,7 +182,10 @@ fn visits_never_cross_local_midnight_and_new_customers() {
     let t2 = ts("2026-03-28T23:05:00Z");
     let t = tables(&s, &dims(), &[(t1, a, AP1, "S1", -60), (t2, a, AP1, "S1", -60)]);
     assert_eq!(t["mall_daily_visitors"], ["2026-03-28,1", "2026-03-29,1"]);
-    assert_eq!(t["favorite_shop_daily"], [format!("2026-03-28,{a},S1,Shop One,1,0"), format!("2026-03-29,{a},S1,Shop One,1,0")]);
+    assert_eq!(
+        t["favorite_shop_daily"],
+        [format!("2026-03-28,{a},S1,Shop One,1,0"), format!("2026-03-29,{a},S1,Shop One,1,0")]
+    );
     assert_eq!(t["repeat_shop_visits_daily"], Vec::<String>::new());
     assert_eq!(t["customers"], [format!("{a},{t1},{t2},2026-03-28,2026-03-29,2")]);
     assert_eq!(t["mall_daily_new_customers"], ["2026-03-28,1,1,0,1.0", "2026-03-29,1,0,1,0.0"]);

@@ -45,7 +45,16 @@ impl Server {
 
     fn restart(&mut self) {
         let child = Command::new(&self.bin)
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string(), "--access-key", KEY, "--secret-key", SECRET])
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--access-key",
+                KEY,
+                "--secret-key",
+                SECRET,
+            ])
             .arg(&self.root)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -97,14 +106,18 @@ fn ff(s: &Server, cwd: &Path, args: &[&str], extra: &[(&str, &str)]) -> Out {
 /// Uploads a local file into the bucket by writing it under the server's root through S3:
 /// done with `footfall`'s own object_store client so the test needs no other tool.
 fn upload(s: &Server, local: &Path, key: &str) {
-    let opts = footfall::store::StorageOpts { endpoint: Some(s.endpoint()), region: Some("us-east-1".into()), allow_http: Some(true), ..Default::default() };
+    let opts = footfall::store::StorageOpts {
+        endpoint: Some(s.endpoint()),
+        region: Some("us-east-1".into()),
+        allow_http: Some(true),
+        ..Default::default()
+    };
     // Credentials are only read from the environment; every test uses the same ones.
     std::env::set_var("AWS_ACCESS_KEY_ID", KEY);
     std::env::set_var("AWS_SECRET_ACCESS_KEY", SECRET);
     let loc = footfall::store::Location::parse_with("s3://bucket", Path::new("."), "test", &opts).unwrap();
     loc.put(key, bytes::Bytes::from(std::fs::read(local).unwrap())).unwrap();
 }
-
 
 fn setup(s: &Server, d: &Path) {
     for t in ["area_shop.csv", "place_info.csv", "ap_info.csv"] {
@@ -187,7 +200,8 @@ fn server_down_mid_update_is_exit_3_and_the_next_update_completes() {
     assert!(stderr.contains("s3://bucket/out/"), "the message names the object: {stderr}");
     s.restart();
     // Published results are as before the failed update.
-    let after_failure = ff(&s, d, &["show", "mall_daily_visitors", "--config", "s3.toml", "--format", "csv"], &[]).stdout;
+    let after_failure =
+        ff(&s, d, &["show", "mall_daily_visitors", "--config", "s3.toml", "--format", "csv"], &[]).stdout;
     assert_eq!(before, after_failure);
     let o = ff(&s, d, &["update", "--config", "s3.toml"], &[]);
     assert_eq!(o.code, 0, "{}", o.explain());

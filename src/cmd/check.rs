@@ -32,19 +32,30 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
                 .collect::<Vec<_>>(),
         )
         .with_columns([
-            (col("rows_rejected").cast(DataType::Float64) / col("rows_read").cast(DataType::Float64)).alias("rejected_share"),
-            (col("randomized_rows").cast(DataType::Float64) / col("rows_accepted").cast(DataType::Float64)).alias("randomized_share"),
+            (col("rows_rejected").cast(DataType::Float64) / col("rows_read").cast(DataType::Float64))
+                .alias("rejected_share"),
+            (col("randomized_rows").cast(DataType::Float64) / col("rows_accepted").cast(DataType::Float64))
+                .alias("randomized_share"),
         ])
         .collect()?;
     // One row per measure reads better than one very wide row.
     let share = report.column("rejected_share")?.f64()?.get(0).unwrap_or(0.0);
     // Hours inside opening hours without a single device, over the dates with data.
     let (open, close) = settings.opening;
-    let hourly = crate::read::read_table(&out, crate::schema::get("mall_hourly_visitors")?, &settings.tz_name, from, to)?;
-    let days = crate::read::read_table(&out, crate::schema::get("mall_daily_visitors")?, &settings.tz_name, from, to)?.height() as i64;
+    let hourly =
+        crate::read::read_table(&out, crate::schema::get("mall_hourly_visitors")?, &settings.tz_name, from, to)?;
+    let days = crate::read::read_table(&out, crate::schema::get("mall_daily_visitors")?, &settings.tz_name, from, to)?
+        .height() as i64;
     let busy_open = hourly
         .lazy()
-        .filter(col("hour_start").dt().hour().cast(DataType::UInt32).gt_eq(lit(open)).and(col("hour_start").dt().hour().cast(DataType::UInt32).lt(lit(close))))
+        .filter(
+            col("hour_start")
+                .dt()
+                .hour()
+                .cast(DataType::UInt32)
+                .gt_eq(lit(open))
+                .and(col("hour_start").dt().hour().cast(DataType::UInt32).lt(lit(close))),
+        )
         .select([len().cast(DataType::Int64).alias("n")])
         .collect()?
         .column("n")?
@@ -53,7 +64,8 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
         .unwrap_or(0);
     report.with_column(Column::new("empty_open_hours".into(), [(days * (close - open) as i64 - busy_open).max(0)]))?;
     let names: Vec<String> = report.get_column_names().iter().map(|s| s.to_string()).collect();
-    let values: Vec<String> = report.columns().iter().map(|c| c.get(0).map(|v| v.to_string()).unwrap_or_default()).collect();
+    let values: Vec<String> =
+        report.columns().iter().map(|c| c.get(0).map(|v| v.to_string()).unwrap_or_default()).collect();
     let mut long = df!("measure" => names, "value" => values)?;
     write_frame(&mut std::io::stdout().lock(), &mut long, f)?;
     if let Some(max) = a.max_rejected_share {

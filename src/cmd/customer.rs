@@ -69,7 +69,10 @@ pub fn run(_ctx: &Ctx, a: CustomerArgs) -> Result<i32> {
     }
     writeln!(stdout, "\nvisits on {date}")?;
     write_frame(&mut stdout, &mut v, f)?;
-    let mut fav = read_table(&out, schema::get("favorite_shop_daily")?, tz, Some(date), Some(date))?.lazy().filter(is_me()).collect()?;
+    let mut fav = read_table(&out, schema::get("favorite_shop_daily")?, tz, Some(date), Some(date))?
+        .lazy()
+        .filter(is_me())
+        .collect()?;
     writeln!(stdout, "\nfavourite shop on {date}")?;
     write_frame(&mut stdout, &mut fav, f)?;
     Ok(EXIT_OK)

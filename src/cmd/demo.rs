@@ -25,7 +25,12 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
     };
     let t0 = std::time::Instant::now();
     let g = generate(&spec, ctx.progress)?;
-    ctx.say(format!("demo: generated {} probe records in {} hourly files under {}", g.records, g.files, spec.out.display()));
+    ctx.say(format!(
+        "demo: generated {} probe records in {} hourly files under {}",
+        g.records,
+        g.files,
+        spec.out.display()
+    ));
     let config = spec.out.join("footfall.toml");
     let plan = crate::config::plan(&Overrides { config: Some(config.clone()), ..Default::default() })?;
     let report = engine::execute(&plan, Mode::Run, false, ctx.progress)?;
@@ -44,8 +49,25 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
 
     let daily = get("mall_daily_new_customers")?
         .lazy()
-        .join(get("peak_hour_daily")?.lazy().select([col("date"), col("hour_start").dt().hour().alias("peak_hour"), col("visitors").alias("peak_visitors")]), [col("date")], [col("date")], JoinArgs::new(JoinType::Left))
-        .select([col("date"), col("visitors"), col("new_customers"), col("returning_customers"), (col("new_ratio") * lit(100.0)).round(1, RoundMode::HalfAwayFromZero).alias("new_%"), col("peak_hour"), col("peak_visitors")])
+        .join(
+            get("peak_hour_daily")?.lazy().select([
+                col("date"),
+                col("hour_start").dt().hour().alias("peak_hour"),
+                col("visitors").alias("peak_visitors"),
+            ]),
+            [col("date")],
+            [col("date")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .select([
+            col("date"),
+            col("visitors"),
+            col("new_customers"),
+            col("returning_customers"),
+            (col("new_ratio") * lit(100.0)).round(1, RoundMode::HalfAwayFromZero).alias("new_%"),
+            col("peak_hour"),
+            col("peak_visitors"),
+        ])
         .sort(["date"], Default::default())
         .collect()?;
     writeln!(stdout, "\nVisitors per day (local dates, {tz}), new vs returning, and the peak hour:\n")?;
@@ -64,10 +86,19 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
         .get(0);
     if let Some(last) = last {
         let d = crate::timeutil::days_to_date(last);
-        let mut top = get("top_shops_daily")?.lazy().filter(col("date").cast(DataType::Int32).eq(lit(last))).select([col("rank"), col("shop_code"), col("shop_name"), col("visitors")]).collect()?;
+        let mut top = get("top_shops_daily")?
+            .lazy()
+            .filter(col("date").cast(DataType::Int32).eq(lit(last)))
+            .select([col("rank"), col("shop_code"), col("shop_name"), col("visitors")])
+            .collect()?;
         writeln!(stdout, "\nTop shops on {d}:\n")?;
         write_frame(&mut stdout, &mut top, Format::Table)?;
     }
-    writeln!(stdout, "\nExplore: footfall tables | footfall show top_shops_daily --config {} | footfall check --config {}", config.display(), config.display())?;
+    writeln!(
+        stdout,
+        "\nExplore: footfall tables | footfall show top_shops_daily --config {} | footfall check --config {}",
+        config.display(),
+        config.display()
+    )?;
     Ok(EXIT_OK)
 }

@@ -16,7 +16,10 @@ pub fn run(_ctx: &Ctx, a: ShowArgs) -> Result<i32> {
             let d = parse_date("--date", d)?;
             (Some(d), Some(d))
         }
-        (None, f, t) => (f.as_deref().map(|s| parse_date("--from", s)).transpose()?, t.as_deref().map(|s| parse_date("--to", s)).transpose()?),
+        (None, f, t) => (
+            f.as_deref().map(|s| parse_date("--from", s)).transpose()?,
+            t.as_deref().map(|s| parse_date("--to", s)).transpose()?,
+        ),
     };
     let mut filters = Vec::new();
     for f in &a.filters {

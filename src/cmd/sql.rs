@@ -31,7 +31,11 @@ pub fn run(_ctx: &Ctx, a: SqlArgs) -> Result<i32> {
     let mut sql = sql;
     let lf = sql.execute(&a.query).map_err(|e| usage(format!("SQL: {e}")))?;
     let mut df = lf.collect().map_err(|e| match e {
-        PolarsError::SQLInterface(_) | PolarsError::SQLSyntax(_) | PolarsError::ColumnNotFound(_) | PolarsError::InvalidOperation(_) | PolarsError::SchemaMismatch(_) => usage(format!("SQL: {e}")),
+        PolarsError::SQLInterface(_)
+        | PolarsError::SQLSyntax(_)
+        | PolarsError::ColumnNotFound(_)
+        | PolarsError::InvalidOperation(_)
+        | PolarsError::SchemaMismatch(_) => usage(format!("SQL: {e}")),
         other => anyhow::Error::from(other),
     })?;
     write_frame(&mut std::io::stdout().lock(), &mut df, f)?;

@@ -48,15 +48,22 @@ fn with_place(lf: LazyFrame, dims: &Dims) -> LazyFrame {
 }
 
 fn shop_visitors(c: &DayCtx) -> LazyFrame {
-    let lf = c.pos.clone().lazy().group_by([col("shop_code")]).agg([col(MAC).n_unique().cast(DataType::Int64).alias("visitors")]);
+    let lf = c
+        .pos
+        .clone()
+        .lazy()
+        .group_by([col("shop_code")])
+        .agg([col(MAC).n_unique().cast(DataType::Int64).alias("visitors")]);
     with_shop_names(lf, c.dims)
 }
 
 fn hourly_visitors(c: &DayCtx) -> LazyFrame {
-    c.pos.clone().lazy().group_by([col("hour")]).agg([col(MAC).n_unique().cast(DataType::Int64).alias("visitors")]).select([
-        col("hour").alias("hour_start"),
-        col("visitors"),
-    ])
+    c.pos
+        .clone()
+        .lazy()
+        .group_by([col("hour")])
+        .agg([col(MAC).n_unique().cast(DataType::Int64).alias("visitors")])
+        .select([col("hour").alias("hour_start"), col("visitors")])
 }
 
 /// Visits per (device, shop) that day with their summed dwell.
@@ -107,7 +114,8 @@ pub const DAILY: &[Metric] = &[
                 ])
                 .with_columns([
                     (col("visitors") - col("new_customers")).alias("returning_customers"),
-                    (col("new_customers").cast(DataType::Float64) / col("visitors").cast(DataType::Float64)).alias("new_ratio"),
+                    (col("new_customers").cast(DataType::Float64) / col("visitors").cast(DataType::Float64))
+                        .alias("new_ratio"),
                 ])
         },
     },
@@ -176,11 +184,14 @@ pub fn visits(pos: &DataFrame, gap: i64) -> Result<DataFrame> {
         .agg([col("rssi_max").max()])
         .sort([MAC, "shop_code", "second"], SortMultipleOptions::default())
         .with_column(
-            (col(MAC).neq(prev(MAC)).or(col("shop_code").neq(prev("shop_code"))).or((col("second") - prev("second")).gt(lit(gap))))
-                .fill_null(lit(true))
-                .cast(DataType::UInt32)
-                .cum_sum(false)
-                .alias("visit"),
+            (col(MAC)
+                .neq(prev(MAC))
+                .or(col("shop_code").neq(prev("shop_code")))
+                .or((col("second") - prev("second")).gt(lit(gap))))
+            .fill_null(lit(true))
+            .cast(DataType::UInt32)
+            .cum_sum(false)
+            .alias("visit"),
         )
         .group_by([col("visit")])
         .agg([
@@ -227,10 +238,8 @@ pub fn customers(day_summaries: Vec<LazyFrame>) -> Result<DataFrame> {
 /// Runs every daily metric of one day; frames are conformed to their schemas.
 pub fn compute_day(c: &DayCtx) -> Result<Vec<(&'static TableSchema, DataFrame)>> {
     let tz = c.settings.tz_name.as_str();
-    let plans: Vec<LazyFrame> = DAILY
-        .iter()
-        .map(|m| (m.query)(c).with_column(lit(c.day).cast(DataType::Date).alias("date")))
-        .collect();
+    let plans: Vec<LazyFrame> =
+        DAILY.iter().map(|m| (m.query)(c).with_column(lit(c.day).cast(DataType::Date).alias("date"))).collect();
     let frames = collect_all(plans)?;
     DAILY
         .iter()

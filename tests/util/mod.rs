@@ -15,7 +15,10 @@ pub struct Out {
 
 impl Out {
     pub fn explain(&self) -> String {
-        format!("command: {}\nexit code: {}\n--- stdout ---\n{}\n--- stderr ---\n{}", self.cmd, self.code, self.stdout, self.stderr)
+        format!(
+            "command: {}\nexit code: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.cmd, self.code, self.stdout, self.stderr
+        )
     }
 }
 
