@@ -391,6 +391,12 @@ pub fn quality_frame(m: &Manifest) -> Result<DataFrame> {
     let mut hour = Vec::with_capacity(n);
     let mut file = Vec::with_capacity(n);
     let mut cols: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for k in ["rows_read", "rows_accepted", "rows_rejected", "randomized_rows", "distinct_devices", "unknown_shop_rows"]
+        .into_iter()
+        .chain(REASONS)
+    {
+        cols.insert(k, Vec::with_capacity(n));
+    }
     let mut late = Vec::with_capacity(n);
     let mut unknown_aps = Vec::with_capacity(n);
     for (rel, r) in &m.files {

@@ -8,7 +8,7 @@
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
@@ -102,7 +102,7 @@ impl Location {
                 let url =
                     url::Url::parse(spec).map_err(|e| crate::error::usage(format!("{key}: bad URL '{spec}': {e}")))?;
                 let p = url.to_file_path().map_err(|_| crate::error::usage(format!("{key}: bad file URL '{spec}'")))?;
-                return Self::local(&p);
+                return Self::local_for(&p, key);
             }
             let url =
                 url::Url::parse(spec).map_err(|e| crate::error::usage(format!("{key}: bad URL '{spec}': {e}")))?;
@@ -147,7 +147,17 @@ impl Location {
         }
         let p = FsPath::new(spec);
         let p = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
-        Self::local(&p)
+        Self::local_for(&p, key)
+    }
+
+    /// A local directory: only the output directory is created when missing; anything else
+    /// (probes, dimensions, a directory to compare) must exist, so a typo fails loudly instead
+    /// of reading an empty dataset.
+    fn local_for(dir: &FsPath, key: &str) -> Result<Location> {
+        if key != "output.dir" && !dir.is_dir() {
+            bail!("{key}: directory {} not found", dir.display());
+        }
+        Self::local(dir)
     }
 
     /// A local directory (created if missing, so outputs can be written).

@@ -229,3 +229,27 @@ fn customer_tells_one_devices_day() {
     assert!(o.stdout.contains("never seen"), "{}", o.explain());
     expect(d, &["customer", "not-a-mac"], 2);
 }
+
+#[test]
+fn an_empty_dataset_publishes_empty_tables() {
+    let dir = golden_mall();
+    let d = dir.path();
+    std::fs::remove_dir_all(d.join("probes")).unwrap();
+    std::fs::create_dir_all(d.join("probes")).unwrap();
+    ok(d, &["run", "--config", "footfall.toml"]);
+    ok(d, &["update", "--config", "footfall.toml"]);
+    assert_eq!(ok(d, &["show", "data_quality", "--format", "ndjson"]).stdout, "");
+    assert_eq!(ok(d, &["show", "mall_daily_visitors", "--format", "csv"]).stdout, "date,visitors\n");
+}
+
+#[test]
+fn a_missing_probes_directory_is_an_error_not_an_empty_dataset() {
+    let dir = golden_mall();
+    let d = dir.path();
+    ok(d, &["run", "--config", "footfall.toml"]);
+    let before = out_files(&d.join("out"));
+    let o = expect(d, &["run", "--config", "footfall.toml", "--probes", "probez"], 3);
+    assert!(o.stderr.contains("input.probes") && o.stderr.contains("probez"), "{}", o.explain());
+    assert!(!d.join("probez").exists());
+    assert_eq!(before, out_files(&d.join("out")));
+}
