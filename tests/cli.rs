@@ -253,3 +253,14 @@ fn a_missing_probes_directory_is_an_error_not_an_empty_dataset() {
     assert!(!d.join("probez").exists());
     assert_eq!(before, out_files(&d.join("out")));
 }
+
+#[test]
+fn update_refuses_changed_settings() {
+    let dir = golden_mall();
+    let d = dir.path();
+    ok(d, &["run", "--config", "footfall.toml"]);
+    let o = expect(d, &["update", "--config", "footfall.toml", "--top-shops", "2"], 2);
+    assert!(o.stderr.contains("settings changed") && o.stderr.contains("footfall run"), "{}", o.explain());
+    ok(d, &["run", "--config", "footfall.toml", "--top-shops", "2"]);
+    ok(d, &["update", "--config", "footfall.toml", "--top-shops", "2"]);
+}
