@@ -128,16 +128,8 @@ fn an_update_bringing_one_hour_opens_only_that_file() {
 
 #[test]
 fn killed_at_every_step_then_update_equals_uninterrupted() {
-    let steps = [
-        "after-lock",
-        "after-first-segment",
-        "after-segments",
-        "after-day-summaries",
-        "after-first-partition",
-        "after-partitions",
-        "after-snapshots",
-        "after-manifest",
-    ];
+    let steps = footfall::fault::STEPS;
+    assert_eq!(steps.len(), 8);
     let files = golden_files();
     for (i, step) in steps.iter().enumerate() {
         for mode in ["run", "update"] {
