@@ -131,11 +131,12 @@ pub const DAILY: &[Metric] = &[
     Metric {
         name: "latest_positions",
         query: |c| {
-            let last = c
-                .pos
-                .clone()
-                .lazy()
-                .sort([MAC, "second", "rssi_max", "ap_mac", "shop_code"], desc(&[false, true, true, false, false]))
+            // Only the rows of each device's last second are ranked (not the whole day).
+            let pos = c.pos.clone().lazy();
+            let last_second = pos.clone().group_by([col(MAC)]).agg([col("second").max()]);
+            let last = pos
+                .join(last_second, [col(MAC), col("second")], [col(MAC), col("second")], JoinArgs::new(JoinType::Inner))
+                .sort([MAC, "rssi_max", "ap_mac", "shop_code"], desc(&[false, true, false, false]))
                 .unique_stable_generic(Some(vec![col(MAC)]), UniqueKeepStrategy::First);
             with_place(last, c.dims)
         },
