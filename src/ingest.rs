@@ -19,7 +19,7 @@ use polars::prelude::*;
 
 use crate::mac::{is_randomized, parse_mac};
 use crate::store::{Entry, Location};
-use crate::timeutil::{date_to_days, LocalClock};
+use crate::timeutil::LocalClock;
 
 /// How a column is stored in one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -402,15 +402,6 @@ pub fn split_by_day(events: DataFrame) -> Result<Vec<(i32, DataFrame)>> {
     }
     out.sort_by_key(|(d, _)| *d);
     Ok(out)
-}
-
-/// Local day as a date.
-pub fn day_date(day: i32) -> NaiveDate {
-    crate::timeutil::days_to_date(day)
-}
-
-pub fn date_day(d: NaiveDate) -> i32 {
-    date_to_days(d)
 }
 
 #[cfg(test)]

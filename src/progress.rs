@@ -30,10 +30,6 @@ impl Progress {
         Progress { enabled }
     }
 
-    pub fn off() -> Self {
-        Progress { enabled: false }
-    }
-
     /// A bar of `len` steps (hidden when disabled).
     pub fn bar(&self, len: u64, what: &str) -> ProgressBar {
         if !self.enabled {

@@ -67,11 +67,3 @@ pub fn read_table(
     }
     Ok(df)
 }
-
-/// The zone stored in a table's timestamp columns, if any (so readers need no config).
-pub fn stored_tz(df: &DataFrame) -> Option<String> {
-    df.columns().iter().find_map(|c| match c.dtype() {
-        DataType::Datetime(_, Some(tz)) => Some(tz.to_string()),
-        _ => None,
-    })
-}

@@ -20,6 +20,15 @@ fn empty_mall() -> tempfile::TempDir {
     dir
 }
 
+/// A mall holding every golden probe file.
+fn full_mall() -> tempfile::TempDir {
+    let dir = empty_mall();
+    for f in golden_files() {
+        add(dir.path(), &f);
+    }
+    dir
+}
+
 fn add(d: &Path, rel: &Path) {
     let to = d.join("probes").join(rel);
     std::fs::create_dir_all(to.parent().unwrap()).unwrap();
@@ -157,11 +166,8 @@ fn killed_at_every_step_then_update_equals_uninterrupted() {
 
 #[test]
 fn concurrent_updates_one_proceeds_the_other_fails_fast() {
-    let dir = empty_mall();
+    let dir = full_mall();
     let d = dir.path();
-    for f in golden_files() {
-        add(d, &f);
-    }
     let first = std::process::Command::new(bin())
         .args(["update", "--config", "footfall.toml"])
         .current_dir(d)
@@ -170,11 +176,7 @@ fn concurrent_updates_one_proceeds_the_other_fails_fast() {
         .spawn()
         .unwrap();
     let lock = d.join("out/_state/lock");
-    let t0 = std::time::Instant::now();
-    while !lock.exists() {
-        assert!(t0.elapsed().as_secs() < 30, "first update never took the lock");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for(&lock);
     let t1 = std::time::Instant::now();
     let o = expect(d, &["update", "--config", "footfall.toml"], 3);
     assert!(o.stderr.contains("locked by another footfall run"), "{}", o.explain());
@@ -187,11 +189,8 @@ fn concurrent_updates_one_proceeds_the_other_fails_fast() {
 
 #[test]
 fn stale_lock_of_a_dead_process_is_taken_over() {
-    let dir = empty_mall();
+    let dir = full_mall();
     let d = dir.path();
-    for f in golden_files() {
-        add(d, &f);
-    }
     std::fs::create_dir_all(d.join("out/_state")).unwrap();
     let host =
         std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "unknown".into());

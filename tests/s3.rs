@@ -137,6 +137,15 @@ fn setup(s: &Server, d: &Path) {
     copy_dir(&local.path().join("out"), &d.join("local-out"));
 }
 
+/// A temp dir with a running server, dims uploaded, `s3.toml` and the local reference.
+fn bucket() -> Option<(tempfile::TempDir, Server)> {
+    let bin = server_bin()?;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(bin, &dir.path().join("s3root"));
+    setup(&s, dir.path());
+    Some((dir, s))
+}
+
 fn upload_probes(s: &Server, files: &[PathBuf]) {
     for f in files {
         upload(s, &root().join("data/golden/probes").join(f), &format!("probes/{}", f.display()));
@@ -150,11 +159,8 @@ fn assert_equal_to_local(s: &Server, d: &Path) {
 
 #[test]
 fn run_and_updates_in_a_bucket_equal_the_local_run() {
-    let Some(bin) = server_bin() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((dir, s)) = bucket() else { return };
     let d = dir.path();
-    let s = Server::start(bin, &d.join("s3root"));
-    setup(&s, d);
     let files = golden_files();
     let third = files.len() / 3;
     // Batches out of order: the last third first.
@@ -179,11 +185,8 @@ fn run_and_updates_in_a_bucket_equal_the_local_run() {
 
 #[test]
 fn server_down_mid_update_is_exit_3_and_the_next_update_completes() {
-    let Some(bin) = server_bin() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((dir, mut s)) = bucket() else { return };
     let d = dir.path();
-    let mut s = Server::start(bin, &d.join("s3root"));
-    setup(&s, d);
     let files = golden_files();
     let half = files.len() / 2;
     upload_probes(&s, &files[..half]);
@@ -220,19 +223,12 @@ fn spawn_paused_update(s: &Server, d: &Path, step: &str) -> Child {
 
 #[test]
 fn concurrent_updates_on_one_bucket() {
-    let Some(bin) = server_bin() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((dir, s)) = bucket() else { return };
     let d = dir.path();
-    let s = Server::start(bin, &d.join("s3root"));
-    setup(&s, d);
     upload_probes(&s, &golden_files());
     let first = spawn_paused_update(&s, d, "after-lock");
     let lock = d.join("s3root/bucket/out/_state/lock");
-    let t0 = std::time::Instant::now();
-    while !lock.exists() {
-        assert!(t0.elapsed().as_secs() < 30, "first update never took the lock");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for(&lock);
     let o = ff(&s, d, &["update", "--config", "s3.toml"], &[]);
     assert_eq!(o.code, 3, "{}", o.explain());
     assert!(o.stderr.contains("locked by another footfall run"), "{}", o.explain());

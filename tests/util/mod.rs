@@ -108,3 +108,12 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 pub fn golden_files() -> Vec<PathBuf> {
     files_under(&root().join("data/golden/probes"))
 }
+
+/// Waits (at most 30 s) until `path` exists — e.g. a lock taken by a background run.
+pub fn wait_for(path: &Path) {
+    let t0 = std::time::Instant::now();
+    while !path.exists() {
+        assert!(t0.elapsed().as_secs() < 30, "{} never appeared", path.display());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
