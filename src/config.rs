@@ -153,7 +153,8 @@ pub struct Settings {
     pub staff_min_hours: f64,
     pub staff_min_days: u32,
     pub staff_exclude: bool,
-    pub mac_key: Option<String>,
+    /// Pseudonymise device MACs (SPEC §7.2) with this key.
+    pub mac_key: Option<crate::mac::MacKey>,
     pub density_cell: f64,
     pub density_slot: i64,
     /// Local opening hours [open, close).
@@ -291,8 +292,13 @@ pub fn settings(cfg: &FileConfig, ov: &Overrides) -> Result<Settings> {
             ),
         },
     };
-    let mac_key =
-        cfg.privacy.mac_key.clone().or_else(|| std::env::var("FOOTFALL_MAC_KEY").ok()).filter(|k| !k.is_empty());
+    let mac_key = cfg
+        .privacy
+        .mac_key
+        .clone()
+        .or_else(|| std::env::var("FOOTFALL_MAC_KEY").ok())
+        .filter(|k| !k.is_empty())
+        .map(|k| crate::mac::MacKey::new(&k));
     Ok(Settings {
         tz,
         tz_name,

@@ -8,7 +8,7 @@ use std::io::Cursor;
 use anyhow::{bail, Context, Result};
 use polars::prelude::*;
 
-use crate::mac::parse_mac;
+use crate::mac::{parse_mac, MacKey};
 use crate::store::Location;
 
 /// The dimensions a run needs, normalised.
@@ -23,6 +23,8 @@ pub struct Dims {
     pub places: DataFrame,
     /// ap_mac (u64), x, y (f64).
     pub aps: DataFrame,
+    /// With a MAC key: place_info's device ids → pseudonyms (for rendering place_info).
+    pub place_names: Option<crate::schema::Pseudonyms>,
 }
 
 impl Dims {
@@ -35,6 +37,7 @@ impl Dims {
             places: df!("user_device_mac" => Vec::<u64>::new(), "x" => Vec::<f64>::new(), "y" => Vec::<f64>::new())
                 .unwrap(),
             aps: df!("ap_mac" => Vec::<u64>::new(), "x" => Vec::<f64>::new(), "y" => Vec::<f64>::new()).unwrap(),
+            place_names: None,
         }
     }
 }
@@ -105,8 +108,9 @@ fn first_per_key(df: DataFrame, key: &str) -> Result<DataFrame> {
     Ok(df.lazy().unique_stable_generic(Some(vec![col(key)]), UniqueKeepStrategy::First).collect()?)
 }
 
-/// Loads the dimensions; `area_shop` is required when a dims location is configured.
-pub fn load(dims: Option<&Location>) -> Result<Dims> {
+/// Loads the dimensions; `area_shop` is required when a dims location is configured. With a
+/// MAC key, place_info's devices are keyed like the facts before any join.
+pub fn load(dims: Option<&Location>, key: Option<&MacKey>) -> Result<Dims> {
     let Some(dims) = dims else { return Ok(Dims::empty()) };
     let mut out = Dims::empty();
     match read_raw(dims, "area_shop")? {
@@ -126,7 +130,16 @@ pub fn load(dims: Option<&Location>) -> Result<Dims> {
         }
     }
     if let Some((file, df)) = read_raw(dims, "place_info")? {
-        let macs = mac_col(&df, &file, "user_device_mac")?;
+        let mut macs = mac_col(&df, &file, "user_device_mac")?;
+        if let Some(k) = key {
+            let mut names = crate::schema::Pseudonyms::new();
+            for m in macs.iter_mut() {
+                let (id, name) = k.id(*m);
+                names.insert(id, name);
+                *m = id;
+            }
+            out.place_names = Some(names);
+        }
         let x = float_col(&df, &file, "used_x")?;
         let y = float_col(&df, &file, "used_y")?;
         let places = DataFrame::new(

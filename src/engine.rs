@@ -19,10 +19,11 @@ use crate::config::Plan;
 use crate::dims::{self, Dims};
 use crate::fault;
 use crate::ingest::{self, FileQuality, IngestCtx, ProbeFile, REASONS};
-use crate::metrics::{self, DayCtx};
+use crate::metrics::{self, presence, Shared};
 use crate::progress::Progress;
 use crate::publish::{self, parquet_bytes, read_parquet};
 use crate::schema;
+use crate::schema::Pseudonyms;
 use crate::state::{self, FileRecord, Lock, Manifest, RunRecord};
 use crate::store::Location;
 use crate::timeutil::{days_to_date, LocalClock};
@@ -58,15 +59,25 @@ fn trace(step: &str, t0: std::time::Instant) {
     }
 }
 
-/// A fingerprint of the settings results depend on.
+/// A fingerprint of the settings results depend on (the MAC key only as a hash).
 fn settings_fingerprint(plan: &Plan) -> String {
     let s = &plan.settings;
+    let policy = |exclude: bool, yes: &'static str, no: &'static str| if exclude { yes } else { no };
     format!(
-        "tz={};gap={};top={};randomized={}",
+        "tz={};gap={};top={};randomized={};mall_gap={};min_rssi={};min_dwell={};staff={}h/{}d/{};key={};density={}/{}",
         s.tz_name,
         s.visit_gap,
         s.top_shops,
-        if s.exclude_randomized { "exclude" } else { "keep" }
+        policy(s.exclude_randomized, "exclude", "keep"),
+        s.mall_gap,
+        s.min_rssi,
+        s.min_dwell,
+        s.staff_min_hours,
+        s.staff_min_days,
+        policy(s.staff_exclude, "exclude", "flag"),
+        s.mac_key.as_ref().map(|k| k.fingerprint()).unwrap_or_else(|| "none".into()),
+        s.density_cell,
+        s.density_slot,
     )
 }
 
@@ -97,7 +108,8 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     let gen_dir = manifest.gen_dir();
 
     // What to read.
-    let dims = dims::load(plan.dims.as_ref())?;
+    let key = plan.settings.mac_key.as_ref();
+    let dims = dims::load(plan.dims.as_ref(), key)?;
     // With a look-back window an update lists only recent partition dates.
     let since = match (mode, plan.lookback_days) {
         (Mode::Update, Some(n)) => {
@@ -144,7 +156,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     // Parse files in parallel; each writes its own per-day segments.
     let bar = progress.bar(work.len() as u64, "reading");
     let first_written = std::sync::Once::new();
-    let records: Vec<(String, FileRecord)> = work
+    let records: Vec<(Vec<(u64, String)>, String, FileRecord)> = work
         .par_iter()
         .zip(layouts)
         .map(|(f, layout)| {
@@ -156,8 +168,10 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
                 known_shops: &dims.known_shops,
                 known_aps: dims.known_aps.as_ref(),
                 exclude_randomized: plan.settings.exclude_randomized,
+                key,
             };
             let parsed = ingest::parse(bytes, &name, f, layout, &mut ctx)?;
+            let names = parsed.names;
             let mut days = Vec::new();
             for (day, events) in ingest::split_by_day(parsed.events)? {
                 let mut seg = metrics::events_to_segment(events)?;
@@ -167,6 +181,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
             }
             bar.inc(1);
             Ok((
+                names,
                 rel.clone(),
                 FileRecord {
                     size: f.entry.size,
@@ -186,7 +201,9 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
 
     // Days touched: the new files' days and the days a changed file used to have.
     let mut affected: BTreeSet<i32> = BTreeSet::new();
-    for (rel, rec) in records {
+    let mut new_names = Vec::new();
+    for (names, rel, rec) in records {
+        new_names.extend(names);
         if let Some(prev) = manifest.files.get(&rel) {
             for d in &prev.days {
                 if !rec.days.contains(d) {
@@ -206,7 +223,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     // Pass 1: each touched day's rollup and its device summary.
     let all_days = manifest.days();
     let bar = progress.bar(affected.len() as u64, "rollups");
-    let mut pos_cache: HashMap<i32, DataFrame> = HashMap::new();
+    let mut pos_cache: HashMap<i32, (DataFrame, DataFrame)> = HashMap::new();
     let mut cached_rows = 0usize;
     let cache_budget = pos_cache_rows();
     for &day in &affected {
@@ -215,11 +232,12 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
             continue;
         }
         let pos = load_day(out, &manifest, day)?;
-        let mut summary = metrics::day_device_summary(&pos, day)?;
+        let mall = metrics::mall_visits(&pos, plan.settings.mall_gap)?;
+        let mut summary = presence::day_device_summary(&pos, &mall, day, &plan.settings)?;
         out.put(&state::devices_rel(&gen_dir, day), parquet_bytes(&mut summary)?)?;
         if cached_rows + pos.height() <= cache_budget {
             cached_rows += pos.height();
-            pos_cache.insert(day, pos);
+            pos_cache.insert(day, (pos, mall));
         }
         bar.inc(1);
     }
@@ -227,21 +245,43 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     trace("day summaries", t0);
     fault::point("after-day-summaries");
 
-    // Customers over all days; days whose first-visit figures moved join the affected set.
+    // Statuses (staff, visitor, loyalty) and customers over all days. Dates whose statuses
+    // or new-customer figures moved join the dates to re-publish.
     let summaries: Vec<LazyFrame> = all_days
         .par_iter()
         .map(|d| Ok(read_parquet(out.get(&state::devices_rel(&gen_dir, *d))?)?.lazy()))
         .collect::<Result<_>>()?;
-    let customers = metrics::customers(summaries)?;
-    trace("customers", t0);
+    let statuses = presence::statuses(summaries, &plan.settings)?;
+    let customers = metrics::customers(&statuses, &plan.settings)?;
+    trace("statuses and customers", t0);
     let mut republish = affected.clone();
     if let Some(prev) = &prior {
         if let Some(bytes) = out.get_opt(&state::customers_rel(&prev.gen_dir()))? {
             republish.extend(moved_first_days(&read_parquet(bytes)?, &customers)?);
         }
+        if let Some(bytes) = out.get_opt(&state::statuses_rel(&prev.gen_dir()))? {
+            republish.extend(presence::changed_status_days(&read_parquet(bytes)?, &statuses)?);
+        }
     }
+    let names = match key {
+        None => None,
+        Some(_) => {
+            let old = match &prior {
+                Some(prev) => out.get_opt(&state::pseudonyms_rel(&prev.gen_dir()))?.map(read_parquet).transpose()?,
+                None => None,
+            };
+            Some(pseudonym_dictionary(old, new_names)?)
+        }
+    };
+    let mut status_by_day = split_statuses(&statuses)?;
 
     // Pass 2: compute and publish every daily table of each day to republish.
+    let shared = Shared {
+        customers: &customers,
+        dims: &dims,
+        settings: &plan.settings,
+        names: names.as_ref().map(|(_, map)| map),
+    };
     let bar = progress.bar(republish.len() as u64, "publishing");
     let mut first_partition = true;
     for &day in &republish {
@@ -253,14 +293,12 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
             bar.inc(1);
             continue;
         }
-        let pos = match pos_cache.remove(&day) {
-            Some(p) => p,
-            None => load_day(out, &manifest, day)?,
+        let (pos, mall) = match pos_cache.remove(&day) {
+            Some((p, m)) => (p, Some(m)),
+            None => (load_day(out, &manifest, day)?, None),
         };
-        let visits = metrics::visits(&pos, plan.settings.visit_gap)?;
-        trace("  visits", t0);
-        let ctx = DayCtx { day, pos, visits, customers: &customers, dims: &dims, settings: &plan.settings };
-        let tables = metrics::compute_day(&ctx)?;
+        let status = status_by_day.remove(&day).unwrap_or_else(|| statuses.clear());
+        let tables = metrics::tables_of_day(day, pos, mall, status, &shared)?;
         trace("  tables computed", t0);
         for (schema, df) in tables {
             publish::publish_partition(out, schema, date, df)?;
@@ -280,17 +318,25 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     let tz = plan.settings.tz_name.as_str();
     let cust_schema = schema::get("customers")?;
     let dq_schema = schema::get("data_quality")?;
-    let cust = customers;
-    // Three independent writes; the snapshots are O(devices ever seen), so overlap them.
+    let cust = &customers;
+    let name_map = shared.names;
+    // Independent writes; the snapshots are O(devices ever seen), so overlap them.
     let (published, state_written) = rayon::join(
         || -> Result<()> {
             let (a, b) = rayon::join(
-                || publish::publish_snapshot(out, cust_schema, cust_schema.conform(cust.clone(), tz)?),
+                || publish::publish_snapshot(out, cust_schema, cust_schema.conform_with(cust.clone(), tz, name_map)?),
                 || publish::publish_snapshot(out, dq_schema, dq_schema.conform(quality_frame(&manifest)?, tz)?),
             );
             a.and(b)
         },
-        || out.put(&state::customers_rel(&gen_dir), parquet_bytes(&mut cust.clone())?),
+        || -> Result<()> {
+            out.put(&state::customers_rel(&gen_dir), parquet_bytes(&mut cust.clone())?)?;
+            out.put(&state::statuses_rel(&gen_dir), parquet_bytes(&mut statuses.clone())?)?;
+            if let Some((dict, _)) = &names {
+                out.put(&state::pseudonyms_rel(&gen_dir), parquet_bytes(&mut dict.clone())?)?;
+            }
+            Ok(())
+        },
     );
     published?;
     state_written?;
@@ -340,6 +386,48 @@ fn load_day(out: &Location, manifest: &Manifest, day: i32) -> Result<DataFrame> 
         bail!("no segments for {}", state::day_str(day));
     }
     metrics::merge_pos(parts)
+}
+
+/// The day → statuses of the devices seen that day.
+fn split_statuses(statuses: &DataFrame) -> Result<HashMap<i32, DataFrame>> {
+    let mut out = HashMap::new();
+    if statuses.height() == 0 {
+        return Ok(out);
+    }
+    for part in statuses.partition_by(["day"], true)? {
+        let day = part.column("day")?.i32()?.get(0).expect("non-empty partition");
+        out.insert(day, part);
+    }
+    Ok(out)
+}
+
+/// The id → pseudonym dictionary: the previous one plus this run's devices. Two pseudonyms
+/// sharing an id would merge two devices, so that fails the run.
+fn pseudonym_dictionary(old: Option<DataFrame>, new: Vec<(u64, String)>) -> Result<(DataFrame, Pseudonyms)> {
+    let mut map: Pseudonyms = HashMap::with_capacity(new.len());
+    if let Some(old) = old {
+        let ids = old.column("id")?.u64()?;
+        let ps = old.column("pseudonym")?.str()?;
+        for (id, p) in ids.iter().zip(ps.iter()) {
+            if let (Some(id), Some(p)) = (id, p) {
+                map.insert(id, p.to_string());
+            }
+        }
+    }
+    for (id, p) in new {
+        match map.get(&id) {
+            Some(q) if *q != p => {
+                bail!("pseudonyms {q} and {p} share the internal id {id:016x}; cannot tell the devices apart")
+            }
+            Some(_) => {}
+            None => {
+                map.insert(id, p);
+            }
+        }
+    }
+    let (ids, ps): (Vec<u64>, Vec<&str>) = map.iter().map(|(k, v)| (*k, v.as_str())).unzip();
+    let df = df!("id" => ids, "pseudonym" => ps)?;
+    Ok((df, map))
 }
 
 /// Days whose new-customer figures change: for every device whose first day moved, its old
@@ -437,11 +525,13 @@ pub fn quality_frame(m: &Manifest) -> Result<DataFrame> {
 
 /// The whole catalogue over in-memory events (parsed frames as [`ingest::parse_frame`]
 /// returns them), through the same rollup and query code as `run` but without storage.
-/// Used by tests and small tools; returns every result table by name.
+/// Used by tests and small tools; returns every result table by name. `names` renders
+/// pseudonymised device ids.
 pub fn compute_in_memory(
     events: Vec<DataFrame>,
     dims: &Dims,
     settings: &crate::config::Settings,
+    names: Option<&Pseudonyms>,
 ) -> Result<BTreeMap<String, DataFrame>> {
     let mut by_day: BTreeMap<i32, Vec<LazyFrame>> = BTreeMap::new();
     for ev in events {
@@ -449,27 +539,30 @@ pub fn compute_in_memory(
             by_day.entry(day).or_default().push(metrics::events_to_segment(part)?.lazy());
         }
     }
-    let mut pos_by_day = BTreeMap::new();
+    let mut days = BTreeMap::new();
     let mut summaries = Vec::new();
     for (day, parts) in by_day {
         let pos = metrics::merge_pos(parts)?;
-        summaries.push(metrics::day_device_summary(&pos, day)?.lazy());
-        pos_by_day.insert(day, pos);
+        let mall = metrics::mall_visits(&pos, settings.mall_gap)?;
+        summaries.push(presence::day_device_summary(&pos, &mall, day, settings)?.lazy());
+        days.insert(day, (pos, mall));
     }
-    let customers = metrics::customers(summaries)?;
+    let statuses = presence::statuses(summaries, settings)?;
+    let customers = metrics::customers(&statuses, settings)?;
+    let mut status_by_day = split_statuses(&statuses)?;
     let tz = settings.tz_name.as_str();
     let mut out: BTreeMap<String, DataFrame> = BTreeMap::new();
     for m in metrics::DAILY {
         out.insert(m.name.to_string(), schema::get(m.name)?.empty(tz));
     }
-    for (day, pos) in pos_by_day {
-        let visits = metrics::visits(&pos, settings.visit_gap)?;
-        let ctx = DayCtx { day, pos, visits, customers: &customers, dims, settings };
-        for (s, df) in metrics::compute_day(&ctx)? {
+    let shared = Shared { customers: &customers, dims, settings, names };
+    for (day, (pos, mall)) in days {
+        let status = status_by_day.remove(&day).unwrap_or_else(|| statuses.clear());
+        for (s, df) in metrics::tables_of_day(day, pos, Some(mall), status, &shared)? {
             out.get_mut(&s.name).unwrap().vstack_mut_owned(df)?;
         }
     }
     let cs = schema::get("customers")?;
-    out.insert("customers".into(), cs.conform(customers, tz)?);
+    out.insert("customers".into(), cs.conform_with(customers, tz, names)?);
     Ok(out)
 }

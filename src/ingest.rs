@@ -17,7 +17,7 @@ use bytes::Bytes;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use crate::mac::{is_randomized, parse_mac};
+use crate::mac::{is_randomized, parse_mac, MacKey};
 use crate::store::{Entry, Location};
 use crate::timeutil::LocalClock;
 
@@ -199,6 +199,9 @@ pub struct IngestCtx<'a> {
     /// Known AP MACs (ap_info); `None` leaves `unknown_ap_rows` null.
     pub known_aps: Option<&'a HashSet<u64>>,
     pub exclude_randomized: bool,
+    /// With a key, device MACs become keyed ids (see [`MacKey`]) right here, so no raw MAC
+    /// goes past parsing.
+    pub key: Option<&'a MacKey>,
 }
 
 /// One file's accepted events and its quality row.
@@ -207,6 +210,8 @@ pub struct Parsed {
     /// ap_mac (u64), shop_code (str), rssi (i32).
     pub events: DataFrame,
     pub quality: FileQuality,
+    /// With a key: (id, pseudonym) of every device in `events`.
+    pub names: Vec<(u64, String)>,
 }
 
 fn as_text<'a>(df: &'a DataFrame, col: &str, name: &str) -> Result<StringChunked> {
@@ -275,6 +280,8 @@ pub fn parse_frame(
     let part = file.partition_start();
     let mut late = 0i64;
     let mut unknown_aps = 0i64;
+    let mut ids: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+    let mut names = Vec::new();
 
     let mut mac_it = macs.iter();
     let mut ap_it = aps.iter();
@@ -348,7 +355,14 @@ pub fn parse_frame(
                 o_t.push(t);
                 o_day.push(ctx.clock.local_days(t));
                 o_hour.push(ctx.clock.hour_start(t));
-                o_mac.push(mac);
+                o_mac.push(match ctx.key {
+                    None => mac,
+                    Some(k) => *ids.entry(mac).or_insert_with(|| {
+                        let (id, name) = k.id(mac);
+                        names.push((id, name));
+                        id
+                    }),
+                });
                 o_ap.push(ap);
                 o_shop.push(shop);
                 o_rssi.push(rssi);
@@ -371,7 +385,7 @@ pub fn parse_frame(
             Column::new("rssi".into(), o_rssi),
         ],
     )?;
-    Ok(Parsed { events, quality: q })
+    Ok(Parsed { events, quality: q, names })
 }
 
 /// Epoch seconds from decimal text: an integer, or a decimal fraction truncated to its second.
@@ -414,6 +428,7 @@ mod tests {
             known_shops: shops,
             known_aps: None,
             exclude_randomized: false,
+            key: None,
         }
     }
 

@@ -62,6 +62,59 @@ pub fn is_randomized(v: u64) -> bool {
     (v >> 40) & 0x02 != 0
 }
 
+/// MAC pseudonymisation (SPEC §7.2): the published pseudonym is the first 32 hex characters
+/// of HMAC-SHA256(key, normalised MAC).
+///
+/// Inside the engine a pseudonymised device travels as a `u64` id: the pseudonym's first 64
+/// bits with the lowest bit replaced by "was randomised" (decided before hashing, so
+/// `randomized_share` needs no raw MAC). The id → pseudonym dictionary is kept in the state;
+/// two pseudonyms sharing an id (a 63-bit collision) are detected there and fail the run.
+#[derive(Clone)]
+pub struct MacKey(Vec<u8>);
+
+impl std::fmt::Debug for MacKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MacKey(..)") // never print the key
+    }
+}
+
+impl MacKey {
+    pub fn new(key: &str) -> Self {
+        MacKey(key.as_bytes().to_vec())
+    }
+
+    /// The 32-character pseudonym of a MAC.
+    pub fn pseudonym(&self, mac: u64) -> String {
+        use hmac::{Hmac, Mac};
+        let mut h = Hmac::<sha2::Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        h.update(format_mac(mac).as_bytes());
+        let digest = h.finalize().into_bytes();
+        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The internal id of a MAC and its pseudonym.
+    pub fn id(&self, mac: u64) -> (u64, String) {
+        let p = self.pseudonym(mac);
+        let hi = u64::from_str_radix(&p[..16], 16).expect("hex");
+        ((hi & !1) | is_randomized(mac) as u64, p)
+    }
+
+    /// A short fingerprint of the key (for the state's settings check; not the key).
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(&self.0).iter().take(6).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Whether an internal device id stands for a randomised MAC (raw MAC, or keyed id).
+pub fn device_randomized(id: u64, keyed: bool) -> bool {
+    if keyed {
+        id & 1 == 1
+    } else {
+        is_randomized(id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +143,20 @@ mod tests {
         ] {
             assert_eq!(parse_mac(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn pseudonym_is_hmac_sha256_prefix() {
+        // Reference value from Python: hmac.new(b"secret", b"aa:bb:cc:dd:ee:ff", sha256).hexdigest()[:32]
+        let k = MacKey::new("secret");
+        let p = k.pseudonym(0xaabbccddeeff);
+        assert_eq!(p, "330505e2170baff8890002ceee43e4bc");
+        let (id, p2) = k.id(0xaabbccddeeff);
+        assert_eq!(p2, p);
+        assert_eq!(id >> 1, u64::from_str_radix(&p[..16], 16).unwrap() >> 1);
+        assert!(device_randomized(id, true), "0xaa has the locally-administered bit");
+        let (gid, _) = k.id(0x0cbbccddeeff);
+        assert!(!device_randomized(gid, true));
     }
 
     #[test]

@@ -59,6 +59,12 @@ const SOURCES: &[(&str, &str)] = schema_files!(
     "latest_positions",
     "favorite_shop_daily",
     "repeat_shop_visits_daily",
+    "shop_daily_engagement",
+    "mall_daily_engagement",
+    "mall_daily_loyalty",
+    "staff_devices_daily",
+    "shop_transitions_daily",
+    "density_grid",
     "data_quality",
 );
 
@@ -118,6 +124,12 @@ impl TableSchema {
     /// Selects the schema's columns in order, converts internal types to published ones,
     /// checks nullability and sorts by the primary key.
     pub fn conform(&self, df: DataFrame, tz: &str) -> Result<DataFrame> {
+        self.conform_with(df, tz, None)
+    }
+
+    /// [`Self::conform`], rendering `user_device_mac` ids through a pseudonym dictionary when
+    /// MACs are pseudonymised.
+    pub fn conform_with(&self, df: DataFrame, tz: &str, names: Option<&Pseudonyms>) -> Result<DataFrame> {
         // Sort on the internal types (u64 MACs, epoch seconds, day numbers): their order is
         // the order of the published values, and integer sorts are much cheaper than strings.
         let df = if self.primary_key.is_empty() || df.height() < 2 {
@@ -132,8 +144,13 @@ impl TableSchema {
                 .column(&c.name)
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("table {}: query produced no column '{}'", self.name, c.name))?;
-            let out = convert(src.as_materialized_series(), &c.ty, tz)
-                .with_context(|| format!("table {}: column '{}'", self.name, c.name))?;
+            let out = match names {
+                Some(names) if c.name == DEVICE && src.dtype() == &DataType::UInt64 => {
+                    render_pseudonyms(src.as_materialized_series(), names)
+                }
+                _ => convert(src.as_materialized_series(), &c.ty, tz),
+            }
+            .with_context(|| format!("table {}: column '{}'", self.name, c.name))?;
             if !c.nullable && out.null_count() > 0 {
                 bail!(
                     "table {}: column '{}' is declared non-null but has {} nulls",
@@ -146,6 +163,28 @@ impl TableSchema {
         }
         Ok(DataFrame::new(df.height(), cols)?)
     }
+}
+
+/// Internal device id → published pseudonym (see [`crate::mac::MacKey`]).
+pub type Pseudonyms = std::collections::HashMap<u64, String>;
+
+const DEVICE: &str = "user_device_mac";
+
+fn render_pseudonyms(s: &Series, names: &Pseudonyms) -> Result<Series> {
+    let ca = s.u64()?;
+    let mut out = Vec::with_capacity(ca.len());
+    for v in ca.iter() {
+        out.push(match v {
+            None => None,
+            Some(id) => Some(
+                names
+                    .get(&id)
+                    .ok_or_else(|| anyhow::anyhow!("no pseudonym for device id {id:016x} in the state"))?
+                    .as_str(),
+            ),
+        });
+    }
+    Ok(StringChunked::from_iter(out).with_name(s.name().clone()).into_series())
 }
 
 /// Maps a schema type name to a Polars type. `timestamp` is microseconds in the mall's zone.

@@ -42,14 +42,15 @@ pub fn result_table(out: &Location, schema: &TableSchema, tz: &str) -> Result<La
     Ok(crate::read::read_table(out, schema, tz, None, None)?.lazy())
 }
 
-/// Dimensions with MACs rendered as text.
+/// Dimensions with MACs rendered as text (place_info's devices as pseudonyms with a MAC key).
 pub fn dimension_frames(dims: &Dims) -> Result<Vec<(&'static str, LazyFrame)>> {
     let mac_text = |df: &DataFrame, c: &str| -> Result<DataFrame> {
+        let names = dims.place_names.as_ref().filter(|_| c == "user_device_mac");
         let s = df
             .column(c)?
             .u64()?
             .iter()
-            .map(|v| v.map(crate::mac::format_mac))
+            .map(|v| v.map(|m| names.and_then(|n| n.get(&m).cloned()).unwrap_or_else(|| crate::mac::format_mac(m))))
             .collect::<StringChunked>()
             .with_name(c.into());
         let mut df = df.clone();
@@ -67,7 +68,8 @@ pub fn dimension_frames(dims: &Dims) -> Result<Vec<(&'static str, LazyFrame)>> {
 /// ap_mac, shop_code, rssi (times in the mall's zone).
 pub fn probes(probes: &Location, dims: &Dims, settings: &Settings) -> Result<LazyFrame> {
     let files = ingest::discover(probes)?;
-    let frames: Vec<DataFrame> = files
+    let key = settings.mac_key.as_ref();
+    let parsed: Vec<ingest::Parsed> = files
         .par_iter()
         .map(|f| {
             let layout = ingest::inspect(probes, f)?;
@@ -76,10 +78,18 @@ pub fn probes(probes: &Location, dims: &Dims, settings: &Settings) -> Result<Laz
                 known_shops: &dims.known_shops,
                 known_aps: dims.known_aps.as_ref(),
                 exclude_randomized: settings.exclude_randomized,
+                key,
             };
-            Ok(ingest::parse(probes.get(&f.entry.rel)?, &probes.show(&f.entry.rel), f, layout, &mut ctx)?.events)
+            ingest::parse(probes.get(&f.entry.rel)?, &probes.show(&f.entry.rel), f, layout, &mut ctx)
         })
         .collect::<Result<_>>()?;
+    // With a key, device ids are rendered as pseudonyms, never as raw MACs.
+    let mut names = crate::schema::Pseudonyms::new();
+    let mut frames = Vec::with_capacity(parsed.len());
+    for p in parsed {
+        names.extend(p.names);
+        frames.push(p.events);
+    }
     let schema = probes_schema();
     let mut all = DataFrame::empty();
     for f in frames {
@@ -93,7 +103,7 @@ pub fn probes(probes: &Location, dims: &Dims, settings: &Settings) -> Result<Laz
         return Ok(DataFrame::empty_with_schema(&schema.polars_schema(&settings.tz_name)).lazy());
     }
     let df = all.lazy().rename(["day", "hour"], ["date", "hour_start"], true).collect()?;
-    Ok(schema.conform(df, &settings.tz_name)?.lazy())
+    Ok(schema.conform_with(df, &settings.tz_name, key.map(|_| &names))?.lazy())
 }
 
 fn probes_schema() -> &'static TableSchema {

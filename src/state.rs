@@ -7,8 +7,10 @@
 //! _state/manifest.json                            committed last: the truth
 //! _state/lock                                     held by a running run/update
 //! _state/<gen>/segments/date=D/<file-key>.parquet one file's rollup for one local day
-//! _state/<gen>/devices/date=D.parquet             first/last second of each device that day
+//! _state/<gen>/devices/date=D.parquet             each device's day: first/last second, mall dwell, qualifying
 //! _state/<gen>/customers.parquet                  the customers snapshot last published
+//! _state/<gen>/statuses.parquet                   staff/visitor/loyalty of every device-day last published
+//! _state/<gen>/pseudonyms.parquet                 device id → pseudonym (only with privacy.mac_key)
 //! ```
 //!
 //! Segments are per (file, day), so a changed file retracts exactly its own contribution;
@@ -27,7 +29,7 @@ use crate::ingest::FileQuality;
 use crate::store::Location;
 
 pub const MANIFEST: &str = "_state/manifest.json";
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// What the state knows of one input file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -118,6 +120,14 @@ pub fn devices_rel(gen_dir: &str, day: i32) -> String {
 
 pub fn customers_rel(gen_dir: &str) -> String {
     format!("{gen_dir}/customers.parquet")
+}
+
+pub fn statuses_rel(gen_dir: &str) -> String {
+    format!("{gen_dir}/statuses.parquet")
+}
+
+pub fn pseudonyms_rel(gen_dir: &str) -> String {
+    format!("{gen_dir}/pseudonyms.parquet")
 }
 
 pub fn day_str(day: i32) -> String {

@@ -58,6 +58,21 @@ impl LocalClock {
         local - local.rem_euclid(3600) - off
     }
 
+    /// First instant (epoch seconds) of local day `day`.
+    pub fn day_start(&mut self, day: i32) -> i64 {
+        // Local midnight is within ±1 day of UTC midnight; find the first second of `day`.
+        let (mut lo, mut hi) = (day as i64 * 86_400 - 2 * 86_400, day as i64 * 86_400 + 2 * 86_400);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.local_days(mid) >= day {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        lo
+    }
+
     /// Start instant of the local `slot`-second slot holding `t` (slots aligned to local midnight).
     pub fn slot_start(&mut self, t: i64, slot: i64) -> i64 {
         let off = self.offset(t);

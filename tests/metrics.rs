@@ -46,6 +46,7 @@ fn events(s: &Settings, recs: &[(i64, &str, &str, &str, i64)]) -> DataFrame {
         known_shops: &known,
         known_aps: None,
         exclude_randomized: s.exclude_randomized,
+        key: None,
     };
     let file = ProbeFile::new(Entry { rel: "x.parquet".into(), size: 0, e_tag: None, last_modified: 0 });
     let layout = FileLayout { occur_time: Layout::Text, rssi: Layout::Text };
@@ -72,7 +73,7 @@ fn rows(df: &DataFrame) -> Vec<String> {
 }
 
 fn tables(s: &Settings, d: &Dims, recs: &[(i64, &str, &str, &str, i64)]) -> BTreeMap<String, Vec<String>> {
-    compute_in_memory(vec![events(s, recs)], d, s).unwrap().into_iter().map(|(k, v)| (k, rows(&v))).collect()
+    compute_in_memory(vec![events(s, recs)], d, s, None).unwrap().into_iter().map(|(k, v)| (k, rows(&v))).collect()
 }
 
 #[test]

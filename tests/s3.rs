@@ -119,6 +119,7 @@ fn upload(s: &Server, local: &Path, key: &str) {
     loc.put(key, bytes::Bytes::from(std::fs::read(local).unwrap())).unwrap();
 }
 
+/// `s3.toml` must keep the golden config's settings (see data/golden/footfall.toml).
 fn setup(s: &Server, d: &Path) {
     for t in ["area_shop.csv", "place_info.csv", "ap_info.csv"] {
         upload(s, &root().join("data/golden/dims").join(t), &format!("dims/{t}"));
@@ -126,7 +127,7 @@ fn setup(s: &Server, d: &Path) {
     std::fs::write(
         d.join("s3.toml"),
         format!(
-            "[mall]\ntimezone = \"Europe/Berlin\"\n[input]\nprobes = \"s3://bucket/probes\"\ndims = \"s3://bucket/dims\"\n[output]\ndir = \"s3://bucket/out\"\n[storage]\nendpoint = \"{}\"\nallow_http = true\nretries = 2\nretry_timeout = \"3s\"\n",
+            "[mall]\ntimezone = \"Europe/Berlin\"\n[input]\nprobes = \"s3://bucket/probes\"\ndims = \"s3://bucket/dims\"\n[output]\ndir = \"s3://bucket/out\"\n[storage]\nendpoint = \"{}\"\nallow_http = true\nretries = 2\nretry_timeout = \"3s\"\n[staff]\nmin_days = 2\n",
             s.endpoint()
         ),
     )

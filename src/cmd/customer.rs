@@ -14,13 +14,17 @@ use crate::schema;
 
 pub fn run(_ctx: &Ctx, a: CustomerArgs) -> Result<i32> {
     let Some(mac) = crate::mac::parse_mac(&a.mac) else { bail_usage!("not a MAC address: '{}'", a.mac) };
-    let mac_s = crate::mac::format_mac(mac);
     let date = a.date.as_deref().map(|d| parse_date("--date", d)).transpose()?;
     let f = resolve(a.format.format);
     if f == Format::Parquet {
         bail_usage!("customer prints several sections: use table, csv, json or ndjson");
     }
     let (out, settings, _, _) = crate::config::out_plan(&a.plan.overrides())?;
+    // Outputs hold pseudonyms when a key is set: the raw MAC given here is hashed the same way.
+    let mac_s = match &settings.mac_key {
+        Some(k) => k.pseudonym(mac),
+        None => crate::mac::format_mac(mac),
+    };
     let tz = settings.tz_name.as_str();
     let is_me = || col("user_device_mac").eq(lit(mac_s.clone()));
     let mut stdout = std::io::stdout().lock();

@@ -18,7 +18,7 @@ pub fn run(_ctx: &Ctx, a: SqlArgs) -> Result<i32> {
     for s in crate::schema::results() {
         sql.register(&s.name, crate::sources::result_table(&out, s, tz)?);
     }
-    let dims = crate::dims::load(dims_loc.as_ref())?;
+    let dims = crate::dims::load(dims_loc.as_ref(), settings.mac_key.as_ref())?;
     for (name, lf) in crate::sources::dimension_frames(&dims)? {
         sql.register(name, lf);
     }

@@ -6,24 +6,32 @@
 //! - `pos`: one row per (second, device, AP, shop) with RSSI min/max: the day's
 //!   duplicate-free rollup of accepted probe records (`hour` = local hour start);
 //! - `visits`: the day's shop visits, computed once from `pos` and shared;
+//! - `mall`: the day's mall visits (SPEC §7), computed once from `pos`;
+//! - `status`: staff/visitor/loyalty status of each device seen that day ([`presence::statuses`]);
 //! - `customers`: first/last sighting of every device over all days;
 //! - the dimensions and settings.
+
+pub mod presence;
 
 use anyhow::Result;
 use polars::prelude::*;
 
 use crate::config::Settings;
 use crate::dims::Dims;
-use crate::schema::{self, TableSchema};
+use crate::schema::{self, Pseudonyms, TableSchema};
 
 /// Everything a daily query may read.
 pub struct DayCtx<'a> {
     pub day: i32,
     pub pos: DataFrame,
     pub visits: DataFrame,
+    pub mall: DataFrame,
+    pub status: DataFrame,
     pub customers: &'a DataFrame,
     pub dims: &'a Dims,
     pub settings: &'a Settings,
+    /// Pseudonyms of device ids when MACs are pseudonymised.
+    pub names: Option<&'a Pseudonyms>,
 }
 
 /// A date-partitioned result table.
@@ -33,13 +41,13 @@ pub struct Metric {
     pub query: fn(&DayCtx) -> LazyFrame,
 }
 
-const MAC: &str = "user_device_mac";
+pub(crate) const MAC: &str = "user_device_mac";
 
 fn desc(cols: &[bool]) -> SortMultipleOptions {
     SortMultipleOptions::default().with_order_descending_multi(cols.to_vec()).with_maintain_order(true)
 }
 
-fn with_shop_names(lf: LazyFrame, dims: &Dims) -> LazyFrame {
+pub(crate) fn with_shop_names(lf: LazyFrame, dims: &Dims) -> LazyFrame {
     lf.left_join(dims.shops.clone().lazy(), col("shop_code"), col("shop_code"))
 }
 
@@ -154,6 +162,13 @@ pub const DAILY: &[Metric] = &[
         name: "repeat_shop_visits_daily",
         query: |c| with_shop_names(visits_per_shop(c).filter(col("visits").gt_eq(lit(2i64))), c.dims),
     },
+    // SPEC §7: staff are never counted here (staff_devices_daily lists them).
+    Metric { name: "shop_daily_engagement", query: presence::shop_daily_engagement },
+    Metric { name: "mall_daily_engagement", query: presence::mall_daily_engagement },
+    Metric { name: "mall_daily_loyalty", query: presence::mall_daily_loyalty },
+    Metric { name: "staff_devices_daily", query: presence::staff_devices_daily },
+    Metric { name: "shop_transitions_daily", query: presence::shop_transitions_daily },
+    Metric { name: "density_grid", query: presence::density_grid },
 ];
 
 /// Folds per-file segments of one day into the day's `pos` rollup.
@@ -177,54 +192,50 @@ pub fn events_to_segment(events: DataFrame) -> Result<DataFrame> {
 /// Shop visits of a day: records of one device at one shop, split where consecutive
 /// seconds are more than `gap` apart. Columns: device, shop, start, end, dwell, rssi_max.
 pub fn visits(pos: &DataFrame, gap: i64) -> Result<DataFrame> {
+    sessions(pos, &[MAC, "shop_code"], gap)
+}
+
+/// Mall visits of a day (SPEC §7.2): a device's records anywhere in the mall, split where
+/// consecutive seconds are more than `gap` apart. Columns: device, start, end, dwell, rssi_max.
+pub fn mall_visits(pos: &DataFrame, gap: i64) -> Result<DataFrame> {
+    sessions(pos, &[MAC], gap)
+}
+
+/// Gap-split sessions of `pos` per `keys` (a day's rollup never crosses local midnight).
+fn sessions(pos: &DataFrame, keys: &[&str], gap: i64) -> Result<DataFrame> {
     let prev = |c: &str| col(c).shift(lit(1));
+    let mut new = (col("second") - prev("second")).gt(lit(gap));
+    for k in keys {
+        new = col(*k).neq(prev(k)).or(new);
+    }
+    let mut by: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
+    by.push(col("second"));
+    let mut order: Vec<&str> = keys.to_vec();
+    order.push("second");
+    let mut aggs: Vec<Expr> = keys.iter().map(|k| col(*k).first()).collect();
+    aggs.extend([col("second").min().alias("start"), col("second").max().alias("end"), col("rssi_max").max()]);
     Ok(pos
         .clone()
         .lazy()
-        .group_by([col(MAC), col("shop_code"), col("second")])
+        .group_by(by)
         .agg([col("rssi_max").max()])
-        .sort([MAC, "shop_code", "second"], SortMultipleOptions::default())
-        .with_column(
-            (col(MAC)
-                .neq(prev(MAC))
-                .or(col("shop_code").neq(prev("shop_code")))
-                .or((col("second") - prev("second")).gt(lit(gap))))
-            .fill_null(lit(true))
-            .cast(DataType::UInt32)
-            .cum_sum(false)
-            .alias("visit"),
-        )
+        .sort(order, SortMultipleOptions::default())
+        .with_column(new.fill_null(lit(true)).cast(DataType::UInt32).cum_sum(false).alias("visit"))
         .group_by([col("visit")])
-        .agg([
-            col(MAC).first(),
-            col("shop_code").first(),
-            col("second").min().alias("start"),
-            col("second").max().alias("end"),
-            col("rssi_max").max(),
-        ])
+        .agg(aggs)
         .with_column((col("end") - col("start")).alias("dwell"))
         .drop(cols(["visit"]))
         .collect()?)
 }
 
-/// A device's first and last second of a day (kept per day in the state).
-pub fn day_device_summary(pos: &DataFrame, day: i32) -> Result<DataFrame> {
-    Ok(pos
-        .clone()
-        .lazy()
-        .group_by([col(MAC)])
-        .agg([col("second").min().alias("first_seen"), col("second").max().alias("last_seen")])
-        .with_column(lit(day).alias("day"))
-        .collect()?)
-}
-
-/// The `customers` snapshot from all days' device summaries.
-pub fn customers(day_summaries: Vec<LazyFrame>) -> Result<DataFrame> {
-    if day_summaries.is_empty() {
-        return Ok(df!(MAC => Vec::<u64>::new(), "first_seen" => Vec::<i64>::new(), "last_seen" => Vec::<i64>::new(),
-            "first_date" => Vec::<i32>::new(), "last_date" => Vec::<i32>::new(), "days_seen" => Vec::<i64>::new())?);
+/// The `customers` snapshot from all device-day statuses; with `staff.policy = "exclude"`
+/// the days a device was staff do not count.
+pub fn customers(statuses: &DataFrame, s: &Settings) -> Result<DataFrame> {
+    let mut lf = statuses.clone().lazy();
+    if s.staff_exclude {
+        lf = lf.filter(col("staff").not());
     }
-    Ok(concat(day_summaries, UnionArgs::default())?
+    Ok(lf
         .group_by([col(MAC)])
         .agg([
             col("first_seen").min(),
@@ -234,6 +245,40 @@ pub fn customers(day_summaries: Vec<LazyFrame>) -> Result<DataFrame> {
             col("day").n_unique().cast(DataType::Int64).alias("days_seen"),
         ])
         .collect()?)
+}
+
+/// What every date of a run shares.
+pub struct Shared<'a> {
+    pub customers: &'a DataFrame,
+    pub dims: &'a Dims,
+    pub settings: &'a Settings,
+    pub names: Option<&'a Pseudonyms>,
+}
+
+/// Every table of one date from its rollup (`mall` visits if already computed) and its
+/// statuses: applies `staff.policy = "exclude"`, derives the shop visits, runs the catalogue.
+pub fn tables_of_day(
+    day: i32,
+    pos: DataFrame,
+    mall: Option<DataFrame>,
+    status: DataFrame,
+    sh: &Shared,
+) -> Result<Vec<(&'static TableSchema, DataFrame)>> {
+    let s = sh.settings;
+    let mall = match mall {
+        Some(m) => m,
+        None => mall_visits(&pos, s.mall_gap)?,
+    };
+    let pos = if s.staff_exclude {
+        let staff = status.clone().lazy().filter(col("staff")).select([col(MAC)]);
+        pos.lazy().anti_join(staff, col(MAC), col(MAC)).collect()?
+    } else {
+        pos
+    };
+    let visits = visits(&pos, s.visit_gap)?;
+    let ctx =
+        DayCtx { day, pos, visits, mall, status, customers: sh.customers, dims: sh.dims, settings: s, names: sh.names };
+    compute_day(&ctx)
 }
 
 /// Runs every daily metric of one day; frames are conformed to their schemas.
@@ -247,7 +292,7 @@ pub fn compute_day(c: &DayCtx) -> Result<Vec<(&'static TableSchema, DataFrame)>>
         .zip(frames)
         .map(|(m, df)| {
             let s = schema::get(m.name)?;
-            Ok((s, s.conform(df, tz)?))
+            Ok((s, s.conform_with(df, tz, c.names)?))
         })
         .collect()
 }
