@@ -351,3 +351,82 @@ fn slot_offsets(c: &DayCtx) -> LazyFrame {
         .lazy()
         .with_column(lit(day_start).alias("day_start"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows (device, day, mall dwell seconds, qualifying) → (days7, staff, loyalty) per row.
+    fn run(rows: &[(u64, i32, i64, bool)]) -> Vec<(i64, bool, Option<i32>)> {
+        let s = Settings::default(); // staff: ≥ 6 h on ≥ 3 of the last 7 days
+        let macs: Vec<u64> = rows.iter().map(|r| r.0).collect();
+        let days: Vec<i32> = rows.iter().map(|r| r.1).collect();
+        let dwell: Vec<i64> = rows.iter().map(|r| r.2).collect();
+        let q: Vec<bool> = rows.iter().map(|r| r.3).collect();
+        let c = classify(&macs, &days, &dwell, &q, &s);
+        for i in 0..rows.len() {
+            assert_eq!(c.visitor[i], q[i] && !c.staff[i], "visitor = qualifying and not staff");
+            assert_eq!(c.loyalty[i].is_some(), c.visitor[i], "a class exactly for visitors");
+        }
+        (0..rows.len()).map(|i| (c.days7[i], c.staff[i], c.loyalty[i])).collect()
+    }
+
+    const H6: i64 = 6 * 3600;
+
+    #[test]
+    fn staff_needs_min_days_of_min_hours_in_the_last_seven() {
+        let got = run(&[
+            (1, 1, H6, false),     // exactly 6 h: counts
+            (1, 2, H6, false),     // 2 days: one short of min_days
+            (1, 3, H6, false),     // 3 days: staff
+            (1, 4, 0, false),      // still 3 days in 4−6..4: staff without being there long
+            (1, 9, H6 - 1, false), // one second short; window 3..9 holds day 3 only
+            (1, 10, 0, false),     // window 4..10: nothing left
+        ]);
+        let days7: Vec<i64> = got.iter().map(|g| g.0).collect();
+        let staff: Vec<bool> = got.iter().map(|g| g.1).collect();
+        assert_eq!(days7, [1, 2, 3, 3, 1, 0]);
+        assert_eq!(staff, [false, false, true, true, false, false]);
+    }
+
+    #[test]
+    fn loyalty_classes_precedence_and_block_boundaries() {
+        let v = |mac, day| (mac, day, 0, true);
+        let got = run(&[
+            // Device 2.
+            v(2, 1),  // first visitor-day ever
+            v(2, 2),  // 2 of the last 7, one block → occasional
+            v(2, 3),  // occasional
+            v(2, 4),  // 4 of the last 7 → occasional
+            v(2, 5),  // exactly 5 of the last 7 → daily
+            v(2, 12), // day 5 is 7 back: block 1 → weekly
+            v(2, 40), // day 12 is 28 back: outside the four blocks → occasional
+            // Device 3: daily and weekly both hold on day 12 → daily wins.
+            v(3, 1),
+            v(3, 8), // day 1 is 7 back: not in the last 7, but block 1 → weekly
+            v(3, 9),
+            v(3, 10),
+            v(3, 11),
+            v(3, 12), // 8..12 = 5 of the last 7 → daily
+            // Devices 4 and 5: 27 back is block 3, 28 back is outside.
+            v(4, 1),
+            v(4, 28),
+            v(5, 1),
+            v(5, 29),
+        ]);
+        let classes: Vec<Option<i32>> = got.iter().map(|g| g.2).collect();
+        let (f, d, w, o) = (Some(FIRST_TIME), Some(DAILY), Some(WEEKLY), Some(OCCASIONAL));
+        assert_eq!(classes, [f, o, o, o, d, w, o, f, w, w, w, w, d, f, w, f, o]);
+    }
+
+    #[test]
+    fn staff_days_are_not_visitor_days() {
+        // Qualifying every day and 6 h a day: staff from day 3 on, so no visitor-day then.
+        let got = run(&[(6, 1, H6, true), (6, 2, H6, true), (6, 3, H6, true), (6, 4, H6, true)]);
+        assert_eq!(got, [(1, false, Some(FIRST_TIME)), (2, false, Some(OCCASIONAL)), (3, true, None), (4, true, None)]);
+        // Staff on its first qualifying days: its first visitor-day comes later and is first_time.
+        let got = run(&[(7, 1, H6, false), (7, 2, H6, false), (7, 3, H6, true), (7, 20, 60, true)]);
+        assert_eq!(got[2], (3, true, None));
+        assert_eq!(got[3], (0, false, Some(FIRST_TIME)));
+    }
+}
