@@ -228,3 +228,50 @@ fn lookback_window_lists_only_recent_dates() {
     let o = ok(d, &["update", "--config", "footfall.toml", "--dry-run"]);
     assert!(o.stdout.is_empty(), "{}", o.explain());
 }
+
+#[test]
+fn late_first_day_republishes_every_date_whose_staff_or_loyalty_moves() {
+    // 35 days; the first day's files arrive last. Staff looks back 6 days and loyalty 27
+    // (first_time: forever), so dates far after the late day must be re-published.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let gen = [
+        "generate",
+        "--out",
+        "mall",
+        "--days",
+        "35",
+        "--visitors",
+        "12",
+        "--shops",
+        "4",
+        "--staff",
+        "2",
+        "--seed",
+        "5",
+        "--timezone",
+        "Europe/Berlin",
+        "--quiet",
+    ];
+    ok(d, &gen);
+    let m = d.join("mall");
+    std::fs::rename(m.join("probes/date=2026-03-02"), d.join("held")).unwrap();
+    ok(&m, &["update", "--config", "footfall.toml", "--quiet"]);
+    std::fs::rename(d.join("held"), m.join("probes/date=2026-03-02")).unwrap();
+    ok(&m, &["run", "--config", "footfall.toml", "--out", "reference", "--quiet"]);
+    // Not vacuous: without the first day, staff differs up to 6 days later and loyalty
+    // beyond a week later (03-09 is the first date whose block 1 holds 03-02).
+    let differing_dates = |table: &str| -> std::collections::BTreeSet<String> {
+        let a = ok(&m, &["show", table, "--format", "csv"]).stdout;
+        let b = ok(&m, &["show", table, "--format", "csv", "--out", "reference"]).stdout;
+        let (a, b): (std::collections::BTreeSet<&str>, std::collections::BTreeSet<&str>) =
+            (a.lines().collect(), b.lines().collect());
+        a.symmetric_difference(&b).map(|l| l[..10].to_string()).collect()
+    };
+    let staff = differing_dates("staff_devices_daily");
+    assert!(staff.contains("2026-03-08"), "{staff:?}");
+    let loyalty = differing_dates("mall_daily_loyalty");
+    assert!(loyalty.last().is_some_and(|d| d.as_str() >= "2026-03-09"), "{loyalty:?}");
+    let o = ok(&m, &["update", "--config", "footfall.toml"]);
+    assert_same_as_run(&m, &format!("late first day\n{}", o.stderr));
+}

@@ -297,7 +297,31 @@ pub fn compute_day(c: &DayCtx) -> Result<Vec<(&'static TableSchema, DataFrame)>>
         .collect()
 }
 
+/// Collects independent plans concurrently on plain threads. Not on rayon: a rayon worker
+/// waiting for Polars' own pool steals further jobs, so each collect could nest inside
+/// another on one stack (seen as a rare stack overflow).
 fn collect_all(plans: Vec<LazyFrame>) -> Result<Vec<DataFrame>> {
-    use rayon::prelude::*;
-    plans.into_par_iter().map(|p| p.collect().map_err(anyhow::Error::from)).collect()
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let n = plans.len();
+    let jobs: Vec<Mutex<Option<LazyFrame>>> = plans.into_iter().map(|p| Mutex::new(Some(p))).collect();
+    let results: Vec<Mutex<Option<Result<DataFrame>>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism().map_or(2, |p| p.get()).min(n);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            std::thread::Builder::new()
+                .name("footfall-query".into())
+                .spawn_scoped(scope, || loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let plan = jobs[i].lock().unwrap().take().expect("each plan is taken once");
+                    *results[i].lock().unwrap() = Some(plan.collect().map_err(anyhow::Error::from));
+                })
+                .expect("cannot start a query thread");
+        }
+    });
+    results.into_iter().map(|r| r.into_inner().unwrap().expect("every plan ran")).collect()
 }
