@@ -373,6 +373,8 @@ mod tests {
         let s = parse("").unwrap();
         assert_eq!((s.visit_gap, s.mall_gap, s.top_shops, s.min_rssi, s.min_dwell), (600, 900, 5, -65, 300));
         assert_eq!(s.tz_name, "UTC");
+        assert_eq!((s.staff_min_hours, s.staff_min_days, s.staff_exclude), (6.0, 3, false));
+        assert_eq!((s.exclude_randomized, s.mac_key.is_none(), s.density_cell, s.density_slot), (false, true, 5.0, 900));
     }
 
     #[test]
@@ -382,6 +384,14 @@ mod tests {
             ("[mall]\ntimezone = \"Mars/Olympus\"", "mall.timezone"),
             ("[devices]\nrandomized = \"maybe\"", "devices.randomized"),
             ("[staff]\npolicy = \"fire\"", "staff.policy"),
+            ("[visits]\nmall_gap = \"-5m\"", "visits.mall_gap"),
+            ("[visitors]\nmin_dwell = \"5 minutes\"", "visitors.min_dwell"),
+            ("[visitors]\nmin_rssi = 3", "visitors.min_rssi"),
+            ("[staff]\nmin_days = 8", "staff.min_days"),
+            ("[staff]\nmin_hours_per_day = 25", "staff.min_hours_per_day"),
+            ("[density]\ncell = 0", "density.cell"),
+            ("[density]\nslot = \"7m\"", "density.slot"),
+            ("[devices]\nrandomized = \"drop\"", "devices.randomized"),
             ("[mall]\ntimzone = \"UTC\"", "timzone"),
         ] {
             let err = parse(text).unwrap_err();
