@@ -374,7 +374,10 @@ mod tests {
         assert_eq!((s.visit_gap, s.mall_gap, s.top_shops, s.min_rssi, s.min_dwell), (600, 900, 5, -65, 300));
         assert_eq!(s.tz_name, "UTC");
         assert_eq!((s.staff_min_hours, s.staff_min_days, s.staff_exclude), (6.0, 3, false));
-        assert_eq!((s.exclude_randomized, s.mac_key.is_none(), s.density_cell, s.density_slot), (false, true, 5.0, 900));
+        assert_eq!(
+            (s.exclude_randomized, s.mac_key.is_none(), s.density_cell, s.density_slot),
+            (false, true, 5.0, 900)
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Int32Type, Int64Type, TimeUnit, TimestampMillisecondType};
-use chrono::{NaiveDate, TimeZone, Timelike};
+use chrono::{NaiveDate, Offset, TimeZone, Timelike};
 use chrono_tz::Tz;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use polars::prelude::*;
@@ -326,4 +326,294 @@ fn plain_formulation_agrees_with_every_table() {
         checked += 1;
     }
     assert_eq!(checked, 11, "every seed table is cross-checked");
+}
+
+/// Sessions of sorted (second, strongest rssi) pairs split where the gap exceeds `gap`:
+/// (start, end, strongest rssi).
+fn sessions(secs: &BTreeMap<i64, i64>, gap: i64) -> Vec<(i64, i64, i64)> {
+    let mut out: Vec<(i64, i64, i64)> = Vec::new();
+    for (&t, &r) in secs {
+        match out.last_mut() {
+            Some(last) if t - last.1 <= gap => {
+                last.1 = t;
+                last.2 = last.2.max(r);
+            }
+            _ => out.push((t, t, r)),
+        }
+    }
+    out
+}
+
+fn mean_median(v: &[i64]) -> (String, String) {
+    if v.is_empty() {
+        return (String::new(), String::new());
+    }
+    let mut s = v.to_vec();
+    s.sort();
+    let n = s.len();
+    let median = if n % 2 == 1 { s[n / 2] as f64 } else { (s[n / 2 - 1] + s[n / 2]) as f64 / 2.0 };
+    (format!("{:.9}", s.iter().sum::<i64>() as f64 / n as f64), format!("{median:.9}"))
+}
+
+fn buckets(v: &[i64]) -> String {
+    let b = [0, 300, 1200, 3600, 21600, i64::MAX];
+    (0..5).map(|i| v.iter().filter(|d| **d >= b[i] && **d < b[i + 1]).count().to_string()).collect::<Vec<_>>().join(",")
+}
+
+fn ratio(a: usize, b: usize) -> String {
+    if b == 0 {
+        String::new()
+    } else {
+        format!("{:.9}", a as f64 / b as f64)
+    }
+}
+
+#[test]
+fn plain_formulation_of_section_7_agrees() {
+    // Ten days across the DST change with staff, passers-by, randomised MACs and rhythms.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let tzname = "Europe/Berlin";
+    let gen = [
+        "generate",
+        "--out",
+        "mall",
+        "--days",
+        "10",
+        "--visitors",
+        "60",
+        "--shops",
+        "5",
+        "--staff",
+        "2",
+        "--timezone",
+        tzname,
+        "--start",
+        "2026-03-24",
+        "--seed",
+        "11",
+    ];
+    ok(d, &gen);
+    ok(d, &["run", "--config", "mall/footfall.toml"]);
+    let tz: Tz = tzname.parse().unwrap();
+    let out = d.join("mall/out");
+    let (min_rssi, min_dwell, mall_gap, staff_secs, staff_days, cell, slot) = (-65, 300, 900, 21600, 3, 5.0, 900);
+
+    let names: BTreeMap<String, String> =
+        read_csv(&d.join("mall/dims/area_shop.csv")).into_iter().map(|r| (r[1].clone(), r[2].clone())).collect();
+    let name = |s: &str| names.get(s).cloned().unwrap_or_default();
+    let coords = |file: &str| -> BTreeMap<String, (f64, f64)> {
+        read_csv(&d.join("mall/dims").join(file))
+            .into_iter()
+            .map(|r| {
+                let (x, y) = if file == "ap_info.csv" { (2, 3) } else { (1, 2) };
+                (norm_mac(&r[0]).unwrap(), (r[x].parse().unwrap(), r[y].parse().unwrap()))
+            })
+            .collect()
+    };
+    let places = coords("place_info.csv");
+    let aps = coords("ap_info.csv");
+
+    let recs: BTreeSet<(NaiveDate, i64, String, String, String, i64)> = oracle_records(&d.join("mall/probes"))
+        .into_iter()
+        .map(|(t, m, a, s, r)| (tz.timestamp_opt(t, 0).unwrap().date_naive(), t, m, a, s, r))
+        .collect();
+
+    // Seconds per (day, device, shop) and per (day, device), with the strongest RSSI.
+    let mut shop_secs: BTreeMap<(NaiveDate, &str, &str), BTreeMap<i64, i64>> = BTreeMap::new();
+    let mut mall_secs: BTreeMap<(NaiveDate, &str), BTreeMap<i64, i64>> = BTreeMap::new();
+    for (day, t, m, _, s, r) in &recs {
+        let e = shop_secs.entry((*day, m, s)).or_default().entry(*t).or_insert(*r);
+        *e = (*e).max(*r);
+        let e = mall_secs.entry((*day, m)).or_default().entry(*t).or_insert(*r);
+        *e = (*e).max(*r);
+    }
+    let qualifies = |v: &(i64, i64, i64)| v.2 >= min_rssi && v.1 - v.0 >= min_dwell;
+    let mall_visits: BTreeMap<(NaiveDate, &str), Vec<(i64, i64, i64)>> =
+        mall_secs.iter().map(|(k, s)| (*k, sessions(s, mall_gap))).collect();
+
+    // Staff and visitor-days.
+    let dwell_of = |day: NaiveDate, m: &str| -> Option<i64> {
+        mall_visits.get(&(day, m)).map(|v| v.iter().map(|x| x.1 - x.0).sum())
+    };
+    let days7 = |day: NaiveDate, m: &str| -> usize {
+        (0..7).filter(|k| dwell_of(day - chrono::Duration::days(*k), m).is_some_and(|s| s >= staff_secs)).count()
+    };
+    let is_staff = |day: NaiveDate, m: &str| days7(day, m) >= staff_days;
+    let mut visitor_days: BTreeMap<&str, BTreeSet<NaiveDate>> = BTreeMap::new();
+    for ((day, m), v) in &mall_visits {
+        if v.iter().any(qualifies) && !is_staff(*day, m) {
+            visitor_days.entry(m).or_default().insert(*day);
+        }
+    }
+
+    let mut expect: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let all_days: BTreeSet<NaiveDate> = mall_secs.keys().map(|k| k.0).collect();
+
+    // Shop engagement.
+    let mut per_shop: BTreeMap<(NaiveDate, &str), (BTreeSet<&str>, BTreeSet<&str>, Vec<i64>)> = BTreeMap::new();
+    for ((day, m, s), secs) in &shop_secs {
+        if is_staff(*day, m) {
+            continue;
+        }
+        let e = per_shop.entry((*day, s)).or_default();
+        e.0.insert(m);
+        for v in sessions(secs, 600).iter().filter(|v| qualifies(v)) {
+            e.1.insert(m);
+            e.2.push(v.1 - v.0);
+        }
+    }
+    let engagement = |det: usize, vis: usize, dw: &[i64]| {
+        let (avg, med) = mean_median(dw);
+        format!("{det},{vis},{},{},{},{avg},{med},{}", det - vis, ratio(vis, det), dw.len(), buckets(dw))
+    };
+    expect.insert(
+        "shop_daily_engagement",
+        per_shop
+            .iter()
+            .map(|((d, s), (det, vis, dw))| format!("{d},{s},{},{}", name(s), engagement(det.len(), vis.len(), dw)))
+            .collect(),
+    );
+
+    // Mall engagement and loyalty.
+    let mut mall_rows = Vec::new();
+    let mut loyalty_rows = Vec::new();
+    for day in &all_days {
+        let devs: Vec<&str> = mall_visits.keys().filter(|k| k.0 == *day).map(|k| k.1).collect();
+        let staff = devs.iter().filter(|m| is_staff(*day, m)).count();
+        let non_staff: Vec<&str> = devs.iter().copied().filter(|m| !is_staff(*day, m)).collect();
+        let mut dw = Vec::new();
+        let mut vis = 0;
+        for m in &non_staff {
+            let q: Vec<i64> = mall_visits[&(*day, *m)].iter().filter(|v| qualifies(v)).map(|v| v.1 - v.0).collect();
+            vis += !q.is_empty() as usize;
+            dw.extend(q);
+        }
+        let randomized = non_staff.iter().filter(|m| u8::from_str_radix(&m[..2], 16).unwrap() & 2 != 0).count();
+        mall_rows.push(format!(
+            "{day},{},{staff},{}",
+            engagement(non_staff.len(), vis, &dw),
+            ratio(randomized, non_staff.len())
+        ));
+        let mut classes = [0usize; 4];
+        for m in &non_staff {
+            let Some(vd) = visitor_days.get(m).filter(|v| v.contains(day)) else { continue };
+            let back = |k: i64| *day - chrono::Duration::days(k);
+            let class = if vd.range(..*day).next().is_none() {
+                0
+            } else if vd.range(back(6)..=*day).count() >= 5 {
+                1
+            } else if (0..4).filter(|k| vd.range(back(7 * k + 6)..=back(7 * k)).next().is_some()).count() >= 2 {
+                2
+            } else {
+                3
+            };
+            classes[class] += 1;
+        }
+        let visitors: usize = classes.iter().sum();
+        assert_eq!(visitors, vis);
+        loyalty_rows.push(format!(
+            "{day},{visitors},{},{},{},{},{}",
+            classes[0],
+            classes[1],
+            classes[2],
+            classes[3],
+            visitors - classes[0]
+        ));
+    }
+    expect.insert("mall_daily_engagement", mall_rows);
+    expect.insert("mall_daily_loyalty", loyalty_rows);
+
+    // Staff devices.
+    expect.insert(
+        "staff_devices_daily",
+        mall_visits
+            .keys()
+            .filter(|(day, m)| is_staff(*day, m))
+            .map(|(day, m)| format!("{day},{m},{:.9},{}", dwell_of(*day, m).unwrap() as f64 / 3600.0, days7(*day, m)))
+            .collect(),
+    );
+
+    // Transitions.
+    let mut trans: BTreeMap<(NaiveDate, &str, &str), (usize, BTreeSet<&str>)> = BTreeMap::new();
+    for ((day, m), mv) in &mall_visits {
+        if is_staff(*day, m) {
+            continue;
+        }
+        let mut q: Vec<(i64, &str)> = shop_secs
+            .iter()
+            .filter(|((d, dm, _), _)| d == day && dm == m)
+            .flat_map(|((_, _, s), secs)| sessions(secs, 600).into_iter().filter(qualifies).map(move |v| (v.0, *s)))
+            .collect();
+        q.sort();
+        let mall_of = |t: i64| mv.iter().position(|v| v.0 <= t && t <= v.1).unwrap();
+        for w in q.windows(2) {
+            if w[0].1 != w[1].1 && mall_of(w[0].0) == mall_of(w[1].0) {
+                let e = trans.entry((*day, w[0].1, w[1].1)).or_default();
+                e.0 += 1;
+                e.1.insert(m);
+            }
+        }
+    }
+    expect.insert(
+        "shop_transitions_daily",
+        trans.iter().map(|((d, a, b), (n, devs))| format!("{d},{a},{b},{n},{}", devs.len())).collect(),
+    );
+
+    // Density.
+    let mut heard: BTreeMap<(NaiveDate, &str, i64), BTreeMap<&str, i64>> = BTreeMap::new();
+    for (day, t, m, a, _, r) in &recs {
+        let e = heard.entry((*day, m, *t)).or_default().entry(a).or_insert(*r);
+        *e = (*e).max(*r);
+    }
+    let round3 = |v: f64| (v * 1000.0).round() / 1000.0;
+    let mut grid: BTreeMap<(NaiveDate, i64, i64, i64), BTreeSet<&str>> = BTreeMap::new();
+    for ((day, m, t), by_ap) in &heard {
+        if is_staff(*day, m) {
+            continue;
+        }
+        let p = places.get(*m).copied().or_else(|| {
+            let known: Vec<(f64, (f64, f64))> =
+                by_ap.iter().filter_map(|(a, r)| aps.get(*a).map(|xy| (10f64.powf(*r as f64 / 10.0), *xy))).collect();
+            let w: f64 = known.iter().map(|k| k.0).sum();
+            (!known.is_empty()).then(|| {
+                (
+                    known.iter().map(|k| k.0 * k.1 .0).sum::<f64>() / w,
+                    known.iter().map(|k| k.0 * k.1 .1).sum::<f64>() / w,
+                )
+            })
+        });
+        let Some((x, y)) = p else { continue };
+        let off = tz
+            .offset_from_utc_datetime(&chrono::DateTime::from_timestamp(*t, 0).unwrap().naive_utc())
+            .fix()
+            .local_minus_utc() as i64;
+        let slot_start = t - (t + off).rem_euclid(slot);
+        let c = |v: f64| (round3(v) / cell).floor() as i64;
+        grid.entry((*day, slot_start, c(x), c(y))).or_default().insert(m);
+    }
+    expect.insert(
+        "density_grid",
+        grid.iter().map(|((d, s, x, y), devs)| format!("{d},{s},{x},{y},{}", devs.len())).collect(),
+    );
+
+    for (table, want) in &expect {
+        let got = published(&out, table, tzname);
+        if &got != want {
+            let first = got.iter().zip(want.iter()).position(|(a, b)| a != b);
+            panic!(
+                "{table}: {} rows published, {} expected; first difference at {:?}: got {:?} want {:?}",
+                got.len(),
+                want.len(),
+                first,
+                first.map(|i| &got[i]),
+                first.map(|i| &want[i])
+            );
+        }
+        assert!(!want.is_empty(), "{table} is empty");
+    }
+    // The data exercise every rule.
+    let loyalty = published(&out, "mall_daily_loyalty", tzname);
+    let sum_col = |i: usize| loyalty.iter().map(|r| r.split(',').nth(i).unwrap().parse::<i64>().unwrap()).sum::<i64>();
+    assert!((2..=5).all(|i| sum_col(i) > 0), "every loyalty class occurs: {loyalty:?}");
 }
