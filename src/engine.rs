@@ -223,7 +223,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     // Pass 1: each touched day's rollup and its device summary.
     let all_days = manifest.days();
     let bar = progress.bar(affected.len() as u64, "rollups");
-    let mut pos_cache: HashMap<i32, (DataFrame, DataFrame)> = HashMap::new();
+    let mut pos_cache: HashMap<i32, (DataFrame, metrics::DayVisits)> = HashMap::new();
     let mut cached_rows = 0usize;
     let cache_budget = pos_cache_rows();
     for &day in &affected {
@@ -232,12 +232,12 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
             continue;
         }
         let pos = load_day(out, &manifest, day)?;
-        let mall = metrics::mall_visits(&pos, plan.settings.mall_gap)?;
-        let mut summary = presence::day_device_summary(&pos, &mall, day, &plan.settings)?;
+        let visits = metrics::day_visits(&pos, &plan.settings)?;
+        let mut summary = presence::day_device_summary(&pos, &visits.mall, day, &plan.settings)?;
         out.put(&state::devices_rel(&gen_dir, day), parquet_bytes(&mut summary)?)?;
         if cached_rows + pos.height() <= cache_budget {
             cached_rows += pos.height();
-            pos_cache.insert(day, (pos, mall));
+            pos_cache.insert(day, (pos, visits));
         }
         bar.inc(1);
     }
@@ -293,12 +293,12 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
             bar.inc(1);
             continue;
         }
-        let (pos, mall) = match pos_cache.remove(&day) {
-            Some((p, m)) => (p, Some(m)),
+        let (pos, visits) = match pos_cache.remove(&day) {
+            Some((p, v)) => (p, Some(v)),
             None => (load_day(out, &manifest, day)?, None),
         };
         let status = status_by_day.remove(&day).unwrap_or_else(|| statuses.clear());
-        let tables = metrics::tables_of_day(day, pos, mall, status, &shared)?;
+        let tables = metrics::tables_of_day(day, pos, visits, status, &shared)?;
         trace("  tables computed", t0);
         for (schema, df) in tables {
             publish::publish_partition(out, schema, date, df)?;
@@ -543,9 +543,9 @@ pub fn compute_in_memory(
     let mut summaries = Vec::new();
     for (day, parts) in by_day {
         let pos = metrics::merge_pos(parts)?;
-        let mall = metrics::mall_visits(&pos, settings.mall_gap)?;
-        summaries.push(presence::day_device_summary(&pos, &mall, day, settings)?.lazy());
-        days.insert(day, (pos, mall));
+        let visits = metrics::day_visits(&pos, settings)?;
+        summaries.push(presence::day_device_summary(&pos, &visits.mall, day, settings)?.lazy());
+        days.insert(day, (pos, visits));
     }
     let statuses = presence::statuses(summaries, settings)?;
     let customers = metrics::customers(&statuses, settings)?;
@@ -556,9 +556,9 @@ pub fn compute_in_memory(
         out.insert(m.name.to_string(), schema::get(m.name)?.empty(tz));
     }
     let shared = Shared { customers: &customers, dims, settings, names };
-    for (day, (pos, mall)) in days {
+    for (day, (pos, visits)) in days {
         let status = status_by_day.remove(&day).unwrap_or_else(|| statuses.clear());
-        for (s, df) in metrics::tables_of_day(day, pos, Some(mall), status, &shared)? {
+        for (s, df) in metrics::tables_of_day(day, pos, Some(visits), status, &shared)? {
             out.get_mut(&s.name).unwrap().vstack_mut_owned(df)?;
         }
     }

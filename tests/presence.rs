@@ -181,3 +181,31 @@ fn staff_are_flagged_in_section_7_and_excluded_everywhere_on_request() {
     assert!(s_row.ends_with(",2026-03-02,2026-03-03,2"), "first 2 Mar, last 3 Mar, 2 days: {s_row}");
     assert_eq!(t["staff_devices_daily"], [format!("{d4},00:00:00:00:05:05,6.0,3")], "still listed");
 }
+
+#[test]
+fn a_shop_visit_spanning_a_mall_split_belongs_to_the_mall_visit_of_its_first_record() {
+    let mut s = settings("UTC");
+    s.visit_gap = 1200; // longer than the mall gap (900)
+    let t0 = ts("2026-03-02T10:00:00Z");
+    let (a, b) = ("00:00:00:00:00:0a", "00:00:00:00:00:0b");
+    let t = tables(
+        &s,
+        &dims(),
+        &[
+            // A: S1 at 0 and 1000 is one shop visit, but 0 | 1000,1100,1400 are two mall
+            // visits; S1 belongs to the first, S2 (1100..1400) to the second: no transition.
+            (t0, a, AP1, "S1", -50),
+            (t0 + 1000, a, AP1, "S1", -50),
+            (t0 + 1100, a, AP2, "S2", -50),
+            (t0 + 1400, a, AP2, "S2", -50),
+            // B: the same S1 visit, S2 at 500..800 fills the silence: one mall visit, S1→S2.
+            (t0, b, AP1, "S1", -50),
+            (t0 + 1000, b, AP1, "S1", -50),
+            (t0 + 500, b, AP2, "S2", -50),
+            (t0 + 800, b, AP2, "S2", -50),
+        ],
+    );
+    assert_eq!(t["shop_transitions_daily"], ["2026-03-02,S1,S2,1,1"]);
+    // Mall visits: A 0 s (not qualifying) and 400 s; B 1000 s → 2 qualifying of 400 and 1000 s.
+    assert_eq!(t["mall_daily_engagement"], ["2026-03-02,2,2,0,1.0,2,700.0,700.0,0,2,0,0,0,0,0.0"]);
+}

@@ -20,7 +20,7 @@ use crate::config::Settings;
 use crate::dims::Dims;
 use crate::schema::{self, Pseudonyms, TableSchema};
 
-/// Everything a daily query may read.
+/// Everything a daily query may read (`visits` also carry their `mall_visit`).
 pub struct DayCtx<'a> {
     pub day: i32,
     pub pos: DataFrame,
@@ -195,10 +195,66 @@ pub fn visits(pos: &DataFrame, gap: i64) -> Result<DataFrame> {
     sessions(pos, &[MAC, "shop_code"], gap)
 }
 
-/// Mall visits of a day (SPEC §7.2): a device's records anywhere in the mall, split where
-/// consecutive seconds are more than `gap` apart. Columns: device, start, end, dwell, rssi_max.
-pub fn mall_visits(pos: &DataFrame, gap: i64) -> Result<DataFrame> {
-    sessions(pos, &[MAC], gap)
+/// A day's shop visits and mall visits (SPEC §2, §7.2). Every shop visit carries
+/// `mall_visit`: the id of the mall visit holding its first record.
+pub struct DayVisits {
+    /// device, shop_code, start, end, dwell, rssi_max, mall_visit.
+    pub shop: DataFrame,
+    /// device, start, end, dwell, rssi_max, mall_visit.
+    pub mall: DataFrame,
+}
+
+/// Shop visits, then mall visits.
+///
+/// With `visit_gap ≤ mall_gap` (the defaults) mall visits are the device's shop visits merged
+/// while the next one starts at most `mall_gap` after the furthest end so far: a silence
+/// longer than `mall_gap` cannot lie inside a shop visit, so this equals splitting all its
+/// records, from ~⅓ of the rows. Otherwise the records are split directly and each shop
+/// visit is matched to the mall visit in progress at its start.
+pub fn day_visits(pos: &DataFrame, s: &Settings) -> Result<DayVisits> {
+    day_visits_by(pos, s, s.visit_gap <= s.mall_gap)
+}
+
+fn day_visits_by(pos: &DataFrame, s: &Settings, merge_shop_visits: bool) -> Result<DayVisits> {
+    let shop = visits(pos, s.visit_gap)?;
+    let prev = |c: &str| col(c).shift(lit(1));
+    let number = |new: Expr| new.fill_null(lit(true)).cast(DataType::UInt32).cum_sum(false).alias("mall_visit");
+    if merge_shop_visits {
+        let shop = shop
+            .lazy()
+            .sort([MAC, "start"], SortMultipleOptions::default())
+            .with_column(col("end").cum_max(false).over([col(MAC)])?.alias("reach"))
+            .with_column(number(col(MAC).neq(prev(MAC)).or((col("start") - prev("reach")).gt(lit(s.mall_gap)))))
+            .drop(cols(["reach"]))
+            .collect()?;
+        let mall = shop
+            .clone()
+            .lazy()
+            .group_by([col("mall_visit")])
+            .agg([col(MAC).first(), col("start").min(), col("end").max(), col("rssi_max").max()])
+            .with_column((col("end") - col("start")).alias("dwell"))
+            .collect()?;
+        return Ok(DayVisits { shop, mall });
+    }
+    // Mall visits numbered in (device, start) order, as the running count below numbers them.
+    let mall = sessions(pos, &[MAC], s.mall_gap)?
+        .lazy()
+        .sort([MAC, "start"], SortMultipleOptions::default())
+        .with_column(int_range(lit(1u32), len() + lit(1u32), 1, DataType::UInt32).alias("mall_visit"))
+        .collect()?;
+    let starts = mall.clone().lazy().select([col(MAC), col("start"), lit(0i32).alias("kind")]);
+    // Each mall visit sorts before the shop visits starting in it (same second: kind 0
+    // first); the running count of mall visits numbers the one in progress.
+    let shop = concat(
+        [shop.lazy().with_column(lit(1i32).alias("kind")), starts],
+        UnionArgs { diagonal: true, ..Default::default() },
+    )?
+    .sort([MAC, "start", "kind"], SortMultipleOptions::default())
+    .with_column(number(col("kind").eq(lit(0i32))))
+    .filter(col("kind").eq(lit(1i32)))
+    .drop(cols(["kind"]))
+    .collect()?;
+    Ok(DayVisits { shop, mall })
 }
 
 /// Gap-split sessions of `pos` per `keys` (a day's rollup never crosses local midnight).
@@ -260,24 +316,34 @@ pub struct Shared<'a> {
 pub fn tables_of_day(
     day: i32,
     pos: DataFrame,
-    mall: Option<DataFrame>,
+    visits: Option<DayVisits>,
     status: DataFrame,
     sh: &Shared,
 ) -> Result<Vec<(&'static TableSchema, DataFrame)>> {
     let s = sh.settings;
-    let mall = match mall {
-        Some(m) => m,
-        None => mall_visits(&pos, s.mall_gap)?,
+    let DayVisits { shop, mall } = match visits {
+        Some(v) => v,
+        None => day_visits(&pos, s)?,
     };
-    let pos = if s.staff_exclude {
+    // A device is staff for the whole day, so dropping its rows equals recomputing without it.
+    let (pos, shop) = if s.staff_exclude {
         let staff = status.clone().lazy().filter(col("staff")).select([col(MAC)]);
-        pos.lazy().anti_join(staff, col(MAC), col(MAC)).collect()?
+        let without = |df: DataFrame| df.lazy().anti_join(staff.clone(), col(MAC), col(MAC)).collect();
+        (without(pos)?, without(shop)?)
     } else {
-        pos
+        (pos, shop)
     };
-    let visits = visits(&pos, s.visit_gap)?;
-    let ctx =
-        DayCtx { day, pos, visits, mall, status, customers: sh.customers, dims: sh.dims, settings: s, names: sh.names };
+    let ctx = DayCtx {
+        day,
+        pos,
+        visits: shop,
+        mall,
+        status,
+        customers: sh.customers,
+        dims: sh.dims,
+        settings: s,
+        names: sh.names,
+    };
     compute_day(&ctx)
 }
 
@@ -286,7 +352,8 @@ pub fn compute_day(c: &DayCtx) -> Result<Vec<(&'static TableSchema, DataFrame)>>
     let tz = c.settings.tz_name.as_str();
     let plans: Vec<LazyFrame> =
         DAILY.iter().map(|m| (m.query)(c).with_column(lit(c.day).cast(DataType::Date).alias("date"))).collect();
-    let frames = collect_all(plans)?;
+    let names: Vec<&str> = DAILY.iter().map(|m| m.name).collect();
+    let frames = collect_all(plans, &names)?;
     DAILY
         .iter()
         .zip(frames)
@@ -300,7 +367,8 @@ pub fn compute_day(c: &DayCtx) -> Result<Vec<(&'static TableSchema, DataFrame)>>
 /// Collects independent plans concurrently on plain threads. Not on rayon: a rayon worker
 /// waiting for Polars' own pool steals further jobs, so each collect could nest inside
 /// another on one stack (seen as a rare stack overflow).
-fn collect_all(plans: Vec<LazyFrame>) -> Result<Vec<DataFrame>> {
+fn collect_all(plans: Vec<LazyFrame>, names: &[&str]) -> Result<Vec<DataFrame>> {
+    let trace = std::env::var("FOOTFALL_TRACE").is_ok_and(|v| v == "1");
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
     let n = plans.len();
@@ -318,10 +386,47 @@ fn collect_all(plans: Vec<LazyFrame>) -> Result<Vec<DataFrame>> {
                         break;
                     }
                     let plan = jobs[i].lock().unwrap().take().expect("each plan is taken once");
+                    let t0 = std::time::Instant::now();
                     *results[i].lock().unwrap() = Some(plan.collect().map_err(anyhow::Error::from));
+                    if trace {
+                        eprintln!("trace:     {} {:.2}s", names[i], t0.elapsed().as_secs_f64());
+                    }
                 })
                 .expect("cannot start a query thread");
         }
     });
     results.into_iter().map(|r| r.into_inner().unwrap().expect("every plan ran")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn merging_shop_visits_equals_splitting_records() {
+        let s = Settings::default(); // shop gap 600 ≤ mall gap 900
+        for seed in 0..20 {
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+            let n = 300;
+            let second: Vec<i64> = (0..n).map(|_| rng.gen_range(0..86_000)).collect();
+            let mac: Vec<u64> = (0..n).map(|_| rng.gen_range(1..5)).collect();
+            let shop: Vec<&str> = (0..n).map(|_| ["S1", "S2", "S3"][rng.gen_range(0..3)]).collect();
+            let rssi: Vec<i32> = (0..n).map(|_| rng.gen_range(-90..-30)).collect();
+            let pos = df!("second" => second, MAC => mac, "shop_code" => shop, "rssi_max" => rssi).unwrap();
+            let sorted = |df: DataFrame, by: &[&str]| df.sort(by.to_vec(), Default::default()).unwrap();
+            let a = day_visits_by(&pos, &s, true).unwrap();
+            let b = day_visits_by(&pos, &s, false).unwrap();
+            assert!(a.mall.height() > 10, "seed {seed}: {} mall visits", a.mall.height());
+            assert_eq!(
+                sorted(a.shop, &[MAC, "start", "shop_code"]),
+                sorted(b.shop, &[MAC, "start", "shop_code"]),
+                "seed {seed}"
+            );
+            let mall = |df: DataFrame| {
+                sorted(df.select(["mall_visit", MAC, "start", "end", "dwell", "rssi_max"]).unwrap(), &["mall_visit"])
+            };
+            assert_eq!(mall(a.mall), mall(b.mall), "seed {seed}");
+        }
+    }
 }

@@ -256,31 +256,16 @@ pub fn staff_devices_daily(c: &DayCtx) -> LazyFrame {
     ])
 }
 
-/// Consecutive qualifying shop visits within one mall visit. A shop visit belongs to the
-/// mall visit holding its first record: merging both lists by (device, start) with each
-/// mall visit sorting before shop visits starting at the same second, the running count of
-/// mall visits numbers the one in progress.
+/// Consecutive qualifying shop visits within one mall visit (each shop visit carries the
+/// mall visit holding its first record), ordered by start then shop_code.
 pub fn shop_transitions_daily(c: &DayCtx) -> LazyFrame {
-    let shop = non_staff(c.visits.clone().lazy(), c).filter(qualifying(c.settings)).select([
-        col(MAC),
-        col("start"),
-        lit(1i32).alias("kind"),
-        col("shop_code"),
-    ]);
-    let mall = non_staff(c.mall.clone().lazy(), c).select([
-        col(MAC),
-        col("start"),
-        lit(0i32).alias("kind"),
-        lit(NULL).cast(DataType::String).alias("shop_code"),
-    ]);
     let same = |c: &str| col(c).eq(col(c).shift(lit(1)));
-    concat([mall, shop], UnionArgs::default())
-        .unwrap_or_else(|e| panic!("union of visit frames with equal schemas: {e}"))
-        .sort([MAC, "start", "kind", "shop_code"], SortMultipleOptions::default())
-        .with_column(col("kind").eq(lit(0i32)).cast(DataType::UInt32).cum_sum(false).alias("mall_visit"))
-        .filter(col("kind").eq(lit(1i32)))
+    non_staff(c.visits.clone().lazy(), c)
+        .filter(qualifying(c.settings))
+        .select([col(MAC), col("mall_visit"), col("start"), col("shop_code")])
+        .sort(["mall_visit", "start", "shop_code"], SortMultipleOptions::default())
         .with_column(col("shop_code").shift(lit(1)).alias("from_shop"))
-        .filter(same(MAC).and(same("mall_visit")).and(col("from_shop").neq(col("shop_code"))))
+        .filter(same("mall_visit").and(col("from_shop").neq(col("shop_code"))))
         .group_by([col("from_shop"), col("shop_code").alias("to_shop")])
         .agg([
             len().cast(DataType::Int64).alias("transitions"),
