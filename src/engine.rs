@@ -232,8 +232,11 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
             continue;
         }
         let pos = load_day(out, &manifest, day)?;
+        trace("  day loaded", t0);
         let visits = metrics::day_visits(&pos, &plan.settings)?;
+        trace("  visits", t0);
         let mut summary = presence::day_device_summary(&pos, &visits.mall, day, &plan.settings)?;
+        trace("  summary", t0);
         out.put(&state::devices_rel(&gen_dir, day), parquet_bytes(&mut summary)?)?;
         if cached_rows + pos.height() <= cache_budget {
             cached_rows += pos.height();

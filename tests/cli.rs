@@ -264,3 +264,36 @@ fn update_refuses_changed_settings() {
     ok(d, &["run", "--config", "footfall.toml", "--top-shops", "2"]);
     ok(d, &["update", "--config", "footfall.toml", "--top-shops", "2"]);
 }
+
+#[test]
+fn demo_runs_end_to_end_and_summarises_engagement() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = ok(d, &["demo", "--dir", "mall"]);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    let header = lines.iter().position(|l| l.contains("capture_%")).unwrap_or_else(|| panic!("{}", o.explain()));
+    assert!(lines[header].contains("median_dwell_min") && lines[header].contains("occasional"), "{}", o.explain());
+    // Each day's loyalty classes add up to its visitors, and visitors ≤ detected.
+    let mut days = 0;
+    for l in lines[header + 2..].iter().take_while(|l| !l.is_empty()) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let n = |i: usize| f[i].parse::<i64>().unwrap();
+        assert_eq!(n(5) + n(6) + n(7) + n(8), n(2), "{l}");
+        assert!(n(2) <= n(1), "{l}");
+        days += 1;
+    }
+    assert_eq!(days, 8, "{}", o.explain());
+    // The summary is what the tables say.
+    let eng = ok(
+        d,
+        &["show", "mall_daily_engagement", "--config", "mall/footfall.toml", "--date", "2026-03-05", "--format", "csv"],
+    );
+    let row: Vec<&str> = eng.stdout.lines().nth(1).unwrap().split(',').collect();
+    let demo_row: Vec<&str> = lines
+        .iter()
+        .find(|l| l.starts_with("2026-03-05") && l.split_whitespace().count() == 10)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!((demo_row[1], demo_row[2]), (row[1], row[2]), "detected and visitors");
+}

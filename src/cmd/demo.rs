@@ -73,6 +73,30 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
     writeln!(stdout, "\nVisitors per day (local dates, {tz}), new vs returning, and the peak hour:\n")?;
     write_frame(&mut stdout, &mut daily.clone(), Format::Table)?;
 
+    // SPEC §7: who really came in, for how long, how loyal — without staff.
+    let mut engaged = get("mall_daily_engagement")?
+        .lazy()
+        .join(get("mall_daily_loyalty")?.lazy(), [col("date")], [col("date")], JoinArgs::new(JoinType::Left))
+        .select([
+            col("date"),
+            col("detected"),
+            col("visitors"),
+            (col("capture_rate") * lit(100.0)).round(1, RoundMode::HalfAwayFromZero).alias("capture_%"),
+            (col("median_dwell_seconds") / lit(60.0)).round(1, RoundMode::HalfAwayFromZero).alias("median_dwell_min"),
+            col("first_time"),
+            col("daily"),
+            col("weekly"),
+            col("occasional"),
+            col("staff"),
+        ])
+        .sort(["date"], Default::default())
+        .collect()?;
+    writeln!(
+        stdout,
+        "\nVisitors vs passers-by (a mall visit of ≥ 5 min reaching -65 dBm), median dwell and loyalty; staff excluded:\n"
+    )?;
+    write_frame(&mut stdout, &mut engaged, Format::Table)?;
+
     // The last full day (the day after the last one only holds late-night spill-over).
     let busiest = daily.column("visitors")?.i64()?.max().unwrap_or(0);
     let last = daily
