@@ -286,19 +286,35 @@ fn positions(c: &DayCtx) -> LazyFrame {
     );
     let aps = c.dims.aps.clone().lazy().filter(col("x").is_not_null().and(col("y").is_not_null()));
     let w = || lit(10.0f64).pow(col("rssi_max").cast(DataType::Float64) / lit(10.0));
-    let heard = pos
-        .anti_join(places, col(MAC), col(MAC))
-        .group_by([col(MAC), col("second"), col("ap_mac")])
-        .agg([col("rssi_max").max(), col("hour").first()])
-        .inner_join(aps, col("ap_mac"), col("ap_mac"))
-        .group_by([col(MAC), col("second")])
-        .agg([
-            col("hour").first(),
-            ((w() * col("x")).sum() / w().sum()).alias("x"),
-            ((w() * col("y")).sum() / w().sum()).alias("y"),
-        ]);
+    let mut heard = pos.anti_join(places, col(MAC), col(MAC));
+    // "Each AP once with its strongest RSSI": only needed when an AP reported under several
+    // shop codes that day; otherwise (second, device, AP) is already unique in `pos`.
+    if !one_shop_per_ap(&c.pos) {
+        heard =
+            heard.group_by([col(MAC), col("second"), col("ap_mac")]).agg([col("rssi_max").max(), col("hour").first()]);
+    }
+    let heard = heard.inner_join(aps, col("ap_mac"), col("ap_mac")).group_by([col(MAC), col("second")]).agg([
+        col("hour").first(),
+        ((w() * col("x")).sum() / w().sum()).alias("x"),
+        ((w() * col("y")).sum() / w().sum()).alias("y"),
+    ]);
     concat([placed.select([col(MAC), col("second"), col("hour"), col("x"), col("y")]), heard], UnionArgs::default())
         .unwrap_or_else(|e| panic!("union of position frames with equal schemas: {e}"))
+}
+
+/// Whether every AP reported under a single shop code in this rollup.
+fn one_shop_per_ap(pos: &DataFrame) -> bool {
+    let most = pos
+        .clone()
+        .lazy()
+        .group_by([col("ap_mac")])
+        .agg([col("shop_code").n_unique().alias("shops")])
+        .select([col("shops").max()])
+        .collect();
+    match most.as_ref().ok().and_then(|df| df.column("shops").ok()?.get(0).ok()?.extract::<u32>()) {
+        Some(n) => n <= 1,
+        None => pos.height() == 0,
+    }
 }
 
 pub fn density_grid(c: &DayCtx) -> LazyFrame {
