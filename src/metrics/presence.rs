@@ -182,7 +182,7 @@ fn non_staff(lf: LazyFrame, c: &DayCtx) -> LazyFrame {
 
 /// detected, visitors, passersby, capture_rate, visits, dwell statistics and buckets over
 /// a frame of visits (one row per visit).
-fn engagement(lf: LazyFrame, by: &[&str], s: &Settings) -> LazyFrame {
+fn engagement(lf: LazyFrame, by: &[&str], s: &Settings, extra: Vec<Expr>) -> LazyFrame {
     let q = qualifying(s);
     let dwell = col("dwell").filter(q.clone()).cast(DataType::Float64);
     let mut aggs = vec![
@@ -196,6 +196,7 @@ fn engagement(lf: LazyFrame, by: &[&str], s: &Settings) -> LazyFrame {
         let inside = col("dwell").gt_eq(lit(lo)).and(col("dwell").lt(lit(hi)));
         aggs.push(q.clone().and(inside).cast(DataType::Int64).sum().alias(name));
     }
+    aggs.extend(extra);
     let grouped = if by.is_empty() {
         lf.select(aggs)
     } else {
@@ -215,22 +216,18 @@ fn ratio(a: Expr, b: Expr) -> Expr {
 }
 
 pub fn shop_daily_engagement(c: &DayCtx) -> LazyFrame {
-    let lf = engagement(non_staff(c.visits.clone().lazy(), c), &["shop_code"], c.settings);
+    let lf = engagement(non_staff(c.visits.clone().lazy(), c), &["shop_code"], c.settings, vec![]);
     super::with_shop_names(lf, c.dims)
 }
 
 pub fn mall_daily_engagement(c: &DayCtx) -> LazyFrame {
     let flags = c.status.clone().lazy().select([col(MAC), col("randomized")]);
     let mall = non_staff(c.mall.clone().lazy(), c).left_join(flags, col(MAC), col(MAC));
-    let staff = c.status.column("staff").ok().and_then(|s| s.bool().ok().map(|b| b.sum().unwrap_or(0))).unwrap_or(0);
-    let randomized = col(MAC).filter(col("randomized")).n_unique().cast(DataType::Int64);
-    let mut aggs_lf = engagement(mall.clone(), &[], c.settings);
-    let share = mall.select([randomized.alias("randomized_devices")]);
-    aggs_lf = aggs_lf.cross_join(share, None);
-    aggs_lf.with_columns([
-        lit(staff as i64).alias("staff"),
-        ratio(col("randomized_devices"), col("detected")).alias("randomized_share"),
-    ])
+    let randomized = col(MAC).filter(col("randomized")).n_unique().cast(DataType::Int64).alias("randomized_devices");
+    let staff = c.status.clone().lazy().select([col("staff").cast(DataType::Int64).sum().alias("staff")]);
+    engagement(mall, &[], c.settings, vec![randomized])
+        .cross_join(staff, None)
+        .with_column(ratio(col("randomized_devices"), col("detected")).alias("randomized_share"))
 }
 
 pub fn mall_daily_loyalty(c: &DayCtx) -> LazyFrame {
