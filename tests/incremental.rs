@@ -11,11 +11,20 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use util::*;
 
+fn golden() -> PathBuf {
+    root().join("data/golden")
+}
+
 /// An empty mall: dims and config, no probe files yet.
 fn empty_mall() -> tempfile::TempDir {
+    empty_mall_like(&golden())
+}
+
+/// An empty mall with the dims and config of the mall at `src`.
+fn empty_mall_like(src: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&root().join("data/golden/dims"), &dir.path().join("dims"));
-    std::fs::copy(root().join("data/golden/footfall.toml"), dir.path().join("footfall.toml")).unwrap();
+    copy_dir(&src.join("dims"), &dir.path().join("dims"));
+    std::fs::copy(src.join("footfall.toml"), dir.path().join("footfall.toml")).unwrap();
     std::fs::create_dir_all(dir.path().join("probes")).unwrap();
     dir
 }
@@ -30,9 +39,13 @@ fn full_mall() -> tempfile::TempDir {
 }
 
 fn add(d: &Path, rel: &Path) {
+    add_from(&golden(), d, rel)
+}
+
+fn add_from(src: &Path, d: &Path, rel: &Path) {
     let to = d.join("probes").join(rel);
     std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-    std::fs::copy(root().join("data/golden/probes").join(rel), to).unwrap();
+    std::fs::copy(src.join("probes").join(rel), to).unwrap();
 }
 
 /// Rewrites a probe file with only its first half of rows (a collector re-upload).
@@ -54,11 +67,46 @@ fn assert_same_as_run(d: &Path, context: &str) {
 fn random_arrival_orders_equal_one_run() {
     let files = golden_files();
     assert!(files.len() >= 30);
-    for seed in 0..20u64 {
+    arrival_orders(&golden(), &files, 0..20);
+}
+
+#[test]
+fn random_arrival_orders_over_five_weeks_equal_one_run() {
+    // Long enough for every staff and loyalty window; staff, weekly and daily visitors occur.
+    let dir = tempfile::tempdir().unwrap();
+    let gen = [
+        "generate",
+        "--out",
+        "mall",
+        "--days",
+        "30",
+        "--visitors",
+        "8",
+        "--shops",
+        "3",
+        "--staff",
+        "1",
+        "--seed",
+        "9",
+        "--timezone",
+        "Asia/Shanghai",
+        "--quiet",
+    ];
+    ok(dir.path(), &gen);
+    let src = dir.path().join("mall");
+    let files: Vec<PathBuf> = files_under(&src.join("probes"));
+    arrival_orders(&src, &files, 100..104);
+}
+
+/// For each seed: the files of `src` arrive in a random order and random batches, one file is
+/// replaced by a smaller version after it was processed, an update after each batch; the
+/// result must equal one `run`.
+fn arrival_orders(src: &Path, files: &[PathBuf], seeds: std::ops::Range<u64>) {
+    for seed in seeds {
         let mut rng = SmallRng::seed_from_u64(seed);
-        let dir = empty_mall();
+        let dir = empty_mall_like(src);
         let d = dir.path();
-        let mut order = files.clone();
+        let mut order = files.to_vec();
         order.shuffle(&mut rng);
         let batches = rng.gen_range(2..=6);
         let mut cuts: Vec<usize> = (0..batches - 1).map(|_| rng.gen_range(1..order.len())).collect();
@@ -69,7 +117,7 @@ fn random_arrival_orders_equal_one_run() {
         let mut shrunk = false;
         for (i, &end) in cuts.iter().enumerate() {
             for f in &order[start..end] {
-                add(d, f);
+                add_from(src, d, f);
             }
             start = end;
             // Once the file to change has been processed, replace it in the next batch.
