@@ -262,8 +262,8 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
         if let Some(bytes) = out.get_opt(&state::customers_rel(&prev.gen_dir()))? {
             republish.extend(moved_first_days(&read_parquet(bytes)?, &customers)?);
         }
-        if let Some(bytes) = out.get_opt(&state::statuses_rel(&prev.gen_dir()))? {
-            republish.extend(presence::changed_status_days(&read_parquet(bytes)?, &statuses)?);
+        if let (Some(bytes), Some(&since)) = (out.get_opt(&state::statuses_rel(&prev.gen_dir()))?, affected.first()) {
+            republish.extend(presence::changed_status_days(&read_parquet(bytes)?, &statuses, since)?);
         }
     }
     let names = match key {

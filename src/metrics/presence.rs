@@ -144,14 +144,16 @@ pub fn classify(macs: &[u64], days: &[i32], dwell: &[i64], qualifying: &[bool], 
     c
 }
 
-/// Dates whose §7 rows change between two status frames (a device-day appearing,
-/// disappearing or changing staff/visitor/loyalty status).
-pub fn changed_status_days(old: &DataFrame, new: &DataFrame) -> Result<std::collections::BTreeSet<i32>> {
+/// Dates from `since` on whose §7 rows change between two status frames (a device-day
+/// appearing, disappearing or changing staff/visitor/loyalty status). A day's statuses depend
+/// only on that day and earlier ones, so with `since` = the earliest day whose data changed
+/// nothing before it can differ.
+pub fn changed_status_days(old: &DataFrame, new: &DataFrame, since: i32) -> Result<std::collections::BTreeSet<i32>> {
     let cols = ["staff", "visitor", "loyalty", "days7", "mall_dwell"];
     let pick = |df: &DataFrame, sfx: &str| {
         let mut sel = vec![col(MAC), col("day"), lit(true).alias(format!("present{sfx}"))];
         sel.extend(cols.iter().map(|c| col(*c).alias(format!("{c}{sfx}"))));
-        df.clone().lazy().select(sel)
+        df.clone().lazy().filter(col("day").gt_eq(lit(since))).select(sel)
     };
     let mut differs = col("present_o").neq_missing(col("present_n"));
     for c in cols {
