@@ -126,6 +126,25 @@ fn published(out: &Path, table: &str, tz: &str) -> Vec<String> {
     rows
 }
 
+/// Every expected table equals the published one, row for row, and none is empty.
+fn assert_published(out: &Path, tz: &str, expect: &BTreeMap<&str, Vec<String>>) {
+    for (table, want) in expect {
+        let got = published(out, table, tz);
+        if &got != want {
+            let first = got.iter().zip(want.iter()).position(|(a, b)| a != b);
+            panic!(
+                "{table}: {} rows published, {} expected; first difference at {:?}: got {:?} want {:?}",
+                got.len(),
+                want.len(),
+                first,
+                first.map(|i| &got[i]),
+                first.map(|i| &want[i])
+            );
+        }
+        assert!(!want.is_empty(), "{table} is empty");
+    }
+}
+
 #[test]
 fn plain_formulation_agrees_with_every_table() {
     let dir = tempfile::tempdir().unwrap();
@@ -308,24 +327,8 @@ fn plain_formulation_agrees_with_every_table() {
             .collect(),
     );
 
-    let mut checked = 0;
-    for (table, want) in &expect {
-        let got = published(&out, table, tzname);
-        if &got != want {
-            let first = got.iter().zip(want.iter()).position(|(a, b)| a != b);
-            panic!(
-                "{table}: {} rows published, {} expected; first difference at {:?}: got {:?} want {:?}",
-                got.len(),
-                want.len(),
-                first,
-                first.map(|i| &got[i]),
-                first.map(|i| &want[i])
-            );
-        }
-        assert!(!want.is_empty(), "{table} is empty");
-        checked += 1;
-    }
-    assert_eq!(checked, 11, "every seed table is cross-checked");
+    assert_eq!(expect.len(), 11, "every seed table is cross-checked");
+    assert_published(&out, tzname, &expect);
 }
 
 /// Sessions of sorted (second, strongest rssi) pairs split where the gap exceeds `gap`:
@@ -597,21 +600,8 @@ fn plain_formulation_of_section_7_agrees() {
         grid.iter().map(|((d, s, x, y), devs)| format!("{d},{s},{x},{y},{}", devs.len())).collect(),
     );
 
-    for (table, want) in &expect {
-        let got = published(&out, table, tzname);
-        if &got != want {
-            let first = got.iter().zip(want.iter()).position(|(a, b)| a != b);
-            panic!(
-                "{table}: {} rows published, {} expected; first difference at {:?}: got {:?} want {:?}",
-                got.len(),
-                want.len(),
-                first,
-                first.map(|i| &got[i]),
-                first.map(|i| &want[i])
-            );
-        }
-        assert!(!want.is_empty(), "{table} is empty");
-    }
+    assert_eq!(expect.len(), 6, "every §7 table is cross-checked");
+    assert_published(&out, tzname, &expect);
     // The data exercise every rule.
     let loyalty = published(&out, "mall_daily_loyalty", tzname);
     let sum_col = |i: usize| loyalty.iter().map(|r| r.split(',').nth(i).unwrap().parse::<i64>().unwrap()).sum::<i64>();
