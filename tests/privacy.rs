@@ -117,6 +117,20 @@ fn keyed_run_publishes_pseudonyms_only() {
         }
     }
 
+    // Ad hoc SQL sees pseudonyms too: the parsed probes and place_info.
+    let sql = |q: &str| -> BTreeSet<String> {
+        ok(d, &["sql", q, "--config", "keyed.toml", "--format", "csv"])
+            .stdout
+            .lines()
+            .skip(1)
+            .map(str::to_string)
+            .collect()
+    };
+    let pseudonyms: BTreeSet<String> = map.values().cloned().collect();
+    assert_eq!(sql("SELECT DISTINCT user_device_mac FROM probes"), pseudonyms);
+    let placed = sql("SELECT user_device_mac FROM place_info");
+    assert!(!placed.is_empty() && placed.iter().all(|m| m.len() == 32 && !raw.contains(m)), "{placed:?}");
+
     // Commands that take a MAC accept the raw one.
     let some = raw.iter().next().unwrap();
     let o = ok(d, &["customer", some, "--config", "keyed.toml", "--format", "csv"]);
