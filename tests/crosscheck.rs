@@ -371,12 +371,62 @@ fn ratio(a: usize, b: usize) -> String {
     }
 }
 
+/// Settings of one §7 cross-check (the oracle's constants and the config they go into).
+struct S7 {
+    tz: &'static str,
+    start: &'static str,
+    seed: &'static str,
+    visit_gap: i64,
+    mall_gap: i64,
+    min_rssi: i64,
+    min_dwell: i64,
+    staff_hours: i64,
+    staff_days: usize,
+    cell: f64,
+    slot: i64,
+}
+
 #[test]
 fn plain_formulation_of_section_7_agrees() {
-    // Ten days across the DST change with staff, passers-by, randomised MACs and rhythms.
+    // Ten days across Berlin's DST change with staff, passers-by, randomised MACs and rhythms.
+    section_7(&S7 {
+        tz: "Europe/Berlin",
+        start: "2026-03-24",
+        seed: "11",
+        visit_gap: 600,
+        mall_gap: 900,
+        min_rssi: -65,
+        min_dwell: 300,
+        staff_hours: 6,
+        staff_days: 3,
+        cell: 5.0,
+        slot: 900,
+    });
+}
+
+#[test]
+fn plain_formulation_of_section_7_agrees_with_other_settings() {
+    // A shop gap longer than the mall gap (shop visits may span mall visits), looser
+    // visitors, stricter staff, another grid, half-hour slots, New York's DST change.
+    section_7(&S7 {
+        tz: "America/New_York",
+        start: "2026-03-03",
+        seed: "12",
+        visit_gap: 1200,
+        mall_gap: 600,
+        min_rssi: -70,
+        min_dwell: 120,
+        staff_hours: 4,
+        staff_days: 2,
+        cell: 3.0,
+        slot: 1800,
+    });
+}
+
+fn section_7(p: &S7) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let tzname = "Europe/Berlin";
+    let tzname = p.tz;
     let gen = [
         "generate",
         "--out",
@@ -392,15 +442,24 @@ fn plain_formulation_of_section_7_agrees() {
         "--timezone",
         tzname,
         "--start",
-        "2026-03-24",
+        p.start,
         "--seed",
-        "11",
+        p.seed,
     ];
     ok(d, &gen);
+    let config = d.join("mall/footfall.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text += &format!(
+        "\n[visits]\ngap = \"{}s\"\nmall_gap = \"{}s\"\n[visitors]\nmin_rssi = {}\nmin_dwell = \"{}s\"\n\
+         [staff]\nmin_hours_per_day = {}\nmin_days = {}\n[density]\ncell = {}\nslot = \"{}s\"\n",
+        p.visit_gap, p.mall_gap, p.min_rssi, p.min_dwell, p.staff_hours, p.staff_days, p.cell, p.slot
+    );
+    std::fs::write(&config, text).unwrap();
     ok(d, &["run", "--config", "mall/footfall.toml"]);
     let tz: Tz = tzname.parse().unwrap();
     let out = d.join("mall/out");
-    let (min_rssi, min_dwell, mall_gap, staff_secs, staff_days, cell, slot) = (-65, 300, 900, 21600, 3, 5.0, 900);
+    let (min_rssi, min_dwell, mall_gap, staff_secs, staff_days, cell, slot) =
+        (p.min_rssi, p.min_dwell, p.mall_gap, p.staff_hours * 3600, p.staff_days, p.cell, p.slot);
 
     let names: BTreeMap<String, String> =
         read_csv(&d.join("mall/dims/area_shop.csv")).into_iter().map(|r| (r[1].clone(), r[2].clone())).collect();
@@ -461,7 +520,7 @@ fn plain_formulation_of_section_7_agrees() {
         }
         let e = per_shop.entry((*day, s)).or_default();
         e.0.insert(m);
-        for v in sessions(secs, 600).iter().filter(|v| qualifies(v)) {
+        for v in sessions(secs, p.visit_gap).iter().filter(|v| qualifies(v)) {
             e.1.insert(m);
             e.2.push(v.1 - v.0);
         }
@@ -546,7 +605,9 @@ fn plain_formulation_of_section_7_agrees() {
         let mut q: Vec<(i64, &str)> = shop_secs
             .iter()
             .filter(|((d, dm, _), _)| d == day && dm == m)
-            .flat_map(|((_, _, s), secs)| sessions(secs, 600).into_iter().filter(qualifies).map(move |v| (v.0, *s)))
+            .flat_map(|((_, _, s), secs)| {
+                sessions(secs, p.visit_gap).into_iter().filter(qualifies).map(move |v| (v.0, *s))
+            })
             .collect();
         q.sort();
         let mall_of = |t: i64| mv.iter().position(|v| v.0 <= t && t <= v.1).unwrap();
