@@ -235,7 +235,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
         trace("  day loaded", t0);
         let visits = metrics::day_visits(&pos, &plan.settings)?;
         trace("  visits", t0);
-        let mut summary = presence::day_device_summary(&pos, &visits.mall, day, &plan.settings)?;
+        let mut summary = presence::day_device_summary(&visits.mall, day, &plan.settings)?;
         trace("  summary", t0);
         out.put(&state::devices_rel(&gen_dir, day), parquet_bytes(&mut summary)?)?;
         if cached_rows + pos.height() <= cache_budget {
@@ -547,7 +547,7 @@ pub fn compute_in_memory(
     for (day, parts) in by_day {
         let pos = metrics::merge_pos(parts)?;
         let visits = metrics::day_visits(&pos, settings)?;
-        summaries.push(presence::day_device_summary(&pos, &visits.mall, day, settings)?.lazy());
+        summaries.push(presence::day_device_summary(&visits.mall, day, settings)?.lazy());
         days.insert(day, (pos, visits));
     }
     let statuses = presence::statuses(summaries, settings)?;

@@ -39,18 +39,22 @@ pub fn qualifying(s: &Settings) -> Expr {
     col("rssi_max").gt_eq(lit(s.min_rssi)).and(col("dwell").gt_eq(lit(s.min_dwell)))
 }
 
-/// A device's summary of one day, from the day's rollup and mall visits (kept in the state).
-pub fn day_device_summary(pos: &DataFrame, mall: &DataFrame, day: i32, s: &Settings) -> Result<DataFrame> {
-    let seen = pos
+/// A device's summary of one day, from the day's mall visits (kept in the state). Mall
+/// visits hold every record, so their first start and last end are the day's first and last
+/// sighting.
+pub fn day_device_summary(mall: &DataFrame, day: i32, s: &Settings) -> Result<DataFrame> {
+    Ok(mall
         .clone()
         .lazy()
         .group_by([col(MAC)])
-        .agg([col("second").min().alias("first_seen"), col("second").max().alias("last_seen")]);
-    let in_mall = mall.clone().lazy().group_by([col(MAC)]).agg([
-        col("dwell").sum().cast(DataType::Int64).alias("mall_dwell"),
-        qualifying(s).any(true).alias("mall_qualifying"),
-    ]);
-    Ok(seen.inner_join(in_mall, col(MAC), col(MAC)).with_column(lit(day).alias("day")).collect()?)
+        .agg([
+            col("start").min().alias("first_seen"),
+            col("end").max().alias("last_seen"),
+            col("dwell").sum().cast(DataType::Int64).alias("mall_dwell"),
+            qualifying(s).any(true).alias("mall_qualifying"),
+        ])
+        .with_column(lit(day).alias("day"))
+        .collect()?)
 }
 
 /// Staff, visitor and loyalty status of every device-day, from all days' summaries.
