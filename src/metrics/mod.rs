@@ -55,9 +55,11 @@ fn with_place(lf: LazyFrame, dims: &Dims) -> LazyFrame {
     lf.left_join(dims.places.clone().lazy(), col(MAC), col(MAC))
 }
 
+// Device counts read the day's shop visits, not `pos`: every record lies in exactly one
+// shop visit of its device and shop, and there are about a third as many visits as rows.
 fn shop_visitors(c: &DayCtx) -> LazyFrame {
     let lf = c
-        .pos
+        .visits
         .clone()
         .lazy()
         .group_by([col("shop_code")])
@@ -84,7 +86,7 @@ fn visits_per_shop(c: &DayCtx) -> LazyFrame {
 
 /// Devices seen that day with their first day ever.
 fn day_devices(c: &DayCtx) -> LazyFrame {
-    c.pos.clone().lazy().select([col(MAC)]).unique(None, UniqueKeepStrategy::Any).left_join(
+    c.visits.clone().lazy().select([col(MAC)]).unique(None, UniqueKeepStrategy::Any).left_join(
         c.customers.clone().lazy().select([col(MAC), col("first_date")]),
         col(MAC),
         col(MAC),
@@ -95,7 +97,7 @@ fn day_devices(c: &DayCtx) -> LazyFrame {
 pub const DAILY: &[Metric] = &[
     Metric {
         name: "mall_daily_visitors",
-        query: |c| c.pos.clone().lazy().select([col(MAC).n_unique().cast(DataType::Int64).alias("visitors")]),
+        query: |c| c.visits.clone().lazy().select([col(MAC).n_unique().cast(DataType::Int64).alias("visitors")]),
     },
     Metric { name: "shop_daily_visitors", query: shop_visitors },
     Metric { name: "mall_hourly_visitors", query: hourly_visitors },
