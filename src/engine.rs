@@ -276,7 +276,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
             Some(pseudonym_dictionary(old, new_names)?)
         }
     };
-    let mut status_by_day = split_statuses(&statuses)?;
+    let mut status_by_day = split_statuses(&statuses, &republish)?;
 
     // Pass 2: compute and publish every daily table of each day to republish.
     let shared = Shared {
@@ -391,9 +391,11 @@ fn load_day(out: &Location, manifest: &Manifest, day: i32) -> Result<DataFrame> 
     metrics::merge_pos(parts)
 }
 
-/// The day → statuses of the devices seen that day.
-fn split_statuses(statuses: &DataFrame) -> Result<HashMap<i32, DataFrame>> {
+/// For each of `days`, the statuses of the devices seen that day.
+fn split_statuses(statuses: &DataFrame, days: &BTreeSet<i32>) -> Result<HashMap<i32, DataFrame>> {
     let mut out = HashMap::new();
+    let wanted = Series::new("days".into(), days.iter().copied().collect::<Vec<i32>>());
+    let statuses = statuses.clone().lazy().filter(col("day").is_in(lit(wanted).implode(false), false)).collect()?;
     if statuses.height() == 0 {
         return Ok(out);
     }
@@ -552,7 +554,7 @@ pub fn compute_in_memory(
     }
     let statuses = presence::statuses(summaries, settings)?;
     let customers = metrics::customers(&statuses, settings)?;
-    let mut status_by_day = split_statuses(&statuses)?;
+    let mut status_by_day = split_statuses(&statuses, &days.keys().copied().collect())?;
     let tz = settings.tz_name.as_str();
     let mut out: BTreeMap<String, DataFrame> = BTreeMap::new();
     for m in metrics::DAILY {
