@@ -72,13 +72,6 @@ impl LocalClock {
         }
         lo
     }
-
-    /// Start instant of the local `slot`-second slot holding `t` (slots aligned to local midnight).
-    pub fn slot_start(&mut self, t: i64, slot: i64) -> i64 {
-        let off = self.offset(t);
-        let local = t + off;
-        local - local.rem_euclid(slot) - off
-    }
 }
 
 /// Parses "90s", "10m", "1h", "1h30m", "2d" or a bare number of seconds.
@@ -116,6 +109,19 @@ mod tests {
 
     fn ts(s: &str) -> i64 {
         chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp()
+    }
+
+    #[test]
+    fn day_start_is_the_first_local_instant() {
+        let day = |y, m, d| date_to_days(NaiveDate::from_ymd_opt(y, m, d).unwrap());
+        let mut berlin = LocalClock::new(parse_tz("Europe/Berlin").unwrap());
+        assert_eq!(berlin.day_start(day(2026, 3, 29)), ts("2026-03-28T23:00:00Z"), "CET midnight");
+        assert_eq!(berlin.day_start(day(2026, 3, 30)), ts("2026-03-29T22:00:00Z"), "CEST midnight");
+        let mut ny = LocalClock::new(parse_tz("America/New_York").unwrap());
+        assert_eq!(ny.day_start(day(2026, 3, 8)), ts("2026-03-08T05:00:00Z"));
+        assert_eq!(ny.day_start(day(2026, 3, 9)), ts("2026-03-09T04:00:00Z"));
+        let mut utc = LocalClock::new(chrono_tz::UTC);
+        assert_eq!(utc.day_start(day(2026, 3, 2)), ts("2026-03-02T00:00:00Z"));
     }
 
     #[test]
