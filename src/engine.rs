@@ -2,12 +2,14 @@
 //!
 //! ```text
 //! probe files ─inspect+parse─▶ segments (per file, per day) ─merge─▶ day rollups
+//!     ─visits─▶ device-day summaries ─all days─▶ statuses (staff, loyalty) + customers
 //!     ─catalogue─▶ result tables ─publish─▶ <out>/<table>/date=D/part-0.parquet
 //! ```
 //!
 //! `run` is `update` from an empty state in a fresh generation. An update reads only files
-//! that are new or changed since the manifest, recomputes only the days those files touch
-//! plus the days whose new-customer figures move, and commits the manifest last.
+//! that are new or changed since the manifest, recomputes the days those files touch plus
+//! the days whose new-customer figures or staff/visitor/loyalty statuses move (those look
+//! back over earlier days), and commits the manifest last.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
