@@ -158,7 +158,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     // Parse files in parallel; each writes its own per-day segments.
     let bar = progress.bar(work.len() as u64, "reading");
     let first_written = std::sync::Once::new();
-    let records: Vec<(Vec<(u64, String)>, String, FileRecord)> = work
+    let records: Vec<Processed> = work
         .par_iter()
         .zip(layouts)
         .map(|(f, layout)| {
@@ -182,10 +182,10 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
                 first_written.call_once(|| fault::point("after-first-segment"));
             }
             bar.inc(1);
-            Ok((
+            Ok(Processed {
                 names,
-                rel.clone(),
-                FileRecord {
+                rel: rel.clone(),
+                rec: FileRecord {
                     size: f.entry.size,
                     e_tag: f.entry.e_tag.clone(),
                     last_modified: f.entry.last_modified,
@@ -194,7 +194,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
                     part_hour: f.part_hour,
                     quality: parsed.quality,
                 },
-            ))
+            })
         })
         .collect::<Result<_>>()?;
     bar.finish_and_clear();
@@ -204,7 +204,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     // Days touched: the new files' days and the days a changed file used to have.
     let mut affected: BTreeSet<i32> = BTreeSet::new();
     let mut new_names = Vec::new();
-    for (names, rel, rec) in records {
+    for Processed { names, rel, rec } in records {
         new_names.extend(names);
         if let Some(prev) = manifest.files.get(&rel) {
             for d in &prev.days {
@@ -366,6 +366,13 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
         lock.release()?;
     }
     Ok(report)
+}
+
+/// One probe file after parsing: its pseudonyms (keyed mode) and its new state record.
+struct Processed {
+    names: Vec<(u64, String)>,
+    rel: String,
+    rec: FileRecord,
 }
 
 /// Rows of `pos` kept in memory between the two passes (beyond it, days are re-read from

@@ -214,7 +214,7 @@ pub struct Parsed {
     pub names: Vec<(u64, String)>,
 }
 
-fn as_text<'a>(df: &'a DataFrame, col: &str, name: &str) -> Result<StringChunked> {
+fn as_text(df: &DataFrame, col: &str, name: &str) -> Result<StringChunked> {
     let s = df.column(col)?.as_materialized_series();
     let s = s
         .cast(&DataType::String)

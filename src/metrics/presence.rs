@@ -368,8 +368,8 @@ mod tests {
         let dwell: Vec<i64> = rows.iter().map(|r| r.2).collect();
         let q: Vec<bool> = rows.iter().map(|r| r.3).collect();
         let c = classify(&macs, &days, &dwell, &q, &s);
-        for i in 0..rows.len() {
-            assert_eq!(c.visitor[i], q[i] && !c.staff[i], "visitor = qualifying and not staff");
+        for (i, qualifies) in q.iter().enumerate() {
+            assert_eq!(c.visitor[i], *qualifies && !c.staff[i], "visitor = qualifying and not staff");
             assert_eq!(c.loyalty[i].is_some(), c.visitor[i], "a class exactly for visitors");
         }
         (0..rows.len()).map(|i| (c.days7[i], c.staff[i], c.loyalty[i])).collect()
