@@ -282,11 +282,12 @@ pub fn shop_transitions_daily(c: &DayCtx) -> LazyFrame {
 fn positions(c: &DayCtx) -> LazyFrame {
     let pos = non_staff(c.pos.clone().lazy(), c);
     let places = c.dims.places.clone().lazy().filter(col("x").is_not_null().and(col("y").is_not_null()));
-    let placed = pos.clone().group_by([col(MAC), col("second")]).agg([col("hour").first()]).inner_join(
-        places.clone(),
-        col(MAC),
-        col(MAC),
-    );
+    // Join first: only place_info's devices go through the group-by.
+    let placed = pos.clone().inner_join(places.clone(), col(MAC), col(MAC)).group_by([col(MAC), col("second")]).agg([
+        col("hour").first(),
+        col("x").first(),
+        col("y").first(),
+    ]);
     let aps = c.dims.aps.clone().lazy().filter(col("x").is_not_null().and(col("y").is_not_null()));
     let w = || lit(10.0f64).pow(col("rssi_max").cast(DataType::Float64) / lit(10.0));
     let mut heard = pos.anti_join(places, col(MAC), col(MAC));
