@@ -93,15 +93,15 @@ pub fn statuses(summaries: Vec<LazyFrame>, s: &Settings) -> Result<DataFrame> {
 }
 
 /// The status columns of [`statuses`], in input order.
-pub struct Classified {
-    pub days7: Vec<i64>,
-    pub staff: Vec<bool>,
-    pub visitor: Vec<bool>,
-    pub loyalty: Vec<Option<i32>>,
+struct Classified {
+    days7: Vec<i64>,
+    staff: Vec<bool>,
+    visitor: Vec<bool>,
+    loyalty: Vec<Option<i32>>,
 }
 
 /// Applies the §7.2 rules to device-days sorted by (device, day), one row per device-day.
-pub fn classify(macs: &[u64], days: &[i32], dwell: &[i64], qualifying: &[bool], s: &Settings) -> Classified {
+fn classify(macs: &[u64], days: &[i32], dwell: &[i64], qualifying: &[bool], s: &Settings) -> Classified {
     let n = macs.len();
     let min_dwell_day = s.staff_min_hours * 3600.0;
     let mut c =
