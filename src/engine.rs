@@ -15,11 +15,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::{bail, Context, Result};
 use polars::prelude::*;
-use rayon::prelude::*;
 
 use crate::config::Plan;
 use crate::dims::{self, Dims};
 use crate::fault;
+use crate::par;
 use crate::ingest::{self, FileQuality, IngestCtx, ProbeFile, REASONS};
 use crate::metrics::{self, presence, Shared};
 use crate::progress::Progress;
@@ -152,16 +152,13 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     }
 
     // Validate every candidate before any work: a bad file fails the run, nothing published.
-    let layouts: Vec<ingest::FileLayout> =
-        work.par_iter().map(|f| ingest::inspect(&plan.probes, f)).collect::<Result<_>>()?;
+    let layouts: Vec<ingest::FileLayout> = par::map(&work, |f| ingest::inspect(&plan.probes, f))?;
 
     // Parse files in parallel; each writes its own per-day segments.
     let bar = progress.bar(work.len() as u64, "reading");
     let first_written = std::sync::Once::new();
-    let records: Vec<Processed> = work
-        .par_iter()
-        .zip(layouts)
-        .map(|(f, layout)| {
+    let jobs: Vec<(&ProbeFile, ingest::FileLayout)> = work.iter().zip(layouts).collect();
+    let records: Vec<Processed> = par::map(&jobs, |&(f, layout)| {
             let rel = &f.entry.rel;
             let name = plan.probes.show(rel);
             let bytes = plan.probes.get(rel)?;
@@ -195,8 +192,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
                     quality: parsed.quality,
                 },
             })
-        })
-        .collect::<Result<_>>()?;
+        })?;
     bar.finish_and_clear();
     report.files_read = records.len();
     report.probe_reads = plan.probes.reads.load(std::sync::atomic::Ordering::Relaxed);
@@ -224,6 +220,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
 
     // Pass 1: each touched day's rollup and its device summary.
     let all_days = manifest.days();
+    let by_day = manifest.files_by_day();
     let bar = progress.bar(affected.len() as u64, "rollups");
     let mut pos_cache: HashMap<i32, (DataFrame, metrics::DayVisits)> = HashMap::new();
     let mut cached_rows = 0usize;
@@ -233,7 +230,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
             out.delete(&state::devices_rel(&gen_dir, day))?;
             continue;
         }
-        let pos = load_day(out, &manifest, day)?;
+        let pos = load_day(out, &gen_dir, &by_day, day)?;
         trace("  day loaded", t0);
         let visits = metrics::day_visits(&pos, &plan.settings)?;
         trace("  visits", t0);
@@ -252,10 +249,9 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
 
     // Statuses (staff, visitor, loyalty) and customers over all days. Dates whose statuses
     // or new-customer figures moved join the dates to re-publish.
-    let summaries: Vec<LazyFrame> = all_days
-        .par_iter()
-        .map(|d| Ok(read_parquet(out.get(&state::devices_rel(&gen_dir, *d))?)?.lazy()))
-        .collect::<Result<_>>()?;
+    let day_list: Vec<i32> = all_days.iter().copied().collect();
+    let summaries: Vec<LazyFrame> =
+        par::map(&day_list, |d| Ok(read_parquet(out.get(&state::devices_rel(&gen_dir, *d))?)?.lazy()))?;
     let statuses = presence::statuses(summaries, &plan.settings)?;
     let customers = metrics::customers(&statuses, &plan.settings)?;
     trace("statuses and customers", t0);
@@ -300,7 +296,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
         }
         let (pos, visits) = match pos_cache.remove(&day) {
             Some((p, v)) => (p, Some(v)),
-            None => (load_day(out, &manifest, day)?, None),
+            None => (load_day(out, &gen_dir, &by_day, day)?, None),
         };
         let status = status_by_day.remove(&day).unwrap_or_else(|| statuses.clear());
         let tables = metrics::tables_of_day(day, pos, visits, status, &shared)?;
@@ -326,13 +322,13 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     let cust = &customers;
     let name_map = shared.names;
     // Independent writes; the snapshots are O(devices ever seen), so overlap them.
-    let (published, state_written) = rayon::join(
+    par::join(
         || -> Result<()> {
-            let (a, b) = rayon::join(
+            par::join(
                 || publish::publish_snapshot(out, cust_schema, cust_schema.conform_with(cust.clone(), tz, name_map)?),
                 || publish::publish_snapshot(out, dq_schema, dq_schema.conform(quality_frame(&manifest)?, tz)?),
-            );
-            a.and(b)
+            )?;
+            Ok(())
         },
         || -> Result<()> {
             out.put(&state::customers_rel(&gen_dir), parquet_bytes(&mut cust.clone())?)?;
@@ -342,9 +338,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
             }
             Ok(())
         },
-    );
-    published?;
-    state_written?;
+    )?;
     trace("snapshots", t0);
     fault::point("after-snapshots");
 
@@ -382,18 +376,14 @@ fn pos_cache_rows() -> usize {
 }
 
 /// Merges every segment of one day.
-fn load_day(out: &Location, manifest: &Manifest, day: i32) -> Result<DataFrame> {
-    let gen_dir = manifest.gen_dir();
-    let parts: Vec<LazyFrame> = manifest
-        .files_of_day(day)
-        .par_iter()
-        .map(|rel| {
-            let seg = state::segment_rel(&gen_dir, day, rel);
+fn load_day(out: &Location, gen_dir: &str, by_day: &BTreeMap<i32, Vec<&str>>, day: i32) -> Result<DataFrame> {
+    let files = by_day.get(&day).map(Vec::as_slice).unwrap_or_default();
+    let parts: Vec<LazyFrame> = par::map(files, |rel| {
+            let seg = state::segment_rel(gen_dir, day, rel);
             let bytes =
                 out.get(&seg).with_context(|| format!("state is missing {seg}; run `footfall run` to rebuild"))?;
             Ok(read_parquet(bytes)?.lazy())
-        })
-        .collect::<Result<_>>()?;
+        })?;
     if parts.is_empty() {
         bail!("no segments for {}", state::day_str(day));
     }

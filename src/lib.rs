@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod mac;
 pub mod metrics;
 pub mod output;
+pub mod par;
 pub mod progress;
 pub mod publish;
 pub mod read;

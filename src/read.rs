@@ -4,7 +4,6 @@
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use polars::prelude::*;
-use rayon::prelude::*;
 
 use crate::publish::{read_parquet, snapshot_rel};
 use crate::schema::TableSchema;
@@ -43,10 +42,8 @@ pub fn read_table(
             .map(|e| e.rel)
             .collect()
     };
-    let frames: Vec<DataFrame> = rels
-        .par_iter()
-        .map(|rel| read_parquet(out.get(rel)?).with_context(|| format!("cannot read {}", out.show(rel))))
-        .collect::<Result<_>>()?;
+    let frames: Vec<DataFrame> =
+        crate::par::map(&rels, |rel| read_parquet(out.get(rel)?).with_context(|| format!("cannot read {}", out.show(rel))))?;
     let mut df: Option<DataFrame> = None;
     for f in frames {
         let f = f.select(schema.columns.iter().map(|c| c.name.as_str()))?;

@@ -6,7 +6,6 @@
 
 use anyhow::{Context, Result};
 use polars::prelude::*;
-use rayon::prelude::*;
 
 use crate::config::Settings;
 use crate::dims::Dims;
@@ -69,9 +68,7 @@ pub fn dimension_frames(dims: &Dims) -> Result<Vec<(&'static str, LazyFrame)>> {
 pub fn probes(probes: &Location, dims: &Dims, settings: &Settings) -> Result<LazyFrame> {
     let files = ingest::discover(probes)?;
     let key = settings.mac_key.as_ref();
-    let parsed: Vec<ingest::Parsed> = files
-        .par_iter()
-        .map(|f| {
+    let parsed: Vec<ingest::Parsed> = crate::par::map(&files, |f| {
             let layout = ingest::inspect(probes, f)?;
             let mut ctx = IngestCtx {
                 clock: LocalClock::new(settings.tz),
@@ -81,8 +78,7 @@ pub fn probes(probes: &Location, dims: &Dims, settings: &Settings) -> Result<Laz
                 key,
             };
             ingest::parse(probes.get(&f.entry.rel)?, &probes.show(&f.entry.rel), f, layout, &mut ctx)
-        })
-        .collect::<Result<_>>()?;
+        })?;
     // With a key, device ids are rendered as pseudonyms, never as raw MACs.
     let mut names = crate::schema::Pseudonyms::new();
     let mut frames = Vec::with_capacity(parsed.len());

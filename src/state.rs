@@ -94,9 +94,15 @@ impl Manifest {
         self.files.values().flat_map(|f| f.days.iter().copied()).collect()
     }
 
-    /// Files contributing to a day.
-    pub fn files_of_day(&self, day: i32) -> Vec<&str> {
-        self.files.iter().filter(|(_, f)| f.days.contains(&day)).map(|(k, _)| k.as_str()).collect()
+    /// The files contributing to each day (one pass over the files, not one per day).
+    pub fn files_by_day(&self) -> BTreeMap<i32, Vec<&str>> {
+        let mut m: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
+        for (rel, f) in &self.files {
+            for d in &f.days {
+                m.entry(*d).or_default().push(rel.as_str());
+            }
+        }
+        m
     }
 
     pub fn gen_dir(&self) -> String {
@@ -218,4 +224,24 @@ impl Drop for Lock {
             let _ = self.out.delete(LOCK);
         }
     }
+}
+
+/// Distinct devices with kept records on the local dates in `[from, to]` (all dates when
+/// unbounded), from the committed state's per-day device summaries; `None` without state.
+pub fn distinct_devices(out: &Location, from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<Option<i64>> {
+    use polars::prelude::*;
+    let Some(m) = Manifest::load(out)? else { return Ok(None) };
+    let gen_dir = m.gen_dir();
+    let lo = from.map(crate::timeutil::date_to_days).unwrap_or(i32::MIN);
+    let hi = to.map(crate::timeutil::date_to_days).unwrap_or(i32::MAX);
+    let days: Vec<i32> = m.days().into_iter().filter(|d| (lo..=hi).contains(d)).collect();
+    let macs: Vec<Series> = crate::par::map(&days, |d| {
+        let df = crate::publish::read_parquet(out.get(&devices_rel(&gen_dir, *d))?)?;
+        Ok(df.column("user_device_mac")?.as_materialized_series().clone())
+    })?;
+    let mut all: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    for s in &macs {
+        all.extend(s.u64()?.into_no_null_iter());
+    }
+    Ok(Some(all.len() as i64))
 }

@@ -1,7 +1,7 @@
 //! Every byte footfall reads or writes goes through `object_store`: local paths and
 //! `s3://`, `gs://`, `az://`, `file://` URLs share one code path.
 //!
-//! The engine is synchronous (Polars and rayon); this module owns the one tokio runtime and
+//! The engine is synchronous (Polars, and plain worker threads from `par`); this module owns the one tokio runtime and
 //! offers blocking calls. Writes are single PUTs, which are atomic on every backend (the local
 //! backend writes a temporary file and renames it), so a reader never sees half an object.
 

@@ -366,38 +366,18 @@ pub fn compute_day(c: &DayCtx) -> Result<Vec<(&'static TableSchema, DataFrame)>>
         .collect()
 }
 
-/// Collects independent plans concurrently on plain threads. Not on rayon: a rayon worker
-/// waiting for Polars' own pool steals further jobs, so each collect could nest inside
-/// another on one stack (seen as a rare stack overflow).
+/// Collects independent plans concurrently (on [`crate::par`]'s plain threads, see there why).
 fn collect_all(plans: Vec<LazyFrame>, names: &[&str]) -> Result<Vec<DataFrame>> {
     let trace = std::env::var("FOOTFALL_TRACE").is_ok_and(|v| v == "1");
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Mutex;
-    let n = plans.len();
-    let jobs: Vec<Mutex<Option<LazyFrame>>> = plans.into_iter().map(|p| Mutex::new(Some(p))).collect();
-    let results: Vec<Mutex<Option<Result<DataFrame>>>> = (0..n).map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism().map_or(2, |p| p.get()).min(n);
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            std::thread::Builder::new()
-                .name("footfall-query".into())
-                .spawn_scoped(scope, || loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n {
-                        break;
-                    }
-                    let plan = jobs[i].lock().unwrap().take().expect("each plan is taken once");
-                    let t0 = std::time::Instant::now();
-                    *results[i].lock().unwrap() = Some(plan.collect().map_err(anyhow::Error::from));
-                    if trace {
-                        eprintln!("trace:     {} {:.2}s", names[i], t0.elapsed().as_secs_f64());
-                    }
-                })
-                .expect("cannot start a query thread");
+    let jobs: Vec<(LazyFrame, &str)> = plans.into_iter().zip(names.iter().copied()).collect();
+    crate::par::map_owned(jobs, |(plan, name)| {
+        let t0 = std::time::Instant::now();
+        let df = plan.collect()?;
+        if trace {
+            eprintln!("trace:     {name} {:.2}s", t0.elapsed().as_secs_f64());
         }
-    });
-    results.into_iter().map(|r| r.into_inner().unwrap().expect("every plan ran")).collect()
+        Ok(df)
+    })
 }
 
 #[cfg(test)]
