@@ -1,6 +1,7 @@
 //! Fault injection for crash-safety tests: `FOOTFALL_FAIL_AT=<step>` aborts the process at
-//! that step, as a `kill -9` would; `FOOTFALL_PAUSE_AT=<step>` sleeps there for 3 s (to hold
-//! the lock while a concurrency test starts a second run). Steps are listed in [`STEPS`].
+//! that step, as a `kill -9` would; `FOOTFALL_PAUSE_AT=<step>` holds there (to keep the lock
+//! while a concurrency test starts a second run): while the file `FOOTFALL_PAUSE_WHILE` exists
+//! (at most 2 minutes), or for 3 s without it. Steps are listed in [`STEPS`].
 
 /// Every step at which a run can be aborted, in execution order.
 pub const STEPS: &[&str] = &[
@@ -22,6 +23,14 @@ pub fn point(step: &str) {
         std::process::abort();
     }
     if std::env::var("FOOTFALL_PAUSE_AT").is_ok_and(|s| s == step) {
-        std::thread::sleep(std::time::Duration::from_secs(3));
+        match std::env::var_os("FOOTFALL_PAUSE_WHILE") {
+            Some(path) => {
+                let t0 = std::time::Instant::now();
+                while std::path::Path::new(&path).exists() && t0.elapsed().as_secs() < 120 {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+            None => std::thread::sleep(std::time::Duration::from_secs(3)),
+        }
     }
 }

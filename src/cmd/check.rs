@@ -1,5 +1,6 @@
-//! `footfall check`: the data-quality report of SPEC §4, summed over files; exit 1 when a
-//! threshold is crossed so a cron job can alert.
+//! `footfall check`: the data-quality report of SPEC §4, summed over files (except
+//! `distinct_devices`: the distinct devices with kept records on the local dates checked);
+//! exit 1 when a threshold is crossed so a cron job can alert.
 
 use anyhow::Result;
 use polars::prelude::*;
@@ -23,7 +24,14 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
     let (out, settings, _, _) = crate::config::out_plan(&a.plan.overrides())?;
     let schema = crate::schema::get("data_quality")?;
     let dq = crate::read::read_table(&out, schema, &settings.tz_name, from, to)?;
-    let counts: Vec<&str> = schema.columns.iter().filter(|c| c.ty == "int64").map(|c| c.name.as_str()).collect();
+    // Per-file distinct counts do not add up (a device is in many files): the true figure
+    // comes from the state's per-day device summaries.
+    let counts: Vec<&str> = schema
+        .columns
+        .iter()
+        .filter(|c| c.ty == "int64" && c.name != "distinct_devices")
+        .map(|c| c.name.as_str())
+        .collect();
     let mut report = dq
         .lazy()
         .select(
@@ -62,6 +70,8 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
         .i64()?
         .get(0)
         .unwrap_or(0);
+    let distinct = crate::state::distinct_devices(&out, from, to)?;
+    report.with_column(Column::new("distinct_devices".into(), [distinct]))?;
     report.with_column(Column::new("empty_open_hours".into(), [(days * (close - open) as i64 - busy_open).max(0)]))?;
     let names: Vec<String> = report.get_column_names().iter().map(|s| s.to_string()).collect();
     let values: Vec<String> =
