@@ -1,9 +1,7 @@
 //! Every seed metric on tiny hand-made inputs, answers worked out by hand (see comments).
 //! Inputs go through the real parser (`ingest::parse_frame`) and the real catalogue.
 
-mod frames;
-
-use frames::*;
+use crate::frames::*;
 use polars::prelude::*;
 
 #[test]

@@ -1,11 +1,9 @@
 //! The binary's contract: exit codes, messages on stderr, output formats, errors that name
 //! the file and column and leave published outputs untouched.
 
-mod util;
-
 use std::path::Path;
 
-use util::*;
+use crate::util::*;
 
 fn out_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut v = Vec::new();
@@ -128,8 +126,17 @@ fn show_formats_filters_and_errors() {
     let table =
         ok(d, &["show", "top_shops_daily", "--date", &first_date, "--format", "table", "--where", "rank=1"]).stdout;
     assert_eq!(table.lines().count(), 3, "{table}");
-    let pq = util::run(d, &["show", "mall_daily_visitors", "--format", "parquet"]);
-    assert_eq!(pq.code, 0);
+    // Parquet on stdout decodes to the same rows as the CSV, with the schema's types.
+    use polars::prelude::SerReader;
+    let pq = ok(d, &["show", "mall_daily_visitors", "--format", "parquet"]).raw;
+    let df = polars::prelude::ParquetReader::new(std::io::Cursor::new(pq)).finish().unwrap();
+    assert_eq!(df.dtypes(), [polars::prelude::DataType::Date, polars::prelude::DataType::Int64]);
+    let from_pq: Vec<String> = (0..df.height())
+        .map(|i| {
+            format!("{},{}", df.column("date").unwrap().get(i).unwrap(), df.column("visitors").unwrap().get(i).unwrap())
+        })
+        .collect();
+    assert_eq!(from_pq, lines[1..]);
     // An empty result is a header only.
     let empty = ok(d, &["show", "mall_daily_visitors", "--date", "1999-01-01", "--format", "csv"]).stdout;
     assert_eq!(empty, "date,visitors\n");
@@ -157,6 +164,16 @@ fn tables_schema_check_and_status() {
     assert!(st.contains("pending:     0 new, 0 changed"), "{st}");
     let c = ok(d, &["check", "--config", "footfall.toml", "--format", "csv"]).stdout;
     assert!(c.contains("rejected_share"), "{c}");
+    // distinct_devices is the true count (as `probes` parses it), not the per-file sum.
+    let measure = |name: &str| -> i64 {
+        let l = c.lines().find(|l| l.starts_with(&format!("{name},"))).unwrap_or_else(|| panic!("{name}: {c}"));
+        l.split_once(',').unwrap().1.parse().unwrap()
+    };
+    let q = ok(d, &["sql", "SELECT COUNT(DISTINCT user_device_mac) AS n FROM probes", "--format", "csv"]).stdout;
+    assert_eq!(measure("distinct_devices").to_string(), q.lines().nth(1).unwrap(), "{c}");
+    let dq = ok(d, &["sql", "SELECT SUM(distinct_devices) AS n FROM data_quality", "--format", "csv"]).stdout;
+    let per_file_sum: i64 = dq.lines().nth(1).unwrap().parse().unwrap();
+    assert!(measure("distinct_devices") < per_file_sum, "devices recur across files: {c}");
     // The golden data has bad rows on purpose: a zero threshold trips.
     expect(d, &["check", "--config", "footfall.toml", "--max-rejected-share", "0"], 1);
     ok(d, &["check", "--config", "footfall.toml", "--max-rejected-share", "0.5"]);

@@ -1,10 +1,8 @@
 //! SPEC §7 tables on tiny hand-made inputs; every expected value is worked out by hand in
 //! the comments. (Staff and loyalty windows are unit-tested in `metrics::presence`.)
 
-mod frames;
-
+use crate::frames::*;
 use footfall::dims::Dims;
-use frames::*;
 use polars::prelude::*;
 
 /// A device's records at one shop/AP every `step` seconds from `from` to `to` inclusive.

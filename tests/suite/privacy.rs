@@ -3,14 +3,12 @@
 //! hmac crate directly (not footfall's code), and the keyed tables must equal the plain
 //! ones with each MAC replaced by its pseudonym.
 
-mod util;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use crate::util::*;
 use hmac::{Hmac, Mac};
 use polars::prelude::*;
-use util::*;
 
 const KEY: &str = "mall-secret-2026";
 

@@ -9,6 +9,8 @@ use std::process::Command;
 pub struct Out {
     pub code: i32,
     pub stdout: String,
+    /// stdout as bytes (binary formats).
+    pub raw: Vec<u8>,
     pub stderr: String,
     pub cmd: String,
 }
@@ -37,6 +39,7 @@ pub fn run_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
     Out {
         code: o.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        raw: o.stdout,
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         cmd: format!("footfall {}", args.join(" ")),
     }

@@ -3,12 +3,11 @@
 //! Without the server binary these tests say so and pass, unless FOOTFALL_REQUIRE_S3=1
 //! (set by `.ci/run`), where a missing server is a failure.
 
-mod util;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use util::*;
+use crate::util;
+use crate::util::*;
 
 const KEY: &str = "footfall-test";
 const SECRET: &str = "footfall-test-secret";

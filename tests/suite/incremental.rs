@@ -2,14 +2,12 @@
 //! files for old dates, a file replaced by a changed version, runs killed at any step — the
 //! result tables equal those of one `run` over the same files, row for row.
 
-mod util;
-
 use std::path::{Path, PathBuf};
 
+use crate::util::*;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use util::*;
 
 fn golden() -> PathBuf {
     root().join("data/golden")
@@ -216,19 +214,24 @@ fn killed_at_every_step_then_update_equals_uninterrupted() {
 fn concurrent_updates_one_proceeds_the_other_fails_fast() {
     let dir = full_mall();
     let d = dir.path();
-    let first = std::process::Command::new(bin())
+    // The first update holds the lock until `hold` is removed.
+    let hold = d.join("hold");
+    std::fs::write(&hold, "").unwrap();
+    let mut first = std::process::Command::new(bin())
         .args(["update", "--config", "footfall.toml"])
         .current_dir(d)
         .env("FOOTFALL_PAUSE_AT", "after-lock")
+        .env("FOOTFALL_PAUSE_WHILE", &hold)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let lock = d.join("out/_state/lock");
     wait_for(&lock);
-    let t1 = std::time::Instant::now();
     let o = expect(d, &["update", "--config", "footfall.toml"], 3);
     assert!(o.stderr.contains("locked by another footfall run"), "{}", o.explain());
-    assert!(t1.elapsed().as_secs_f64() < 2.5, "the second update did not fail fast");
+    // Failing fast = failing while the holder still holds: the second did not wait for it.
+    assert!(first.try_wait().unwrap().is_none(), "the first update ended before the second failed");
+    std::fs::remove_file(&hold).unwrap();
     let out = first.wait_with_output().unwrap();
     assert!(out.status.success(), "first update failed: {}", String::from_utf8_lossy(&out.stderr));
     assert!(!lock.exists(), "lock not released");
@@ -251,6 +254,10 @@ fn stale_lock_of_a_dead_process_is_taken_over() {
     .unwrap();
     let o = ok(d, &["update", "--config", "footfall.toml"]);
     assert!(o.stderr.contains("stale lock"), "{}", o.explain());
+    // The update did the work after taking the lock over, and released it.
+    assert!(o.stderr.contains(&format!("{} new", golden_files().len())), "{}", o.explain());
+    assert!(!d.join("out/_state/lock").exists(), "lock not released");
+    assert_same_as_run(d, "after taking over a stale lock");
 }
 
 #[test]

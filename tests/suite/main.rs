@@ -1,0 +1,15 @@
+//! The integration suite, one test binary (like ripgrep's and cargo's), so Polars is linked
+//! once: a module per area. `cargo test --test suite <module>::` runs one area.
+
+mod frames;
+mod util;
+
+mod cli;
+mod crosscheck;
+mod golden;
+mod history;
+mod incremental;
+mod metrics;
+mod presence;
+mod privacy;
+mod s3;
