@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Overrides;
-use crate::output::Format;
+use crate::print::Format;
 use crate::progress::ProgressMode;
 
 #[derive(Parser, Debug)]
@@ -22,6 +22,12 @@ pub struct Cli {
     /// Progress bars on stderr: auto shows them only when stderr is a terminal.
     #[arg(long, global = true, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
+    /// Config file (default: ./footfall.toml if present).
+    #[arg(long, short, global = true)]
+    pub config: Option<PathBuf>,
+    /// Output format of data (default: table on a terminal, CSV when piped).
+    #[arg(long, global = true, value_enum)]
+    pub format: Option<Format>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -29,9 +35,6 @@ pub struct Cli {
 /// Where to read and write; overrides footfall.toml.
 #[derive(Args, Debug, Clone, Default)]
 pub struct PlanArgs {
-    /// Config file (default: ./footfall.toml if present).
-    #[arg(long, short)]
-    pub config: Option<PathBuf>,
     /// Probe logs (path or s3://, gs://, az://, file:// URL); overrides input.probes.
     #[arg(long)]
     pub probes: Option<String>,
@@ -50,9 +53,10 @@ pub struct PlanArgs {
 }
 
 impl PlanArgs {
-    pub fn overrides(&self) -> Overrides {
+    /// The overrides, with the global `--config`.
+    pub fn overrides(&self, config: Option<&PathBuf>) -> Overrides {
         Overrides {
-            config: self.config.clone(),
+            config: config.cloned(),
             probes: self.probes.clone(),
             dims: self.dims.clone(),
             out: self.out.clone(),
@@ -81,7 +85,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// List the result tables.
     #[command(after_help = "Example:\n  footfall tables")]
-    Tables(FormatArgs),
+    Tables,
     /// Print a table's columns.
     #[command(after_help = "Example:\n  footfall schema top_shops_daily")]
     Schema(SchemaArgs),
@@ -163,18 +167,9 @@ pub struct DemoArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct FormatArgs {
-    /// Output format (default: table on a terminal, CSV when piped).
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
-}
-
-#[derive(Args, Debug)]
 pub struct SchemaArgs {
     /// Table name (see `footfall tables`).
     pub table: String,
-    #[command(flatten)]
-    pub format: FormatArgs,
 }
 
 #[derive(Args, Debug)]
@@ -198,8 +193,6 @@ pub struct ShowArgs {
     /// At most this many rows.
     #[arg(long)]
     pub limit: Option<usize>,
-    #[command(flatten)]
-    pub format: FormatArgs,
 }
 
 #[derive(Args, Debug)]
@@ -227,8 +220,6 @@ pub struct CheckArgs {
     /// Exit 1 when rejected rows exceed this share of rows read.
     #[arg(long)]
     pub max_rejected_share: Option<f64>,
-    #[command(flatten)]
-    pub format: FormatArgs,
 }
 
 #[derive(Args, Debug)]
@@ -237,8 +228,6 @@ pub struct SqlArgs {
     pub query: String,
     #[command(flatten)]
     pub plan: PlanArgs,
-    #[command(flatten)]
-    pub format: FormatArgs,
 }
 
 #[derive(Args, Debug)]
@@ -250,6 +239,4 @@ pub struct CustomerArgs {
     pub date: Option<String>,
     #[command(flatten)]
     pub plan: PlanArgs,
-    #[command(flatten)]
-    pub format: FormatArgs,
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use chrono_tz::Tz;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bail_usage;
 use crate::store::Location;
@@ -138,8 +138,14 @@ pub struct Overrides {
 }
 
 /// Validated settings that the metrics depend on.
-#[derive(Debug, Clone)]
+///
+/// Every field is part of [`Settings::fingerprint`] unless marked `#[serde(skip)]`, so a new
+/// setting is covered by `update`'s "settings changed" refusal without further code; skip a
+/// field only if no published value depends on it.
+#[derive(Debug, Clone, Serialize)]
 pub struct Settings {
+    /// Named by `tz_name`.
+    #[serde(skip)]
     pub tz: Tz,
     pub tz_name: String,
     /// Shop visit gap, seconds.
@@ -153,12 +159,26 @@ pub struct Settings {
     pub staff_min_hours: f64,
     pub staff_min_days: u32,
     pub staff_exclude: bool,
-    /// Pseudonymise device MACs (SPEC §7.2) with this key.
+    /// Pseudonymise device MACs (SPEC §7.2) with this key (fingerprinted as a hash only).
+    #[serde(serialize_with = "key_fingerprint")]
     pub mac_key: Option<crate::mac::MacKey>,
     pub density_cell: f64,
     pub density_slot: i64,
-    /// Local opening hours [open, close).
+    /// Local opening hours [open, close): only `footfall check` reads them.
+    #[serde(skip)]
     pub opening: (u32, u32),
+}
+
+fn key_fingerprint<S: serde::Serializer>(k: &Option<crate::mac::MacKey>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&k.as_ref().map(|k| k.fingerprint()).unwrap_or_else(|| "none".into()))
+}
+
+impl Settings {
+    /// The settings results depend on, as one string kept in the state: an update with a
+    /// different fingerprint is refused.
+    pub fn fingerprint(&self) -> String {
+        serde_json::to_string(self).expect("settings serialize")
+    }
 }
 
 impl Default for Settings {
@@ -378,6 +398,32 @@ mod tests {
             (s.exclude_randomized, s.mac_key.is_none(), s.density_cell, s.density_slot),
             (false, true, 5.0, 900)
         );
+    }
+
+    #[test]
+    fn every_result_setting_is_in_the_fingerprint() {
+        let base = parse("").unwrap().fingerprint();
+        for text in [
+            "[mall]\ntimezone = \"Europe/Berlin\"",
+            "[visits]\ngap = \"11m\"",
+            "[visits]\nmall_gap = \"16m\"",
+            "[metrics]\ntop_shops = 6",
+            "[devices]\nrandomized = \"exclude\"",
+            "[visitors]\nmin_rssi = -70",
+            "[visitors]\nmin_dwell = \"6m\"",
+            "[staff]\nmin_hours_per_day = 5",
+            "[staff]\nmin_days = 2",
+            "[staff]\npolicy = \"exclude\"",
+            "[privacy]\nmac_key = \"k\"",
+            "[density]\ncell = 4",
+            "[density]\nslot = \"30m\"",
+        ] {
+            assert_ne!(parse(text).unwrap().fingerprint(), base, "{text}");
+        }
+        // Opening hours change no published value (only `check` reads them).
+        assert_eq!(parse("[mall]\nopening_hours = \"9-21\"").unwrap().fingerprint(), base);
+        // The key itself never appears, only its hash.
+        assert!(!parse("[privacy]\nmac_key = \"secret-key\"").unwrap().fingerprint().contains("secret-key"));
     }
 
     #[test]

@@ -36,8 +36,8 @@ pub fn csv_lines(df: &mut DataFrame) -> Result<(String, Vec<String>)> {
 }
 
 pub fn diff_table(left: &Location, right: &Location, t: &TableSchema) -> Result<TableDiff> {
-    let mut l = crate::read::read_table(left, t, "UTC", None, None)?;
-    let mut r = crate::read::read_table(right, t, "UTC", None, None)?;
+    let mut l = crate::tables::read_table(left, t, "UTC", None, None)?;
+    let mut r = crate::tables::read_table(right, t, "UTC", None, None)?;
     let (lh, ll) = csv_lines(&mut l)?;
     let (rh, rl) = csv_lines(&mut r)?;
     let header_mismatch = (l.schema() != r.schema()).then(|| format!("{:?} vs {:?}", l.schema(), r.schema()));

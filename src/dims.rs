@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use polars::prelude::*;
 
 use crate::mac::{parse_mac, MacKey};
+use crate::schema::MAC;
 use crate::store::Location;
 
 /// The dimensions a run needs, normalised.
@@ -34,8 +35,7 @@ impl Dims {
             shops: df!("shop_code" => Vec::<String>::new(), "shop_name" => Vec::<String>::new()).unwrap(),
             known_shops: HashSet::new(),
             known_aps: None,
-            places: df!("user_device_mac" => Vec::<u64>::new(), "x" => Vec::<f64>::new(), "y" => Vec::<f64>::new())
-                .unwrap(),
+            places: df!(MAC => Vec::<u64>::new(), "x" => Vec::<f64>::new(), "y" => Vec::<f64>::new()).unwrap(),
             aps: df!("ap_mac" => Vec::<u64>::new(), "x" => Vec::<f64>::new(), "y" => Vec::<f64>::new()).unwrap(),
             place_names: None,
         }
@@ -130,7 +130,7 @@ pub fn load(dims: Option<&Location>, key: Option<&MacKey>) -> Result<Dims> {
         }
     }
     if let Some((file, df)) = read_raw(dims, "place_info")? {
-        let mut macs = mac_col(&df, &file, "user_device_mac")?;
+        let mut macs = mac_col(&df, &file, MAC)?;
         if let Some(k) = key {
             let mut names = crate::schema::Pseudonyms::new();
             for m in macs.iter_mut() {
@@ -144,9 +144,9 @@ pub fn load(dims: Option<&Location>, key: Option<&MacKey>) -> Result<Dims> {
         let y = float_col(&df, &file, "used_y")?;
         let places = DataFrame::new(
             macs.len(),
-            vec![Column::new("user_device_mac".into(), macs), Column::new("x".into(), x), Column::new("y".into(), y)],
+            vec![Column::new(MAC.into(), macs), Column::new("x".into(), x), Column::new("y".into(), y)],
         )?;
-        out.places = first_per_key(places, "user_device_mac")?;
+        out.places = first_per_key(places, MAC)?;
     }
     if let Some((file, df)) = read_raw(dims, "ap_info")? {
         let macs = mac_col(&df, &file, "ap_mac")?;

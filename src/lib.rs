@@ -1,28 +1,30 @@
 //! footfall: foot-traffic analytics from shopping-mall WiFi-probe logs.
 //!
 //! The engine lives here; `src/cmd/` holds one thin file per subcommand. The data path is
-//! described in [`engine`]; the column truth of every table in [`schema`] (from `schemas/`);
-//! every metric's rule in [`metrics`].
+//! [`pipeline`], a module per stage in data-path order (plan → ingest → rollup → visits →
+//! statuses → publish); [`state`] keeps what `update` builds on; [`metrics`] is the catalogue
+//! (one query per table); [`tables`] the published layout; [`schema`] the column truth of
+//! every table (from `schemas/`).
 
 pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod diff;
 pub mod dims;
-pub mod engine;
 pub mod error;
 pub mod fault;
 pub mod generate;
-pub mod ingest;
 pub mod mac;
 pub mod metrics;
-pub mod output;
 pub mod par;
+pub mod pipeline;
+pub mod print;
 pub mod progress;
-pub mod publish;
-pub mod read;
+pub mod rules;
 pub mod schema;
-pub mod sources;
+pub mod sql;
 pub mod state;
 pub mod store;
+pub mod tables;
 pub mod timeutil;
+pub mod views;

@@ -38,37 +38,13 @@ pub struct TableSchema {
     pub columns: Vec<ColumnSchema>,
 }
 
-macro_rules! schema_files {
-    ($($name:literal),* $(,)?) => { &[$(($name, include_str!(concat!("../schemas/", $name, ".json")))),*] };
-}
+/// `(name, JSON)` of every `schemas/*.json`, sorted by name (discovered by build.rs).
+const SOURCES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/schemas.rs"));
 
-const SOURCES: &[(&str, &str)] = schema_files!(
-    "probe_log",
-    "area_shop",
-    "place_info",
-    "ap_info",
-    "probes",
-    "mall_daily_visitors",
-    "shop_daily_visitors",
-    "mall_hourly_visitors",
-    "peak_hour_daily",
-    "top_shops_daily",
-    "customers",
-    "mall_daily_new_customers",
-    "customer_positions",
-    "latest_positions",
-    "favorite_shop_daily",
-    "repeat_shop_visits_daily",
-    "shop_daily_engagement",
-    "mall_daily_engagement",
-    "mall_daily_loyalty",
-    "staff_devices_daily",
-    "shop_transitions_daily",
-    "density_grid",
-    "data_quality",
-);
+/// The device column of every table that has one (and of the internal frames).
+pub const MAC: &str = "user_device_mac";
 
-/// Every schema, inputs first, in catalogue order.
+/// Every schema, by name.
 pub fn all() -> &'static [TableSchema] {
     static ALL: OnceLock<Vec<TableSchema>> = OnceLock::new();
     ALL.get_or_init(|| {
@@ -145,7 +121,7 @@ impl TableSchema {
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("table {}: query produced no column '{}'", self.name, c.name))?;
             let out = match names {
-                Some(names) if c.name == DEVICE && src.dtype() == &DataType::UInt64 => {
+                Some(names) if c.name == MAC && src.dtype() == &DataType::UInt64 => {
                     render_pseudonyms(src.as_materialized_series(), names)
                 }
                 _ => convert(src.as_materialized_series(), &c.ty, tz),
@@ -167,8 +143,6 @@ impl TableSchema {
 
 /// Internal device id → published pseudonym (see [`crate::mac::MacKey`]).
 pub type Pseudonyms = std::collections::HashMap<u64, String>;
-
-const DEVICE: &str = "user_device_mac";
 
 fn render_pseudonyms(s: &Series, names: &Pseudonyms) -> Result<Series> {
     let ca = s.u64()?;

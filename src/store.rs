@@ -175,6 +175,17 @@ impl Location {
         })
     }
 
+    /// An in-memory store: the whole pipeline without touching the disk (tests, tools).
+    pub fn memory() -> Location {
+        Location {
+            store: Arc::new(object_store::memory::InMemory::new()),
+            prefix: Path::default(),
+            display: "memory:".into(),
+            local: None,
+            reads: Default::default(),
+        }
+    }
+
     /// A sub-location.
     pub fn child(&self, rel: &str) -> Location {
         let mut prefix = self.prefix.clone();

@@ -21,6 +21,10 @@ mod tables;
 pub struct Ctx {
     pub quiet: bool,
     pub progress: Progress,
+    /// `--config`, wherever it was given.
+    pub config: Option<std::path::PathBuf>,
+    /// `--format`, wherever it was given.
+    pub format: Option<crate::print::Format>,
 }
 
 impl Ctx {
@@ -34,14 +38,19 @@ impl Ctx {
 
 /// Runs a parsed command line; returns the exit code.
 pub fn dispatch(cli: Cli) -> Result<i32> {
-    let ctx = Ctx { quiet: cli.quiet, progress: Progress::new(cli.progress, cli.quiet) };
+    let ctx = Ctx {
+        quiet: cli.quiet,
+        progress: Progress::new(cli.progress, cli.quiet),
+        config: cli.config,
+        format: cli.format,
+    };
     match cli.command {
         Command::Run(a) => run::run(&ctx, a),
         Command::Update(a) => run::update(&ctx, a),
         Command::Status(a) => status::run(&ctx, a),
         Command::Generate(a) => generate::run(&ctx, a),
         Command::Demo(a) => demo::run(&ctx, a),
-        Command::Tables(a) => tables::run(&ctx, a),
+        Command::Tables => tables::run(&ctx),
         Command::Schema(a) => schema::run(&ctx, a),
         Command::Show(a) => show::run(&ctx, a),
         Command::Diff(a) => diff::run(&ctx, a),

@@ -4,19 +4,19 @@ use anyhow::Result;
 
 use super::Ctx;
 use crate::cli::{RunArgs, UpdateArgs};
-use crate::engine::{self, Mode, Report};
 use crate::error::EXIT_OK;
+use crate::pipeline::{self, Mode, Report};
 
 pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
-    let plan = crate::config::plan(&a.plan.overrides())?;
-    let report = engine::execute(&plan, Mode::Run, false, ctx.progress)?;
+    let plan = crate::config::plan(&a.plan.overrides(ctx.config.as_ref()))?;
+    let report = pipeline::execute(&plan, Mode::Run, false, ctx.progress)?;
     summarize(ctx, "run", &report);
     Ok(EXIT_OK)
 }
 
 pub fn update(ctx: &Ctx, a: UpdateArgs) -> Result<i32> {
-    let plan = crate::config::plan(&a.plan.overrides())?;
-    let report = engine::execute(&plan, Mode::Update, a.dry_run, ctx.progress)?;
+    let plan = crate::config::plan(&a.plan.overrides(ctx.config.as_ref()))?;
+    let report = pipeline::execute(&plan, Mode::Update, a.dry_run, ctx.progress)?;
     if a.dry_run {
         // The list is data: stdout.
         for f in &report.new_files {

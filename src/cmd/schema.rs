@@ -6,9 +6,9 @@ use polars::prelude::*;
 use super::Ctx;
 use crate::cli::SchemaArgs;
 use crate::error::EXIT_OK;
-use crate::output::{check_binary, resolve, write_frame};
+use crate::print::{check_binary, resolve, write_frame};
 
-pub fn run(_ctx: &Ctx, a: SchemaArgs) -> Result<i32> {
+pub fn run(ctx: &Ctx, a: SchemaArgs) -> Result<i32> {
     let t = crate::schema::get(&a.table)?;
     let c = &t.columns;
     let mut df = df!(
@@ -18,7 +18,7 @@ pub fn run(_ctx: &Ctx, a: SchemaArgs) -> Result<i32> {
         "key" => c.iter().map(|c| t.primary_key.contains(&c.name)).collect::<Vec<_>>(),
         "meaning" => c.iter().map(|c| c.description.clone()).collect::<Vec<_>>(),
     )?;
-    let f = resolve(a.format.format);
+    let f = resolve(ctx.format);
     check_binary(f)?;
     write_frame(&mut std::io::stdout().lock(), &mut df, f)?;
     Ok(EXIT_OK)

@@ -7,9 +7,9 @@ use super::{parse_date, Ctx};
 use crate::bail_usage;
 use crate::cli::ShowArgs;
 use crate::error::EXIT_OK;
-use crate::output::{check_binary, resolve, write_frame};
+use crate::print::{check_binary, resolve, write_frame};
 
-pub fn run(_ctx: &Ctx, a: ShowArgs) -> Result<i32> {
+pub fn run(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
     let schema = crate::schema::get(&a.table)?;
     let (from, to) = match (&a.date, &a.from, &a.to) {
         (Some(d), _, _) => {
@@ -29,10 +29,10 @@ pub fn run(_ctx: &Ctx, a: ShowArgs) -> Result<i32> {
         }
         filters.push((c.to_string(), v.to_string()));
     }
-    let f = resolve(a.format.format);
+    let f = resolve(ctx.format);
     check_binary(f)?;
-    let (out, settings, _, _) = crate::config::out_plan(&a.plan.overrides())?;
-    let df = crate::read::read_table(&out, schema, &settings.tz_name, from, to)?;
+    let (out, settings, _, _) = crate::config::out_plan(&a.plan.overrides(ctx.config.as_ref()))?;
+    let df = crate::tables::read_table(&out, schema, &settings.tz_name, from, to)?;
     let mut lf = df.lazy();
     for (c, v) in filters {
         lf = lf.filter(col(c.as_str()).cast(DataType::String).eq(lit(v)));

@@ -7,25 +7,25 @@ use polars::sql::SQLContext;
 use super::Ctx;
 use crate::cli::SqlArgs;
 use crate::error::{usage, EXIT_OK};
-use crate::output::{check_binary, resolve, write_frame};
+use crate::print::{check_binary, resolve, write_frame};
 
-pub fn run(_ctx: &Ctx, a: SqlArgs) -> Result<i32> {
-    let f = resolve(a.format.format);
+pub fn run(ctx: &Ctx, a: SqlArgs) -> Result<i32> {
+    let f = resolve(ctx.format);
     check_binary(f)?;
-    let (out, settings, probes, dims_loc) = crate::config::out_plan(&a.plan.overrides())?;
+    let (out, settings, probes, dims_loc) = crate::config::out_plan(&a.plan.overrides(ctx.config.as_ref()))?;
     let tz = settings.tz_name.as_str();
     let sql = SQLContext::new();
     for s in crate::schema::results() {
-        sql.register(&s.name, crate::sources::result_table(&out, s, tz)?);
+        sql.register(&s.name, crate::sql::result_table(&out, s, tz)?);
     }
     let dims = crate::dims::load(dims_loc.as_ref(), settings.mac_key.as_ref())?;
-    for (name, lf) in crate::sources::dimension_frames(&dims)? {
+    for (name, lf) in crate::sql::dimension_frames(&dims)? {
         sql.register(name, lf);
     }
     // Parsing every probe file is costly: only when the query names the table.
     if a.query.to_lowercase().contains("probes") {
         if let Some(p) = &probes {
-            sql.register("probes", crate::sources::probes(p, &dims, &settings)?);
+            sql.register("probes", crate::sql::probes(p, &dims, &settings)?);
         }
     }
     let mut sql = sql;

@@ -4,17 +4,17 @@ use anyhow::Result;
 
 use super::Ctx;
 use crate::cli::StatusArgs;
-use crate::engine::{self, Mode};
 use crate::error::EXIT_OK;
+use crate::pipeline::{self, Mode};
 use crate::state::{day_str, Manifest};
 
 pub fn run(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
-    let plan = crate::config::plan(&a.plan.overrides())?;
+    let plan = crate::config::plan(&a.plan.overrides(ctx.config.as_ref()))?;
     let Some(m) = Manifest::load(&plan.out)? else {
         println!("no state in {}: nothing processed yet (run `footfall run`)", plan.out.display);
         return Ok(EXIT_OK);
     };
-    let pending = engine::execute(&plan, Mode::Update, true, ctx.progress)?;
+    let pending = pipeline::plan::prepare(&plan, Mode::Update)?.report;
     let days = m.days();
     println!("output:      {}", plan.out.display);
     println!("processed:   {} file(s)", m.files.len());

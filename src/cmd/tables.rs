@@ -4,11 +4,10 @@ use anyhow::Result;
 use polars::prelude::*;
 
 use super::Ctx;
-use crate::cli::FormatArgs;
 use crate::error::EXIT_OK;
-use crate::output::{check_binary, resolve, write_frame};
+use crate::print::{check_binary, resolve, write_frame};
 
-pub fn run(_ctx: &Ctx, a: FormatArgs) -> Result<i32> {
+pub fn run(ctx: &Ctx) -> Result<i32> {
     let s: Vec<_> = crate::schema::results().collect();
     let mut df = df!(
         "table" => s.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
@@ -16,7 +15,7 @@ pub fn run(_ctx: &Ctx, a: FormatArgs) -> Result<i32> {
         "original" => s.iter().map(|t| t.original.clone()).collect::<Vec<_>>(),
         "meaning" => s.iter().map(|t| t.description.clone()).collect::<Vec<_>>(),
     )?;
-    let f = resolve(a.format);
+    let f = resolve(ctx.format);
     check_binary(f)?;
     write_frame(&mut std::io::stdout().lock(), &mut df, f)?;
     Ok(EXIT_OK)

@@ -180,6 +180,28 @@ fn tables_schema_check_and_status() {
 }
 
 #[test]
+fn global_options_are_accepted_anywhere() {
+    let dir = golden_mall();
+    let d = dir.path();
+    let sub = d.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    // From another directory, so only the flag can find the config.
+    let cfg = d.join("footfall.toml");
+    let cfg = cfg.to_str().unwrap();
+    let t = ok(&sub, &["tables", "--config", cfg, "--format", "csv"]).stdout;
+    assert!(t.starts_with("table,grain,original,meaning\n"), "{t}");
+    let s = ok(&sub, &["--format", "csv", "schema", "customers", "--config", cfg]).stdout;
+    assert!(s.starts_with("column,type,nullable,key,meaning\nuser_device_mac,"), "{s}");
+    ok(&sub, &["--config", cfg, "--progress", "off", "run"]);
+    let before = ok(&sub, &["show", "mall_daily_visitors", "--config", cfg, "--format", "csv"]).stdout;
+    let after = ok(&sub, &["--config", cfg, "--format", "csv", "show", "mall_daily_visitors", "--progress", "off"]).stdout;
+    assert_eq!(before, after);
+    assert!(before.starts_with("date,visitors\n2026-"), "{before}");
+    let st = ok(&sub, &["status", "-c", cfg]).stdout;
+    assert!(st.contains("pending:     0 new, 0 changed"), "{st}");
+}
+
+#[test]
 fn broken_pipe_exits_zero() {
     let dir = golden_mall();
     let d = dir.path();

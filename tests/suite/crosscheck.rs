@@ -103,7 +103,7 @@ fn read_csv(path: &Path) -> Vec<Vec<String>> {
 fn published(out: &Path, table: &str, tz: &str) -> Vec<String> {
     let loc = footfall::store::Location::local(out).unwrap();
     let schema = footfall::schema::get(table).unwrap();
-    let df = footfall::read::read_table(&loc, schema, tz, None, None).unwrap();
+    let df = footfall::tables::read_table(&loc, schema, tz, None, None).unwrap();
     let mut rows = Vec::new();
     for i in 0..df.height() {
         let mut cells = Vec::new();

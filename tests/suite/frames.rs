@@ -1,15 +1,19 @@
-//! Frame-level test helpers: tiny hand-made probe records through the real parser
-//! (`ingest::parse_frame`) and the real catalogue (`engine::compute_in_memory`).
+//! Frame-level test helpers: tiny hand-made probe records through the real pipeline
+//! (`pipeline::execute`) on object_store's in-memory store.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 
-use footfall::config::Settings;
+use bytes::Bytes;
+use footfall::config::{Plan, Settings};
 use footfall::dims::Dims;
-use footfall::engine::compute_in_memory;
-use footfall::ingest::{parse_frame, FileLayout, IngestCtx, Layout, ProbeFile};
-use footfall::store::Entry;
-use footfall::timeutil::{parse_tz, LocalClock};
+use footfall::mac::format_mac;
+use footfall::pipeline::{execute, Mode};
+use footfall::progress::{Progress, ProgressMode};
+use footfall::schema::results;
+use footfall::store::Location;
+use footfall::tables::{parquet_bytes, read_table};
+use footfall::timeutil::parse_tz;
 use polars::prelude::*;
 
 pub const AP1: &str = "00:1a:00:00:00:01";
@@ -31,9 +35,9 @@ pub fn dims() -> Dims {
     d
 }
 
-/// Records (epoch second, device MAC, AP MAC, shop, rssi) as an all-string file.
-pub fn events(s: &Settings, recs: &[(i64, &str, &str, &str, i64)]) -> DataFrame {
-    let df = df!(
+/// Records (epoch second, device MAC, AP MAC, shop, rssi) as an all-string probe file.
+fn probe_file(recs: &[(i64, &str, &str, &str, i64)]) -> Bytes {
+    let mut df = df!(
         "occur_time" => recs.iter().map(|r| r.0.to_string()).collect::<Vec<_>>(),
         "user_device_mac" => recs.iter().map(|r| r.1.to_string()).collect::<Vec<_>>(),
         "ap_mac" => recs.iter().map(|r| r.2.to_string()).collect::<Vec<_>>(),
@@ -41,19 +45,35 @@ pub fn events(s: &Settings, recs: &[(i64, &str, &str, &str, i64)]) -> DataFrame 
         "rssi" => recs.iter().map(|r| r.4.to_string()).collect::<Vec<_>>(),
     )
     .unwrap();
-    let known = dims().known_shops;
-    let mut ctx = IngestCtx {
-        clock: LocalClock::new(s.tz),
-        known_shops: &known,
-        known_aps: None,
-        exclude_randomized: s.exclude_randomized,
-        key: None,
+    parquet_bytes(&mut df).unwrap()
+}
+
+/// The dimension tables of `d` as the CSV files a mall would provide.
+fn write_dims(dims: &Location, d: &Dims) {
+    let text = |v: AnyValue| match v {
+        AnyValue::Null => String::new(),
+        AnyValue::UInt64(m) => format_mac(m),
+        AnyValue::String(s) => s.to_string(),
+        other => other.to_string(),
     };
-    let file = ProbeFile::new(Entry { rel: "x.parquet".into(), size: 0, e_tag: None, last_modified: 0 });
-    let layout = FileLayout { occur_time: Layout::Text, rssi: Layout::Text };
-    let p = parse_frame(&df, "test", &file, layout, &mut ctx).unwrap();
-    assert_eq!(p.quality.rows_accepted as usize, recs.len(), "every test record is valid");
-    p.events
+    let csv = |header: &str, df: &DataFrame, cols: &[&str]| {
+        let mut out = format!("{header}\n");
+        for i in 0..df.height() {
+            let cells: Vec<String> = cols.iter().map(|c| text(df.column(c).unwrap().get(i).unwrap())).collect();
+            out.push_str(&cells.join(","));
+            out.push('\n');
+        }
+        Bytes::from(out)
+    };
+    let shops = d.shops.clone().lazy().with_row_index("id", Some(1)).collect().unwrap();
+    dims.put("area_shop.csv", csv("id,shop_code,shop_name", &shops, &["id", "shop_code", "shop_name"])).unwrap();
+    if d.places.height() > 0 {
+        dims.put("place_info.csv", csv("user_device_mac,used_x,used_y", &d.places, &["user_device_mac", "x", "y"]))
+            .unwrap();
+    }
+    if d.aps.height() > 0 {
+        dims.put("ap_info.csv", csv("ap_mac,x,y", &d.aps, &["ap_mac", "x", "y"])).unwrap();
+    }
 }
 
 /// Rows as CSV lines, with timestamps as epoch seconds so expectations are zone-free.
@@ -73,6 +93,18 @@ pub fn rows(df: &DataFrame) -> Vec<String> {
     String::from_utf8(buf).unwrap().lines().map(str::to_string).collect()
 }
 
+/// Every result table but data_quality (which counts rows read, by design), as [`rows`], of
+/// the real pipeline run over one probe file holding `recs`, on an in-memory store.
 pub fn tables(s: &Settings, d: &Dims, recs: &[(i64, &str, &str, &str, i64)]) -> BTreeMap<String, Vec<String>> {
-    compute_in_memory(vec![events(s, recs)], d, s, None).unwrap().into_iter().map(|(k, v)| (k, rows(&v))).collect()
+    let mem = Location::memory();
+    let (probes, dims, out) = (mem.child("probes"), mem.child("dims"), mem.child("out"));
+    probes.put("x.parquet", probe_file(recs)).unwrap();
+    write_dims(&dims, d);
+    let plan = Plan { probes, dims: Some(dims), out: out.clone(), settings: s.clone(), lookback_days: None };
+    let report = execute(&plan, Mode::Run, false, Progress::new(ProgressMode::Off, true)).unwrap();
+    assert_eq!((report.rows_read as usize, report.rows_rejected), (recs.len(), 0), "every test record is valid");
+    results()
+        .filter(|t| t.name != "data_quality")
+        .map(|t| (t.name.clone(), rows(&read_table(&out, t, &s.tz_name, None, None).unwrap())))
+        .collect()
 }

@@ -9,8 +9,9 @@ use polars::prelude::*;
 
 use crate::config::Settings;
 use crate::dims::Dims;
-use crate::ingest::{self, IngestCtx};
+use crate::pipeline::ingest::{self, IngestCtx};
 use crate::schema::TableSchema;
+use crate::schema::MAC;
 use crate::store::Location;
 use crate::timeutil::LocalClock;
 
@@ -38,13 +39,13 @@ pub fn result_table(out: &Location, schema: &TableSchema, tz: &str) -> Result<La
         }
         return Ok(schema.empty(tz).lazy());
     }
-    Ok(crate::read::read_table(out, schema, tz, None, None)?.lazy())
+    Ok(crate::tables::read_table(out, schema, tz, None, None)?.lazy())
 }
 
 /// Dimensions with MACs rendered as text (place_info's devices as pseudonyms with a MAC key).
 pub fn dimension_frames(dims: &Dims) -> Result<Vec<(&'static str, LazyFrame)>> {
     let mac_text = |df: &DataFrame, c: &str| -> Result<DataFrame> {
-        let names = dims.place_names.as_ref().filter(|_| c == "user_device_mac");
+        let names = dims.place_names.as_ref().filter(|_| c == MAC);
         let s = df
             .column(c)?
             .u64()?
@@ -58,7 +59,7 @@ pub fn dimension_frames(dims: &Dims) -> Result<Vec<(&'static str, LazyFrame)>> {
     };
     Ok(vec![
         ("area_shop", dims.shops.clone().lazy()),
-        ("place_info", mac_text(&dims.places, "user_device_mac")?.lazy()),
+        ("place_info", mac_text(&dims.places, MAC)?.lazy()),
         ("ap_info", mac_text(&dims.aps, "ap_mac")?.lazy()),
     ])
 }
@@ -69,16 +70,16 @@ pub fn probes(probes: &Location, dims: &Dims, settings: &Settings) -> Result<Laz
     let files = ingest::discover(probes)?;
     let key = settings.mac_key.as_ref();
     let parsed: Vec<ingest::Parsed> = crate::par::map(&files, |f| {
-            let layout = ingest::inspect(probes, f)?;
-            let mut ctx = IngestCtx {
-                clock: LocalClock::new(settings.tz),
-                known_shops: &dims.known_shops,
-                known_aps: dims.known_aps.as_ref(),
-                exclude_randomized: settings.exclude_randomized,
-                key,
-            };
-            ingest::parse(probes.get(&f.entry.rel)?, &probes.show(&f.entry.rel), f, layout, &mut ctx)
-        })?;
+        let layout = ingest::inspect(probes, f)?;
+        let mut ctx = IngestCtx {
+            clock: LocalClock::new(settings.tz),
+            known_shops: &dims.known_shops,
+            known_aps: dims.known_aps.as_ref(),
+            exclude_randomized: settings.exclude_randomized,
+            key,
+        };
+        ingest::parse(probes.get(&f.entry.rel)?, &probes.show(&f.entry.rel), f, layout, &mut ctx)
+    })?;
     // With a key, device ids are rendered as pseudonyms, never as raw MACs.
     let mut names = crate::schema::Pseudonyms::new();
     let mut frames = Vec::with_capacity(parsed.len());

@@ -1,4 +1,4 @@
-//! Probe files → typed, normalised events, with every rejected row counted by reason.
+//! Stage 1, probe files → typed, normalised events, with every rejected row counted by reason.
 //!
 //! Two steps per file. [`inspect`] reads only the Parquet footer (arrow-rs, through
 //! object_store) and decides how each required column is parsed; it runs for every
@@ -18,6 +18,8 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use crate::mac::{is_randomized, parse_mac, MacKey};
+use crate::schema::MAC;
+pub use crate::state::{FileQuality, REASONS};
 use crate::store::{Entry, Location};
 use crate::timeutil::LocalClock;
 
@@ -65,36 +67,7 @@ pub struct FileLayout {
     pub rssi: Layout,
 }
 
-/// Per-file data quality (SPEC §4). Field order matches `schemas/data_quality.json`.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct FileQuality {
-    pub rows_read: i64,
-    pub rows_accepted: i64,
-    /// Rejections, indexed by [`Reason`].
-    pub rejected: [i64; REASONS.len()],
-    pub randomized_rows: i64,
-    pub distinct_devices: i64,
-    pub unknown_shop_rows: i64,
-    pub unknown_ap_rows: Option<i64>,
-    pub late_rows: Option<i64>,
-}
-
-/// Why a row was rejected; the first failing check in this order names the reason.
-pub const REASONS: [&str; 10] = [
-    "occur_time_missing",
-    "occur_time_invalid",
-    "mac_missing",
-    "mac_invalid",
-    "ap_mac_missing",
-    "ap_mac_invalid",
-    "shop_code_missing",
-    "rssi_missing",
-    "rssi_invalid",
-    "rssi_out_of_range",
-];
-
-pub const REQUIRED: [&str; 5] = ["occur_time", "user_device_mac", "ap_mac", "shop_code", "rssi"];
+pub const REQUIRED: [&str; 5] = ["occur_time", MAC, "ap_mac", "shop_code", "rssi"];
 
 /// Lists the `.parquet` files under the probes location (other files, e.g. `_SUCCESS`, are ignored).
 pub fn discover(probes: &Location) -> Result<Vec<ProbeFile>> {
@@ -176,7 +149,7 @@ fn layout_of(name: &str, schema: &arrow::datatypes::Schema) -> Result<FileLayout
             ),
         })
     };
-    for col in ["user_device_mac", "ap_mac", "shop_code"] {
+    for col in [MAC, "ap_mac", "shop_code"] {
         match unwrap_dict(&find(col)?) {
             ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => {}
             other => bail!("{name}: column '{col}' has type {other}; accepted: string"),
@@ -252,7 +225,7 @@ pub fn parse_frame(
     ctx: &mut IngestCtx,
 ) -> Result<Parsed> {
     let n = df.height();
-    let macs = as_text(df, "user_device_mac", name)?;
+    let macs = as_text(df, MAC, name)?;
     let aps = as_text(df, "ap_mac", name)?;
     let shops = as_text(df, "shop_code", name)?;
     let (t_int, t_txt) = match layout.occur_time {
@@ -379,7 +352,7 @@ pub fn parse_frame(
             Column::new("second".into(), o_t),
             Column::new("day".into(), o_day),
             Column::new("hour".into(), o_hour),
-            Column::new("user_device_mac".into(), o_mac),
+            Column::new(MAC.into(), o_mac),
             Column::new("ap_mac".into(), o_ap),
             Column::new("shop_code".into(), o_shop),
             Column::new("rssi".into(), o_rssi),

@@ -1,0 +1,30 @@
+//! What a daily query reads: one day's context, and the joins with the dimensions that
+//! several queries share.
+
+use polars::prelude::*;
+
+use crate::config::Settings;
+use crate::dims::Dims;
+use crate::schema::{Pseudonyms, MAC};
+
+/// Everything a daily query may read.
+pub struct DayCtx<'a> {
+    pub day: i32,
+    pub pos: DataFrame,
+    pub visits: DataFrame,
+    pub mall: DataFrame,
+    pub status: DataFrame,
+    pub customers: &'a DataFrame,
+    pub dims: &'a Dims,
+    pub settings: &'a Settings,
+    /// Pseudonyms of device ids when MACs are pseudonymised.
+    pub names: Option<&'a Pseudonyms>,
+}
+
+pub fn with_shop_names(lf: LazyFrame, dims: &Dims) -> LazyFrame {
+    lf.left_join(dims.shops.clone().lazy(), col("shop_code"), col("shop_code"))
+}
+
+pub fn with_place(lf: LazyFrame, dims: &Dims) -> LazyFrame {
+    lf.left_join(dims.places.clone().lazy(), col(MAC), col(MAC))
+}

@@ -1,0 +1,118 @@
+//! The one data path shared by `run` and `update`, a module per stage in data-path order:
+//!
+//! ```text
+//! plan ─▶ ingest ─▶ rollup ─▶ visits ─▶ statuses ─▶ (metrics: the catalogue) ─▶ publish
+//! what to   probe      per (file, day)   shop and   device-day summaries,   one query per    one object per
+//! read      files →    segments; merged  mall       staff/loyalty statuses,  table of a day   (table, date);
+//!           events     into day rollups  visits     customers                                 snapshots; state
+//! ```
+//!
+//! `run` is `update` from an empty state in a fresh generation. An update reads only files
+//! that are new or changed since the manifest, recomputes the days those files touch plus the
+//! days whose new-customer figures or statuses move, and commits the manifest last: objects
+//! a crashed run wrote but no committed manifest names are never read.
+
+pub mod ingest;
+pub mod plan;
+pub mod publish;
+pub mod rollup;
+pub mod statuses;
+pub mod visits;
+
+use anyhow::Result;
+
+pub use plan::{Mode, Report};
+
+use crate::config::Plan;
+use crate::metrics::SnapshotCtx;
+use crate::progress::Progress;
+use crate::state::{merge_pseudonyms, Lock, RunRecord};
+use crate::{dims, fault};
+use publish::Shared;
+
+/// A lock older than this is taken over (a run never takes this long).
+const LOCK_TTL_SECS: i64 = 6 * 3600;
+
+/// Step timings on stderr when `FOOTFALL_TRACE=1` (for profiling; off by default).
+fn trace(step: &str, t0: std::time::Instant) {
+    if std::env::var("FOOTFALL_TRACE").is_ok_and(|v| v == "1") {
+        eprintln!("trace: {step} at {:.2}s", t0.elapsed().as_secs_f64());
+    }
+}
+
+/// Runs `run` or `update` (with `dry_run`, only says what an update would read).
+pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Result<Report> {
+    let (started, t0) = (chrono::Utc::now(), std::time::Instant::now());
+    let (out, settings) = (&plan.out, &plan.settings);
+    let lock = if dry_run { None } else { Some(Lock::acquire(out, LOCK_TTL_SECS)?) };
+    fault::point("after-lock");
+    let plan::Prepared { mut manifest, prior, work, mut report } = plan::prepare(plan, mode)?;
+    if dry_run {
+        return Ok(report);
+    }
+    let state = manifest.objects(out);
+    let prior_state = prior.as_ref().map(|m| m.objects(out));
+    let dims = dims::load(plan.dims.as_ref(), settings.mac_key.as_ref())?;
+    trace("planned", t0);
+
+    let processed = rollup::ingest_files(plan, &dims, &work, &state, progress)?;
+    report.probe_reads = plan.probes.reads.load(std::sync::atomic::Ordering::Relaxed);
+    let (changed, new_names) = rollup::record_files(&mut manifest, processed, &state, &mut report)?;
+    trace("segments written", t0);
+    fault::point("after-segments");
+
+    let by_day = manifest.files_by_day();
+    let cache = statuses::summarize_days(&state, &by_day, &changed, settings, progress)?;
+    trace("day summaries", t0);
+    fault::point("after-day-summaries");
+
+    let all_days = manifest.days();
+    let (statuses, customers) = statuses::all_statuses(&state, &all_days, settings)?;
+    let republish = statuses::republish_days(prior_state.as_ref(), &changed, &statuses, &customers)?;
+    let pseudonyms = match settings.mac_key {
+        None => None,
+        Some(_) => {
+            let old = prior_state.as_ref().map(|p| p.get_pseudonyms()).transpose()?.flatten();
+            Some(merge_pseudonyms(old, new_names)?)
+        }
+    };
+    trace("statuses and customers", t0);
+
+    let names = pseudonyms.as_ref().map(|(_, map)| map);
+    let shared = Shared { customers: &customers, dims: &dims, settings, names };
+    let status_by_day = statuses::split_statuses(&statuses, &republish)?;
+    report.dates_published = publish::publish_days(
+        out,
+        &state,
+        &by_day,
+        &republish,
+        cache,
+        status_by_day,
+        &statuses.clear(),
+        &shared,
+        progress,
+    )?;
+    fault::point("after-partitions");
+    let snap = SnapshotCtx { customers: &customers, manifest: &manifest, settings, names };
+    publish::publish_snapshots(out, &state, &snap, &statuses, pseudonyms.as_ref().map(|(df, _)| df))?;
+    trace("snapshots", t0);
+    fault::point("after-snapshots");
+
+    manifest.last_run = Some(RunRecord {
+        command: if mode == Mode::Run { "run".into() } else { "update".into() },
+        started_at: started.to_rfc3339(),
+        finished_at: chrono::Utc::now().to_rfc3339(),
+        files_processed: report.files_read,
+        dates_published: report.dates_published.len(),
+        outcome: "ok".into(),
+    });
+    manifest.save(out)?;
+    fault::point("after-manifest");
+    if mode == Mode::Run {
+        publish::cleanup_after_run(out, &manifest)?;
+    }
+    if let Some(lock) = lock {
+        lock.release()?;
+    }
+    Ok(report)
+}

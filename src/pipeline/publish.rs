@@ -1,0 +1,169 @@
+//! Stage 6, result tables → the published layout: every daily table of each date to
+//! re-publish (a date without data any more is retracted), then the snapshots beside the
+//! state they were computed from; after a `run`, what an older generation left behind.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use anyhow::Result;
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use super::rollup::load_day;
+use super::statuses::DayCache;
+use super::visits::{day_visits, DayVisits};
+use crate::config::Settings;
+use crate::dims::Dims;
+use crate::fault;
+use crate::metrics::{self, snapshots, DayCtx, SnapshotCtx};
+use crate::progress::Progress;
+use crate::schema::{Pseudonyms, TableSchema, MAC};
+use crate::state::{Manifest, State};
+use crate::store::Location;
+use crate::tables;
+use crate::timeutil::days_to_date;
+
+/// Computes and publishes every daily table of each day in `days`; returns the dates
+/// published (a day without data is retracted instead).
+#[allow(clippy::too_many_arguments)]
+pub fn publish_days(
+    out: &Location,
+    state: &State,
+    by_day: &BTreeMap<i32, Vec<&str>>,
+    days: &BTreeSet<i32>,
+    mut cache: DayCache,
+    mut status_by_day: HashMap<i32, DataFrame>,
+    empty_status: &DataFrame,
+    shared: &Shared,
+    progress: Progress,
+) -> Result<Vec<NaiveDate>> {
+    let bar = progress.bar(days.len() as u64, "publishing");
+    let mut published = Vec::with_capacity(days.len());
+    let mut first_partition = true;
+    for &day in days {
+        let date = days_to_date(day);
+        if !by_day.contains_key(&day) {
+            retract(out, date)?;
+            bar.inc(1);
+            continue;
+        }
+        {
+            let (pos, visits) = match cache.remove(&day) {
+                Some((p, v)) => (p, Some(v)),
+                None => (load_day(state, by_day, day)?, None),
+            };
+            let status = status_by_day.remove(&day).unwrap_or_else(|| empty_status.clone());
+            for (schema, df) in tables_of_day(day, pos, visits, status, shared)? {
+                tables::publish_partition(out, schema, date, df)?;
+                if first_partition {
+                    first_partition = false;
+                    fault::point("after-first-partition");
+                }
+            }
+        }
+        published.push(date);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(published)
+}
+
+/// Removes every daily table's partition of a date that has no data any more.
+fn retract(out: &Location, date: NaiveDate) -> Result<()> {
+    for m in metrics::DAILY {
+        out.delete(&tables::partition_rel(m.name, date))?;
+    }
+    Ok(())
+}
+
+/// Publishes every snapshot table and stores, beside them in the state, what the next update
+/// compares against; the two sets of writes are independent, so they overlap.
+pub fn publish_snapshots(
+    out: &Location,
+    state: &State,
+    ctx: &SnapshotCtx,
+    statuses: &DataFrame,
+    pseudonyms: Option<&DataFrame>,
+) -> Result<()> {
+    crate::par::join(
+        || {
+            crate::par::map(snapshots::SNAPSHOTS, |s| {
+                let schema = crate::schema::get(s.name)?;
+                let df = schema.conform_with((s.query)(ctx)?, &ctx.settings.tz_name, ctx.names)?;
+                tables::publish_snapshot(out, schema, df)
+            })
+        },
+        || {
+            state.put_customers(&mut ctx.customers.clone())?;
+            state.put_statuses(&mut statuses.clone())?;
+            if let Some(dict) = pseudonyms {
+                state.put_pseudonyms(&mut dict.clone())?;
+            }
+            Ok(())
+        },
+    )?;
+    Ok(())
+}
+
+/// After a `run`: removes the previous generation's state and the partitions of dates that
+/// no longer have data.
+pub fn cleanup_after_run(out: &Location, manifest: &Manifest) -> Result<()> {
+    for e in out.list_under("_state")? {
+        let top = e.rel.split('/').nth(1).unwrap_or("");
+        if top.starts_with("gen-") && top != manifest.generation {
+            out.delete(&e.rel)?;
+        }
+    }
+    let dates: BTreeSet<NaiveDate> = manifest.days().iter().map(|d| days_to_date(*d)).collect();
+    for m in metrics::DAILY {
+        for d in tables::published_dates(out, m.name)? {
+            if !dates.contains(&d) {
+                out.delete(&tables::partition_rel(m.name, d))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What every date of a run shares.
+pub struct Shared<'a> {
+    pub customers: &'a DataFrame,
+    pub dims: &'a Dims,
+    pub settings: &'a Settings,
+    pub names: Option<&'a Pseudonyms>,
+}
+
+/// Every table of one date from its rollup (`mall` visits if already computed) and its
+/// statuses: applies `staff.policy = "exclude"`, derives the shop visits, runs the catalogue.
+pub fn tables_of_day(
+    day: i32,
+    pos: DataFrame,
+    visits: Option<DayVisits>,
+    status: DataFrame,
+    sh: &Shared,
+) -> Result<Vec<(&'static TableSchema, DataFrame)>> {
+    let s = sh.settings;
+    let DayVisits { shop, mall } = match visits {
+        Some(v) => v,
+        None => day_visits(&pos, s)?,
+    };
+    // A device is staff for the whole day, so dropping its rows equals recomputing without it.
+    let (pos, shop) = if s.staff_exclude {
+        let staff = status.clone().lazy().filter(col("staff")).select([col(MAC)]);
+        let without = |df: DataFrame| df.lazy().anti_join(staff.clone(), col(MAC), col(MAC)).collect();
+        (without(pos)?, without(shop)?)
+    } else {
+        (pos, shop)
+    };
+    let ctx = DayCtx {
+        day,
+        pos,
+        visits: shop,
+        mall,
+        status,
+        customers: sh.customers,
+        dims: sh.dims,
+        settings: s,
+        names: sh.names,
+    };
+    metrics::compute_day(&ctx)
+}

@@ -1,0 +1,222 @@
+//! Read-side views over the published tables that commands print: `check`'s data-quality
+//! summary, one device's story (`customer`) and the demo summary. Commands only parse
+//! arguments and print what these return.
+
+use anyhow::Result;
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use crate::config::Settings;
+use crate::schema::{self, MAC};
+use crate::store::Location;
+use crate::tables::read_table;
+use crate::timeutil::days_to_date;
+
+fn table(out: &Location, name: &str, tz: &str, from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<DataFrame> {
+    read_table(out, schema::get(name)?, tz, from, to)
+}
+
+/// `check`: the data-quality report of SPEC §4 over the partition dates in `[from, to]`, one
+/// row per measure. Counts are summed over files, except `distinct_devices`: the true number
+/// of distinct devices with kept records on the local dates checked (per-file distinct counts
+/// do not add up). Returns the report and the rejected share.
+pub fn quality_summary(
+    out: &Location,
+    settings: &Settings,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Result<(DataFrame, f64)> {
+    let tz = settings.tz_name.as_str();
+    let dq_schema = schema::get("data_quality")?;
+    let dq = read_table(out, dq_schema, tz, from, to)?;
+    let counts: Vec<&str> = dq_schema
+        .columns
+        .iter()
+        .filter(|c| c.ty == "int64" && c.name != "distinct_devices")
+        .map(|c| c.name.as_str())
+        .collect();
+    let mut report = dq
+        .lazy()
+        .select(
+            std::iter::once(len().cast(DataType::Int64).alias("files"))
+                .chain(counts.iter().map(|c| col(*c).sum().cast(DataType::Int64)))
+                .collect::<Vec<_>>(),
+        )
+        .with_columns([
+            (col("rows_rejected").cast(DataType::Float64) / col("rows_read").cast(DataType::Float64))
+                .alias("rejected_share"),
+            (col("randomized_rows").cast(DataType::Float64) / col("rows_accepted").cast(DataType::Float64))
+                .alias("randomized_share"),
+        ])
+        .collect()?;
+    let share = report.column("rejected_share")?.f64()?.get(0).unwrap_or(0.0);
+    // Hours inside opening hours without a single device, over the dates with data.
+    let (open, close) = settings.opening;
+    let hourly = table(out, "mall_hourly_visitors", tz, from, to)?;
+    let days = table(out, "mall_daily_visitors", tz, from, to)?.height() as i64;
+    let hour = || col("hour_start").dt().hour().cast(DataType::UInt32);
+    let busy_open = hourly
+        .lazy()
+        .filter(hour().gt_eq(lit(open)).and(hour().lt(lit(close))))
+        .select([len().cast(DataType::Int64).alias("n")])
+        .collect()?
+        .column("n")?
+        .i64()?
+        .get(0)
+        .unwrap_or(0);
+    let distinct = crate::state::distinct_devices(out, from, to)?;
+    report.with_column(Column::new("distinct_devices".into(), [distinct]))?;
+    report.with_column(Column::new("empty_open_hours".into(), [(days * (close - open) as i64 - busy_open).max(0)]))?;
+    // One row per measure reads better than one very wide row.
+    let names: Vec<String> = report.get_column_names().iter().map(|s| s.to_string()).collect();
+    let values: Vec<String> =
+        report.columns().iter().map(|c| c.get(0).map(|v| v.to_string()).unwrap_or_default()).collect();
+    Ok((df!("measure" => names, "value" => values)?, share))
+}
+
+/// One device's story on one day.
+pub struct Story {
+    /// The device as published: its MAC, or its pseudonym with a MAC key.
+    pub device: String,
+    pub date: NaiveDate,
+    /// Its `customers` row.
+    pub customer: DataFrame,
+    /// Its visits that day (shop, name, start, end, dwell).
+    pub visits: DataFrame,
+    /// Its `favorite_shop_daily` row that day.
+    pub favourite: DataFrame,
+}
+
+/// The story of the device with this (raw, parsed) MAC on `date` (default: its last day);
+/// `Err(device)` when it was never seen.
+pub fn customer_story(
+    out: &Location,
+    settings: &Settings,
+    mac: u64,
+    date: Option<NaiveDate>,
+) -> Result<std::result::Result<Story, String>> {
+    // Outputs hold pseudonyms when a key is set: the raw MAC given here is hashed the same way.
+    let device = match &settings.mac_key {
+        Some(k) => k.pseudonym(mac),
+        None => crate::mac::format_mac(mac),
+    };
+    let tz = settings.tz_name.as_str();
+    let is_me = || col(MAC).eq(lit(device.clone()));
+    let customer = table(out, "customers", tz, None, None)?.lazy().filter(is_me()).collect()?;
+    if customer.height() == 0 {
+        return Ok(Err(device));
+    }
+    let date = match date {
+        Some(d) => d,
+        None => days_to_date(customer.column("last_date")?.cast(&DataType::Int32)?.i32()?.get(0).unwrap_or_default()),
+    };
+    let day = Some(date);
+    // Visits that day, from the device's positions: the same gap rule as the metrics.
+    let pos = table(out, "customer_positions", tz, day, day)?
+        .lazy()
+        .filter(is_me())
+        .select([
+            (col("second").dt().timestamp(TimeUnit::Milliseconds) / lit(1000i64)).alias("second"),
+            lit(mac).alias(MAC),
+            col("shop_code"),
+            col("rssi_max"),
+        ])
+        .collect()?;
+    let visits = crate::pipeline::visits::visits(&pos, settings.visit_gap)?;
+    let shops = table(out, "shop_daily_visitors", tz, day, day)?
+        .lazy()
+        .select([col("shop_code"), col("shop_name")])
+        .unique(None, UniqueKeepStrategy::Any);
+    let mut visits = visits
+        .lazy()
+        .left_join(shops, col("shop_code"), col("shop_code"))
+        .sort(["start", "shop_code"], Default::default())
+        .select([col("shop_code"), col("shop_name"), col("start"), col("end"), col("dwell").alias("dwell_seconds")])
+        .collect()?;
+    for c in ["start", "end"] {
+        let s = visits.column(c)?.cast(&DataType::Int64)?;
+        let s = (s.as_materialized_series() * 1_000_000i64)
+            .cast(&DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)))?
+            .cast(&schema::dtype_of("timestamp", tz))?;
+        visits.with_column(s.with_name(c.into()).into_column())?;
+    }
+    let favourite = table(out, "favorite_shop_daily", tz, day, day)?.lazy().filter(is_me()).collect()?;
+    Ok(Ok(Story { device, date, customer, visits, favourite }))
+}
+
+/// What `footfall demo` prints after its run.
+pub struct DemoSummary {
+    /// Per date: visitors, new vs returning, the peak hour.
+    pub daily: DataFrame,
+    /// Per date: detected vs visitors, capture rate, median dwell, loyalty split, staff.
+    pub engaged: DataFrame,
+    /// The top shops of the last full day.
+    pub top: Option<(NaiveDate, DataFrame)>,
+}
+
+pub fn demo_summary(out: &Location, tz: &str) -> Result<DemoSummary> {
+    let get = |t: &str| table(out, t, tz, None, None);
+    let daily = get("mall_daily_new_customers")?
+        .lazy()
+        .join(
+            get("peak_hour_daily")?.lazy().select([
+                col("date"),
+                col("hour_start").dt().hour().alias("peak_hour"),
+                col("visitors").alias("peak_visitors"),
+            ]),
+            [col("date")],
+            [col("date")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .select([
+            col("date"),
+            col("visitors"),
+            col("new_customers"),
+            col("returning_customers"),
+            (col("new_ratio") * lit(100.0)).round(1, RoundMode::HalfAwayFromZero).alias("new_%"),
+            col("peak_hour"),
+            col("peak_visitors"),
+        ])
+        .sort(["date"], Default::default())
+        .collect()?;
+    let engaged = get("mall_daily_engagement")?
+        .lazy()
+        .join(get("mall_daily_loyalty")?.lazy(), [col("date")], [col("date")], JoinArgs::new(JoinType::Left))
+        .select([
+            col("date"),
+            col("detected"),
+            col("visitors"),
+            (col("capture_rate") * lit(100.0)).round(1, RoundMode::HalfAwayFromZero).alias("capture_%"),
+            (col("median_dwell_seconds") / lit(60.0)).round(1, RoundMode::HalfAwayFromZero).alias("median_dwell_min"),
+            col("first_time"),
+            col("daily"),
+            col("weekly"),
+            col("occasional"),
+            col("staff"),
+        ])
+        .sort(["date"], Default::default())
+        .collect()?;
+    // The last full day (the day after the last one only holds late-night spill-over).
+    let busiest = daily.column("visitors")?.i64()?.max().unwrap_or(0);
+    let last = daily
+        .clone()
+        .lazy()
+        .filter(col("visitors").gt_eq(lit(busiest / 10)))
+        .select([col("date").cast(DataType::Int32).max()])
+        .collect()?
+        .column("date")?
+        .i32()?
+        .get(0);
+    let top = match last {
+        None => None,
+        Some(last) => {
+            let top = get("top_shops_daily")?
+                .lazy()
+                .filter(col("date").cast(DataType::Int32).eq(lit(last)))
+                .select([col("rank"), col("shop_code"), col("shop_name"), col("visitors")])
+                .collect()?;
+            Some((days_to_date(last), top))
+        }
+    };
+    Ok(DemoSummary { daily, engaged, top })
+}
