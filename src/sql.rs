@@ -23,10 +23,13 @@ pub fn result_table(out: &Location, schema: &TableSchema, tz: &str) -> Result<La
         if has_files {
             let glob = format!("{}/**/*.parquet", dir.display());
             let args = ScanArgsParquet {
+                // `date` of a partitioned table comes from the path (see crate::tables).
                 hive_options: HiveOptions {
                     enabled: Some(!schema.is_snapshot()),
                     hive_start_idx: 0,
-                    schema: None,
+                    schema: (!schema.is_snapshot()).then(|| {
+                        Arc::new(Schema::from_iter([Field::new(crate::tables::PARTITION.into(), DataType::Date)]))
+                    }),
                     try_parse_dates: true,
                 },
                 ..Default::default()

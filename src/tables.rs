@@ -3,6 +3,10 @@
 //! (`<out>/<table>/<table>.parquet`), each written with a single PUT, so readers see the old
 //! partition or the new one, never a mix. Reads prune by partition: only the `date=` objects
 //! inside the requested range are fetched (show, diff, demo summary, tests).
+//!
+//! Hive convention: a partition column lives in the path only. A date-partitioned file holds
+//! every column but `date` (Spark, pyarrow and Trino refuse or fail to merge a file column
+//! that duplicates a partition key); readers here put `date` back from the path.
 
 use std::io::Cursor;
 
@@ -29,6 +33,9 @@ pub fn read_parquet(bytes: Bytes) -> Result<DataFrame> {
     Ok(ParquetReader::new(Cursor::new(bytes)).finish()?)
 }
 
+/// The partition column of date-partitioned tables (in the path, not in the files).
+pub const PARTITION: &str = "date";
+
 /// Relative object name of a table partition.
 pub fn partition_rel(table: &str, date: NaiveDate) -> String {
     format!("{table}/date={}/part-0.parquet", date.format("%Y-%m-%d"))
@@ -39,9 +46,11 @@ pub fn snapshot_rel(table: &str) -> String {
     format!("{table}/{table}.parquet")
 }
 
-/// Publishes one partition (an empty frame publishes an empty partition).
-pub fn publish_partition(out: &Location, schema: &TableSchema, date: NaiveDate, mut df: DataFrame) -> Result<()> {
+/// Publishes one partition (an empty frame publishes an empty partition); `date` is dropped,
+/// the path holds it.
+pub fn publish_partition(out: &Location, schema: &TableSchema, date: NaiveDate, df: DataFrame) -> Result<()> {
     let rel = partition_rel(&schema.name, date);
+    let mut df = if df.column(PARTITION).is_ok() { df.drop(PARTITION)? } else { df };
     let bytes = parquet_bytes(&mut df).with_context(|| format!("cannot encode {}", out.show(&rel)))?;
     out.put(&rel, bytes)
 }
@@ -75,32 +84,34 @@ pub fn read_table(
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
 ) -> Result<DataFrame> {
-    let rels: Vec<String> = if schema.is_snapshot() {
+    // (object, the date its path holds)
+    let rels: Vec<(String, Option<NaiveDate>)> = if schema.is_snapshot() {
         let rel = snapshot_rel(&schema.name);
         match out.get_opt(&rel)? {
-            Some(_) => vec![rel],
+            Some(_) => vec![(rel, None)],
             None => vec![],
         }
     } else {
         out.list_under(&schema.name)?
             .into_iter()
             .filter(|e| e.rel.ends_with(".parquet"))
-            .filter(|e| {
-                let date = e
+            .filter_map(|e| {
+                let d = e
                     .rel
                     .split('/')
                     .find_map(|s| s.strip_prefix("date="))
-                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
-                match date {
-                    None => false,
-                    Some(d) => from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t),
-                }
+                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())?;
+                (from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t)).then_some((e.rel, Some(d)))
             })
-            .map(|e| e.rel)
             .collect()
     };
-    let frames: Vec<DataFrame> = crate::par::map(&rels, |rel| {
-        read_parquet(out.get(rel)?).with_context(|| format!("cannot read {}", out.show(rel)))
+    let frames: Vec<DataFrame> = crate::par::map(&rels, |(rel, date)| {
+        let mut df = read_parquet(out.get(rel)?).with_context(|| format!("cannot read {}", out.show(rel)))?;
+        if let (Some(d), Err(_)) = (date, df.column(PARTITION)) {
+            let days = Series::new(PARTITION.into(), vec![crate::timeutil::date_to_days(*d); df.height()]);
+            df.with_column(days.cast(&DataType::Date)?.into_column())?;
+        }
+        Ok(df)
     })?;
     let mut df: Option<DataFrame> = None;
     for f in frames {

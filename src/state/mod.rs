@@ -64,8 +64,9 @@ pub const REASONS: [&str; 10] = [
 ];
 
 pub const MANIFEST: &str = "_state/manifest.json";
-/// 3: the settings fingerprint is derived from `Settings` (JSON).
-const FORMAT: u32 = 3;
+/// 3: the settings fingerprint is derived from `Settings` (JSON); 4: published date partitions
+/// hold no `date` column (Hive convention), so an older output must be rebuilt by `run`.
+const FORMAT: u32 = 4;
 
 /// What the state knows of one input file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -12,4 +12,5 @@ mod incremental;
 mod metrics;
 mod presence;
 mod privacy;
+mod readers;
 mod s3;

@@ -1,0 +1,65 @@
+//! Published tables through the readers a data team uses — pyarrow (`read_table` and
+//! `dataset`), pandas, DuckDB, Polars and Spark (`tests/readers.py`) — after a `run` and an
+//! `update`: every result table's rows, column names and types checked against `schemas/`.
+//! `.ci/run` installs them in a Python environment (FOOTFALL_READERS_PYTHON); without it
+//! these tests say so and pass, unless FOOTFALL_REQUIRE_READERS=1 (set by `.ci/run`).
+
+use std::collections::BTreeMap;
+
+use crate::util::*;
+
+fn python() -> Option<String> {
+    if let Ok(p) = std::env::var("FOOTFALL_READERS_PYTHON") {
+        return Some(p);
+    }
+    let required = std::env::var("FOOTFALL_REQUIRE_READERS").is_ok_and(|v| v == "1");
+    assert!(!required, "FOOTFALL_REQUIRE_READERS=1 but FOOTFALL_READERS_PYTHON is not set");
+    eprintln!("skipped: no FOOTFALL_READERS_PYTHON (a Python with pyarrow, pandas, duckdb, polars, pyspark; see .ci/run)");
+    None
+}
+
+#[test]
+fn every_engine_reads_every_table_after_run_and_update() {
+    let Some(py) = python() else { return };
+    let dir = golden_mall();
+    let d = dir.path();
+    // Partitions written by `run` and by a later `update` must read as one dataset.
+    let files = golden_files();
+    let later = &files[files.len() / 2..];
+    for f in later {
+        std::fs::remove_file(d.join("probes").join(f)).unwrap();
+    }
+    ok(d, &["run", "--config", "footfall.toml"]);
+    for f in later {
+        let to = d.join("probes").join(f);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(root().join("data/golden/probes").join(f), to).unwrap();
+    }
+    let o = ok(d, &["update", "--config", "footfall.toml"]);
+    assert!(o.stderr.contains(&format!("{} new", later.len())), "{}", o.explain());
+
+    let tables = ok(d, &["tables", "--format", "csv"]).stdout;
+    let mut expected = BTreeMap::new();
+    for t in tables.lines().skip(1).map(|l| l.split(',').next().unwrap()) {
+        let rows = ok(d, &["show", t, "--config", "footfall.toml", "--format", "csv"]).stdout.lines().count() - 1;
+        expected.insert(t.to_string(), rows);
+    }
+    assert!(expected["customer_positions"] > 100, "{expected:?}");
+    std::fs::write(d.join("expected.json"), serde_json::to_string(&expected).unwrap()).unwrap();
+    let o = std::process::Command::new(&py)
+        .arg(root().join("tests/readers.py"))
+        .arg(d.join("out"))
+        .arg(root().join("schemas"))
+        .arg(d.join("expected.json"))
+        .env("FOOTFALL_TZ", "Europe/Berlin")
+        .output()
+        .expect("cannot start python");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "tests/readers.py failed\n--- stdout ---\n{stdout}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Every reader read every table.
+    assert_eq!(stdout.lines().filter(|l| l.ends_with(" ok")).count(), 6 * expected.len(), "{stdout}");
+}
