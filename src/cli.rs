@@ -108,6 +108,9 @@ pub enum Command {
     /// Data-quality report; exit 1 when a threshold is crossed.
     #[command(after_help = "Example:\n  footfall check --config demo/footfall.toml --max-rejected-share 0.01")]
     Check(CheckArgs),
+    /// One self-contained HTML file with charts of the result tables (opens offline).
+    #[command(after_help = "Example:\n  footfall report --config demo/footfall.toml --out report.html")]
+    Report(ReportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -239,4 +242,20 @@ pub struct CustomerArgs {
     pub date: Option<String>,
     #[command(flatten)]
     pub plan: PlanArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// First date (inclusive); default: the last 7 dates with data.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last date (inclusive).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// The HTML file to write.
+    #[arg(long, value_name = "FILE", default_value = "report.html")]
+    pub out: std::path::PathBuf,
+    /// The result tables' folder or URL; overrides output.dir.
+    #[arg(long, value_name = "DIR")]
+    pub results: Option<String>,
 }

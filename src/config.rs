@@ -164,9 +164,12 @@ pub struct Settings {
     pub mac_key: Option<crate::mac::MacKey>,
     pub density_cell: f64,
     pub density_slot: i64,
-    /// Local opening hours [open, close): only `footfall check` reads them.
+    /// Local opening hours [open, close): only `footfall check` and the report read them.
     #[serde(skip)]
     pub opening: (u32, u32),
+    /// The mall's name (`mall.name`), for titles.
+    #[serde(skip)]
+    pub mall_name: String,
 }
 
 fn key_fingerprint<S: serde::Serializer>(k: &Option<crate::mac::MacKey>, s: S) -> Result<S::Ok, S::Error> {
@@ -199,6 +202,7 @@ impl Default for Settings {
             density_cell: 5.0,
             density_slot: 900,
             opening: (10, 22),
+            mall_name: "The mall".into(),
         }
     }
 }
@@ -335,6 +339,7 @@ pub fn settings(cfg: &FileConfig, ov: &Overrides) -> Result<Settings> {
         density_cell: cell,
         density_slot,
         opening,
+        mall_name: cfg.mall.name.clone().unwrap_or(d.mall_name),
     })
 }
 

@@ -20,6 +20,7 @@ pub mod par;
 pub mod pipeline;
 pub mod print;
 pub mod progress;
+pub mod report;
 pub mod rules;
 pub mod schema;
 pub mod sql;

@@ -56,6 +56,8 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
         writeln!(stdout, "\nTop shops on {d}:\n")?;
         write_frame(&mut stdout, &mut top, Format::Table)?;
     }
+    let report = super::report::write(&plan.out, &plan.settings, None, None, &a.dir.join("report.html"))?;
+    writeln!(stdout, "\nReport (open it in a browser, works offline): {}", report.display())?;
     writeln!(
         stdout,
         "\nExplore: footfall tables | footfall show top_shops_daily --config {} | footfall check --config {}",

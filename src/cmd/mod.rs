@@ -10,6 +10,7 @@ mod customer;
 mod demo;
 mod diff;
 mod generate;
+mod report;
 mod run;
 mod schema;
 mod show;
@@ -57,6 +58,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Check(a) => check::run(&ctx, a),
         Command::Sql(a) => sql::run(&ctx, a),
         Command::Customer(a) => customer::run(&ctx, a),
+        Command::Report(a) => report::run(&ctx, a),
     }
 }
 

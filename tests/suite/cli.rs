@@ -194,7 +194,8 @@ fn global_options_are_accepted_anywhere() {
     assert!(s.starts_with("column,type,nullable,key,meaning\nuser_device_mac,"), "{s}");
     ok(&sub, &["--config", cfg, "--progress", "off", "run"]);
     let before = ok(&sub, &["show", "mall_daily_visitors", "--config", cfg, "--format", "csv"]).stdout;
-    let after = ok(&sub, &["--config", cfg, "--format", "csv", "show", "mall_daily_visitors", "--progress", "off"]).stdout;
+    let after =
+        ok(&sub, &["--config", cfg, "--format", "csv", "show", "mall_daily_visitors", "--progress", "off"]).stdout;
     assert_eq!(before, after);
     assert!(before.starts_with("date,visitors\n2026-"), "{before}");
     let st = ok(&sub, &["status", "-c", cfg]).stdout;
@@ -335,4 +336,9 @@ fn demo_runs_end_to_end_and_summarises_engagement() {
         .split_whitespace()
         .collect();
     assert_eq!((demo_row[1], demo_row[2]), (row[1], row[2]), "detected and visitors");
+    // The demo also writes its report and says where.
+    let report = d.join("mall/report.html");
+    assert!(o.stdout.contains("mall/report.html"), "{}", o.explain());
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("2026-03-05") && html.contains("id=\"footfall-data\""), "report lacks the demo's data");
 }

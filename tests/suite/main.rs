@@ -13,4 +13,5 @@ mod metrics;
 mod presence;
 mod privacy;
 mod readers;
+mod report;
 mod s3;

@@ -14,7 +14,9 @@ fn python() -> Option<String> {
     }
     let required = std::env::var("FOOTFALL_REQUIRE_READERS").is_ok_and(|v| v == "1");
     assert!(!required, "FOOTFALL_REQUIRE_READERS=1 but FOOTFALL_READERS_PYTHON is not set");
-    eprintln!("skipped: no FOOTFALL_READERS_PYTHON (a Python with pyarrow, pandas, duckdb, polars, pyspark; see .ci/run)");
+    eprintln!(
+        "skipped: no FOOTFALL_READERS_PYTHON (a Python with pyarrow, pandas, duckdb, polars, pyspark; see .ci/run)"
+    );
     None
 }
 
