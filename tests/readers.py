@@ -105,18 +105,22 @@ for table, s in schemas.items():
     path = os.path.join(out, table)
     partitioned = s["partitioning"] == "date"
 
-    # pyarrow.parquet.read_table: hive keys are inferred as (dictionary) strings; pyarrow never
-    # infers a date from a path, so `date` is checked by value here and by type below.
+    # pyarrow.parquet.read_table: pyarrow infers hive keys as (dictionary) strings, never as
+    # dates, so here `date` must be exactly that and hold its partitions' dates; every other
+    # column is checked against the schema. pyarrow.dataset below types it as a date.
     t = pq.read_table(path)
     cols = [(f.name, str(f.type)) for f in t.schema if not (partitioned and f.name == "date")]
     cols = [(n, "string" if ty in ("large_string", "string_view") else ty) for n, ty in cols]
     if partitioned:
+        ty = str(t.schema.field("date").type)
+        if ty not in ("dictionary<values=string, indices=int32, ordered=0>", "string"):
+            failures.append(f"pyarrow read_table {table}: date is {ty}, not the inferred partition string")
         got = sorted({str(v) for v in t.column("date").to_pylist()})
         dirs = sorted(d[5:] for d in os.listdir(path) if d.startswith("date="))
         # Every row's date is its partition's (a date can have an empty partition).
         if not set(got) <= set(dirs):
             failures.append(f"pyarrow read_table {table}: date values {got[:3]} not among partitions {dirs[:3]}")
-        cols.append(("date", "date32[day]"))
+        cols.append(("date", "date32[day]"))  # checked just above, as a partition string
     check("pyarrow", table, t.num_rows, cols)
 
     # pyarrow.dataset with hive partitioning, date typed as the schema says.
