@@ -9,10 +9,12 @@ use std::path::{Path, PathBuf};
 
 use crate::util::*;
 
-const CHARTS: [&str; 10] = ["daily", "hourly", "peak", "top", "engagement", "dwell", "loyalty", "flows", "density", "quality"];
+const CHARTS: [&str; 10] =
+    ["daily", "hourly", "peak", "top", "engagement", "dwell", "loyalty", "flows", "density", "quality"];
 
 fn chromium() -> Option<PathBuf> {
-    let p = std::env::var("FOOTFALL_CHROMIUM").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("/usr/bin/chromium"));
+    let p =
+        std::env::var("FOOTFALL_CHROMIUM").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("/usr/bin/chromium"));
     if p.exists() {
         return Some(p);
     }
@@ -110,6 +112,74 @@ fn report_is_self_contained_deterministic_and_renders_every_chart() {
     for row in csv("shop_transitions_daily").lines().skip(1) {
         let f: Vec<&str> = row.split(',').collect();
         assert!(flows.iter().any(|t| t == f[1]) && flows.iter().any(|t| t == f[2]), "{row} not on the flows chart");
+    }
+    // Stacked per-date charts: every non-zero count is labelled.
+    let nonzero = |t: &str, cols: &[&str]| -> Vec<String> {
+        let text = csv(t);
+        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        let idx: Vec<usize> = cols.iter().map(|c| header.iter().position(|h| h == c).unwrap()).collect();
+        let mut out = Vec::new();
+        for l in text.lines().skip(1) {
+            let f: Vec<&str> = l.split(',').collect();
+            out.extend(idx.iter().map(|i| f[*i].to_string()).filter(|v| v != "0"));
+        }
+        out
+    };
+    let (_, loyalty) = chart_text(&dom, "loyalty");
+    for v in nonzero("mall_daily_loyalty", &["first_time", "daily", "weekly", "occasional"]) {
+        assert!(loyalty.contains(&v), "loyalty count {v} not on the chart: {loyalty:?}");
+    }
+    let (_, dwell) = chart_text(&dom, "dwell");
+    for v in
+        nonzero("mall_daily_engagement", &["dwell_lt_5m", "dwell_5_20m", "dwell_20_60m", "dwell_1_6h", "dwell_6h_plus"])
+    {
+        assert!(dwell.contains(&v), "dwell bucket count {v} not on the chart: {dwell:?}");
+    }
+    let (_, hourly) = chart_text(&dom, "hourly");
+    for row in csv("mall_hourly_visitors").lines().skip(1) {
+        let v = row.rsplit(',').next().unwrap().to_string();
+        assert!(hourly.contains(&v), "hourly visitors {v} not on the heatmap");
+    }
+    // Per-shop charts show the day their title names.
+    let day = dom.split("Top shops on ").nth(1).map(|t| t[..10].to_string()).expect("top shops title");
+    let shops =
+        ok(d, &["show", "shop_daily_engagement", "--config", "footfall.toml", "--date", &day, "--format", "csv"])
+            .stdout;
+    let (_, top) = chart_text(&dom, "top");
+    let (_, eng) = chart_text(&dom, "engagement");
+    for row in shops.lines().skip(1) {
+        let f: Vec<&str> = row.split(',').collect();
+        assert!(top.contains(&format!("{} ({})", f[2], f[1])), "shop {} not on the top chart: {top:?}", f[1]);
+        let capture = format!("{}", (f[6].parse::<f64>().unwrap() * 1000.0).round() / 10.0);
+        assert!(eng.contains(&capture), "capture {capture} % of {} not on the chart: {eng:?}", f[1]);
+    }
+    let visitors =
+        ok(d, &["show", "shop_daily_visitors", "--config", "footfall.toml", "--date", &day, "--format", "csv"]).stdout;
+    for row in visitors.lines().skip(1) {
+        let v = row.rsplit(',').next().unwrap().to_string();
+        assert!(top.contains(&v), "{v} visitors not on the top chart: {top:?}");
+    }
+    let (_, density) = chart_text(&dom, "density");
+    assert!(density.iter().any(|t| t.parse::<i64>().is_ok_and(|n| n > 0)), "no device count on the density grid");
+    let (_, quality) = chart_text(&dom, "quality");
+    let dq = ok(
+        d,
+        &[
+            "sql",
+            "SELECT date, SUM(rows_rejected) AS r, SUM(rows_read) AS n FROM data_quality GROUP BY date",
+            "--config",
+            "footfall.toml",
+            "--format",
+            "csv",
+        ],
+    )
+    .stdout;
+    for row in dq.lines().skip(1) {
+        let f: Vec<f64> = row.split(',').skip(1).map(|v| v.parse().unwrap()).collect();
+        let pct = format!("{}", (f[0] / f[1] * 10000.0).round() / 100.0);
+        if f[0] > 0.0 {
+            assert!(quality.contains(&pct), "rejected {pct} % not on the quality chart: {quality:?}");
+        }
     }
     assert!(dom.contains("<table class=\"quality\">"), "no data-quality table");
 

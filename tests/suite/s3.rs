@@ -178,6 +178,12 @@ fn run_and_updates_in_a_bucket_equal_the_local_run() {
     assert!(o.stdout.starts_with("date,visitors\n2026-03-28,"), "{}", o.explain());
     let o = ff(&s, d, &["status", "--config", "s3.toml"], &[]);
     assert!(o.stdout.contains("pending:     0 new, 0 changed"), "{}", o.explain());
+    // The report reads the bucket: the same file as from the local outputs.
+    let o = ff(&s, d, &["report", "--config", "s3.toml", "--out", "s3.html"], &[]);
+    assert_eq!(o.code, 0, "{}", o.explain());
+    let o = ff(&s, d, &["report", "--config", "s3.toml", "--results", "local-out", "--out", "local.html"], &[]);
+    assert_eq!(o.code, 0, "{}", o.explain());
+    assert!(std::fs::read(d.join("s3.html")).unwrap() == std::fs::read(d.join("local.html")).unwrap());
     // No secret in the state.
     let manifest = std::fs::read_to_string(d.join("s3root/bucket/out/_state/manifest.json")).unwrap();
     assert!(!manifest.contains(SECRET));
