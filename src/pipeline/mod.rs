@@ -57,7 +57,8 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
 
     let processed = rollup::ingest_files(plan, &dims, &work, &state, progress)?;
     report.probe_reads = plan.probes.reads.load(std::sync::atomic::Ordering::Relaxed);
-    let (changed, new_names) = rollup::record_files(&mut manifest, processed, &state, &mut report)?;
+    let rollup::Recorded { changed, names: new_names } =
+        rollup::record_files(&mut manifest, processed, &state, &mut report)?;
     trace("segments written", t0);
     fault::point("after-segments");
 

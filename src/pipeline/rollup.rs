@@ -102,14 +102,22 @@ pub fn ingest_files(
     Ok(processed)
 }
 
+/// What recording the ingested files changed.
+pub struct Recorded {
+    /// Days whose data changed (new files' days, and every day a changed file had).
+    pub changed: BTreeSet<i32>,
+    /// (id, pseudonym) of the devices read (keyed mode).
+    pub names: Vec<(u64, String)>,
+}
+
 /// Records ingested files in the manifest being built; a changed file's segments of days it no
-/// longer has are retracted. Returns the days whose data changed and the new pseudonyms.
+/// longer has are retracted.
 pub fn record_files(
     manifest: &mut Manifest,
     processed: Vec<Processed>,
     state: &State,
     report: &mut Report,
-) -> Result<(BTreeSet<i32>, Vec<(u64, String)>)> {
+) -> Result<Recorded> {
     let mut changed = BTreeSet::new();
     let mut names = Vec::new();
     report.files_read = processed.len();
@@ -128,5 +136,5 @@ pub fn record_files(
         report.rows_rejected += rec.quality.rejected.iter().sum::<i64>();
         manifest.files.insert(rel, rec);
     }
-    Ok((changed, names))
+    Ok(Recorded { changed, names })
 }
