@@ -229,8 +229,7 @@ pub fn render(out: &Location, settings: &Settings, mall: &str, dates: &[NaiveDat
     // `</` cannot end the data script early: JSON escapes it.
     let data = serde_json::to_string(&data)?.replace("</", "<\\/");
     Ok(format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"generator\" content=\"footfall {}\">\n<title>{title}</title>\n<style>\n{STYLE}</style>\n<script>\n/* ECharts {ECHARTS_VERSION} (Apache-2.0), vendored from npm */\n{ECHARTS}\n</script>\n</head>\n<body>\n<h1>{title}</h1>\n<p class=\"note\">Dates and hours are local to the mall ({tz}). Staff are excluded from visitors, dwell, loyalty, flows and density. Hover a chart for its numbers.</p>\n<main id=\"charts\"></main>\n<script id=\"footfall-data\" type=\"application/json\">{data}</script>\n<script>\n{CHARTS_JS}</script>\n</body>\n</html>\n",
-        env!("CARGO_PKG_VERSION"),
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"generator\" content=\"footfall\">\n<title>{title}</title>\n<style>\n{STYLE}</style>\n<script>\n/* ECharts {ECHARTS_VERSION} (Apache-2.0), vendored from npm */\n{ECHARTS}\n</script>\n</head>\n<body>\n<h1>{title}</h1>\n<p class=\"note\">Dates and hours are local to the mall ({tz}). Staff are excluded from visitors, dwell, loyalty, flows and density. Hover a chart for its numbers.</p>\n<main id=\"charts\"></main>\n<script id=\"footfall-data\" type=\"application/json\">{data}</script>\n<script>\n{CHARTS_JS}</script>\n</body>\n</html>\n"
     ))
 }
 
