@@ -136,9 +136,15 @@
   for (var x = D.density.x[0]; x <= D.density.x[1]; x++) xs.push(x);
   for (var y = D.density.y[0]; y <= D.density.y[1]; y++) ys.push(y);
   var cellIndex = function (c) { return [c[0] - D.density.x[0], c[1] - D.density.y[0], c[2]]; };
+  // Open on the busiest slot (most device-cells; the earliest on a tie).
+  var busiest = 0, best = -1;
+  D.density.cells.forEach(function (s, i) {
+    var n = s.reduce(function (a, c) { return a + c[2]; }, 0);
+    if (n > best) { best = n; busiest = i; }
+  });
   var densityOption = {
     baseOption: {
-      timeline: { axisType: "category", data: D.density.slots, autoPlay: false, bottom: 0, label: { fontSize: 9 } },
+      timeline: { axisType: "category", data: D.density.slots, currentIndex: busiest, autoPlay: false, bottom: 0, label: { fontSize: 9 } },
       tooltip: { formatter: function (p) { return "cell (" + xs[p.value[0]] + ", " + ys[p.value[1]] + "): " + p.value[2] + " devices"; } },
       grid: { left: 60, right: 30, top: 20, bottom: 110 },
       xAxis: { type: "category", data: xs, name: "cell x" },
@@ -148,7 +154,7 @@
     },
     options: D.density.cells.map(function (s) { return { series: [{ data: s.map(cellIndex) }] }; })
   };
-  chart("density", "Density on " + D.density.date, "Distinct devices with a position in each grid cell during a " + (D.density.slots.length ? "slot (pick it on the timeline)" : "slot") + "; staff excluded.", densityOption, true);
+  chart("density", "Density on " + D.density.date, "Distinct devices with a position in each grid cell during a " + (D.density.slots.length ? "slot (it opens on the busiest; pick another on the timeline)" : "slot") + "; staff excluded.", densityOption, true);
 
   // 10. Data quality.
   var q = D.quality.rows;
