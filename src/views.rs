@@ -51,27 +51,43 @@ pub fn quality_summary(
         .collect()?;
     let share = report.column("rejected_share")?.f64()?.get(0).unwrap_or(0.0);
     // Hours inside opening hours without a single device, over the dates with data.
-    let (open, close) = settings.opening;
     let hourly = table(out, "mall_hourly_visitors", tz, from, to)?;
-    let days = table(out, "mall_daily_visitors", tz, from, to)?.height() as i64;
-    let hour = || col("hour_start").dt().hour().cast(DataType::UInt32);
-    let busy_open = hourly
-        .lazy()
-        .filter(hour().gt_eq(lit(open)).and(hour().lt(lit(close))))
-        .select([len().cast(DataType::Int64).alias("n")])
-        .collect()?
-        .column("n")?
-        .i64()?
-        .get(0)
-        .unwrap_or(0);
+    let days = table(out, "mall_daily_visitors", tz, from, to)?.column("date")?.cast(&DataType::String)?;
+    let days: Vec<String> = days.str()?.iter().flatten().map(str::to_string).collect();
+    let empty: i64 = empty_open_hours(&hourly, &days, settings.opening)?.values().sum();
     let distinct = crate::state::distinct_devices(out, from, to)?;
     report.with_column(Column::new("distinct_devices".into(), [distinct]))?;
-    report.with_column(Column::new("empty_open_hours".into(), [(days * (close - open) as i64 - busy_open).max(0)]))?;
+    report.with_column(Column::new("empty_open_hours".into(), [empty]))?;
     // One row per measure reads better than one very wide row.
     let names: Vec<String> = report.get_column_names().iter().map(|s| s.to_string()).collect();
     let values: Vec<String> =
         report.columns().iter().map(|c| c.get(0).map(|v| v.to_string()).unwrap_or_default()).collect();
     Ok((df!("measure" => names, "value" => values)?, share))
+}
+
+/// Per date (`YYYY-MM-DD`) of `dates`: local opening hours `[open, close)` in which not a single
+/// device was heard, from `mall_hourly_visitors` rows.
+pub fn empty_open_hours(
+    hourly: &DataFrame,
+    dates: &[String],
+    (open, close): (u32, u32),
+) -> Result<std::collections::BTreeMap<String, i64>> {
+    let hour = || col("hour_start").dt().hour().cast(DataType::UInt32);
+    let busy = hourly
+        .clone()
+        .lazy()
+        .filter(hour().gt_eq(lit(open)).and(hour().lt(lit(close))))
+        .group_by([col("date").cast(DataType::String).alias("d")])
+        .agg([len().cast(DataType::Int64).alias("n")])
+        .collect()?;
+    let d = busy.column("d")?.str()?;
+    let n = busy.column("n")?.i64()?;
+    let busy: std::collections::BTreeMap<&str, i64> =
+        d.iter().zip(n.iter()).filter_map(|(d, n)| Some((d?, n.unwrap_or(0)))).collect();
+    Ok(dates
+        .iter()
+        .map(|day| (day.clone(), ((close - open) as i64 - busy.get(day.as_str()).copied().unwrap_or(0)).max(0)))
+        .collect())
 }
 
 /// One device's story on one day.

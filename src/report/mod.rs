@@ -272,15 +272,8 @@ fn quality_by_date(out: &Location, settings: &Settings, dates: &[NaiveDate], hou
     let (rej, rnd, late) =
         (floats(&by, "rejected_share", 4)?, floats(&by, "randomized_share", 4)?, ints(&by, "late_rows")?);
     let (open, close) = settings.opening;
-    let busy = hourly
-        .clone()
-        .lazy()
-        .filter(col("hour_start").dt().hour().cast(DataType::UInt32).gt_eq(lit(open)))
-        .filter(col("hour_start").dt().hour().cast(DataType::UInt32).lt(lit(close)))
-        .group_by([col("date").cast(DataType::String).alias("d")])
-        .agg([len().cast(DataType::Int64).alias("n")])
-        .collect()?;
-    let busy: BTreeMap<String, i64> = strings(&busy, "d")?.into_iter().zip(ints(&busy, "n")?).collect();
+    let date_strs: Vec<String> = dates.iter().map(|d| d.to_string()).collect();
+    let empty = crate::views::empty_open_hours(hourly, &date_strs, settings.opening)?;
     let rows: Vec<Value> = dates
         .iter()
         .map(|d| {
@@ -291,7 +284,7 @@ fn quality_by_date(out: &Location, settings: &Settings, dates: &[NaiveDate], hou
                 "rejected_share": i.and_then(|i| rej[i]),
                 "randomized_share": i.and_then(|i| rnd[i]),
                 "late_rows": i.map(|i| late[i]),
-                "empty_open_hours": ((close - open) as i64 - busy.get(&d).copied().unwrap_or(0)).max(0),
+                "empty_open_hours": empty.get(&d).copied().unwrap_or(0),
             })
         })
         .collect();
