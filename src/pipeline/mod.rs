@@ -34,7 +34,7 @@ use publish::Shared;
 const LOCK_TTL_SECS: i64 = 6 * 3600;
 
 /// Step timings on stderr when `FOOTFALL_TRACE=1` (for profiling; off by default).
-fn trace(step: &str, t0: std::time::Instant) {
+pub(crate) fn trace(step: &str, t0: std::time::Instant) {
     if std::env::var("FOOTFALL_TRACE").is_ok_and(|v| v == "1") {
         eprintln!("trace: {step} at {:.2}s", t0.elapsed().as_secs_f64());
     }

@@ -52,13 +52,17 @@ pub fn publish_days(
                 None => (load_day(state, by_day, day)?, None),
             };
             let status = status_by_day.remove(&day).unwrap_or_else(|| empty_status.clone());
-            for (schema, df) in tables_of_day(day, pos, visits, status, shared)? {
+            let t0 = std::time::Instant::now();
+            let tables = tables_of_day(day, pos, visits, status, shared)?;
+            super::trace(&format!("  {date} tables computed"), t0);
+            for (schema, df) in tables {
                 tables::publish_partition(out, schema, date, df)?;
                 if first_partition {
                     first_partition = false;
                     fault::point("after-first-partition");
                 }
             }
+            super::trace(&format!("  {date} tables written"), t0);
         }
         published.push(date);
         bar.inc(1);
