@@ -85,12 +85,10 @@ pub fn read_table(
     to: Option<NaiveDate>,
 ) -> Result<DataFrame> {
     // (object, the date its path holds)
+    // A snapshot is listed, not fetched, to learn whether it exists: its bytes are read once.
     let rels: Vec<(String, Option<NaiveDate>)> = if schema.is_snapshot() {
         let rel = snapshot_rel(&schema.name);
-        match out.get_opt(&rel)? {
-            Some(_) => vec![(rel, None)],
-            None => vec![],
-        }
+        out.list_under(&schema.name)?.into_iter().filter(|e| e.rel == rel).map(|e| (e.rel, None)).collect()
     } else {
         out.list_under(&schema.name)?
             .into_iter()

@@ -42,12 +42,7 @@ pub fn quality_summary(
                 .chain(counts.iter().map(|c| col(*c).sum().cast(DataType::Int64)))
                 .collect::<Vec<_>>(),
         )
-        .with_columns([
-            (col("rows_rejected").cast(DataType::Float64) / col("rows_read").cast(DataType::Float64))
-                .alias("rejected_share"),
-            (col("randomized_rows").cast(DataType::Float64) / col("rows_accepted").cast(DataType::Float64))
-                .alias("randomized_share"),
-        ])
+        .with_columns(quality_shares())
         .collect()?;
     let share = report.column("rejected_share")?.f64()?.get(0).unwrap_or(0.0);
     // Hours inside opening hours without a single device, over the dates with data.
@@ -63,6 +58,16 @@ pub fn quality_summary(
     let values: Vec<String> =
         report.columns().iter().map(|c| c.get(0).map(|v| v.to_string()).unwrap_or_default()).collect();
     Ok((df!("measure" => names, "value" => values)?, share))
+}
+
+/// Rejected rows as a share of rows read, randomised-MAC rows as a share of rows accepted,
+/// over summed data_quality counts.
+pub fn quality_shares() -> [Expr; 2] {
+    let share = |a: &str, b: &str| col(a).cast(DataType::Float64) / col(b).cast(DataType::Float64);
+    [
+        share("rows_rejected", "rows_read").alias("rejected_share"),
+        share("randomized_rows", "rows_accepted").alias("randomized_share"),
+    ]
 }
 
 /// Per date (`YYYY-MM-DD`) of `dates`: local opening hours `[open, close)` in which not a single

@@ -260,13 +260,8 @@ fn quality_by_date(out: &Location, settings: &Settings, dates: &[NaiveDate], hou
             col("randomized_rows").sum(),
             col("late_rows").sum(),
         ])
-        .with_columns([
-            (col("rows_rejected").cast(DataType::Float64) / col("rows_read").cast(DataType::Float64))
-                .alias("rejected_share"),
-            (col("randomized_rows").cast(DataType::Float64) / col("rows_accepted").cast(DataType::Float64))
-                .alias("randomized_share"),
-            col("date").cast(DataType::String).alias("d"),
-        ])
+        .with_columns(crate::views::quality_shares())
+        .with_column(col("date").cast(DataType::String).alias("d"))
         .collect()?;
     let ds = strings(&by, "d")?;
     let (rej, rnd, late) =
