@@ -111,6 +111,9 @@ pub enum Command {
     /// One self-contained HTML file with charts of the result tables (opens offline).
     #[command(after_help = "Example:\n  footfall report --config demo/footfall.toml --out report.html")]
     Report(ReportArgs),
+    /// Copy the result tables into PostgreSQL or MySQL/MariaDB (only what changed since the last export).
+    #[command(after_help = "Examples:\n  footfall export --config /etc/footfall.toml --to postgresql://footfall@db:5432/mall\n  MYSQL_PWD=… footfall export --to mysql://footfall@db:3306/mall --tables mall_daily_visitors,customers\n\nThe password comes from the URL or from PGPASSWORD / MYSQL_PWD; it is never printed or stored.")]
+    Export(ExportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -255,6 +258,25 @@ pub struct ReportArgs {
     /// The HTML file to write.
     #[arg(long, value_name = "FILE", default_value = "report.html")]
     pub out: std::path::PathBuf,
+    /// The result tables' folder or URL; overrides output.dir.
+    #[arg(long, value_name = "DIR")]
+    pub results: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Target database URL (postgresql://user@host:port/db or mysql://…); overrides export.url.
+    #[arg(long, value_name = "URL")]
+    pub to: Option<String>,
+    /// Tables to export, comma-separated; overrides export.tables (default: every result table).
+    #[arg(long, value_delimiter = ',')]
+    pub tables: Option<Vec<String>>,
+    /// First date to export (inclusive); snapshots are always exported whole.
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<String>,
+    /// Last date to export (inclusive). (`--to` names the target, so the range ends with `--until`.)
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
     /// The result tables' folder or URL; overrides output.dir.
     #[arg(long, value_name = "DIR")]
     pub results: Option<String>,

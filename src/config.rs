@@ -39,6 +39,23 @@ pub struct FileConfig {
     pub density: DensityCfg,
     #[serde(default)]
     pub storage: StorageCfg,
+    #[serde(default)]
+    pub export: ExportCfg,
+}
+
+/// `[export]`: where `footfall export` (and `update`, with `after_update`) copies the tables.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportCfg {
+    /// `postgresql://user@host:port/db` or `mysql://…`; a password may be in it or in
+    /// `PGPASSWORD` / `MYSQL_PWD`.
+    pub url: Option<String>,
+    /// PostgreSQL schema (default `public`) / MySQL database (default: the URL's).
+    pub schema: Option<String>,
+    /// Tables to export (default: every result table).
+    pub tables: Option<Vec<String>>,
+    /// Export after each successful `update`.
+    pub after_update: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -215,6 +232,8 @@ pub struct Plan {
     pub out: Location,
     pub settings: Settings,
     pub lookback_days: Option<u32>,
+    /// `[export]` with `after_update = true`: what `update` exports after publishing.
+    pub export: Option<crate::export::ExportPlan>,
 }
 
 fn storage(cfg: &FileConfig) -> Result<crate::store::StorageOpts> {
@@ -363,7 +382,41 @@ pub fn plan(ov: &Overrides) -> Result<Plan> {
         out: Location::parse_with(&out, &base, "output.dir", &st)?,
         settings,
         lookback_days: cfg.input.lookback_days,
+        export: match cfg.export.after_update {
+            Some(true) => Some(export_plan_of(&cfg, None, None, None, None)?),
+            _ => None,
+        },
     })
+}
+
+/// The export plan of `[export]`, with a command line's target, tables and date range
+/// taking precedence.
+fn export_plan_of(
+    cfg: &FileConfig,
+    to: Option<&str>,
+    tables: Option<&[String]>,
+    from: Option<chrono::NaiveDate>,
+    until: Option<chrono::NaiveDate>,
+) -> Result<crate::export::ExportPlan> {
+    let Some(url) = to.or(cfg.export.url.as_deref()) else {
+        bail_usage!("no export target: give --to URL or set export.url");
+    };
+    let tables = tables.or(cfg.export.tables.as_deref());
+    crate::export::ExportPlan::new(url, cfg.export.schema.as_deref(), tables, from, until)
+}
+
+/// What `footfall export` needs: the published outputs, the settings and the export plan.
+pub fn export_plan(
+    ov: &Overrides,
+    to: Option<&str>,
+    tables: Option<&[String]>,
+    from: Option<chrono::NaiveDate>,
+    until: Option<chrono::NaiveDate>,
+) -> Result<(Location, Settings, crate::export::ExportPlan)> {
+    let (cfg, _) = load_file(ov.config.as_deref())?;
+    let plan = export_plan_of(&cfg, to, tables, from, until)?;
+    let (out, settings, _, _) = out_plan(ov)?;
+    Ok((out, settings, plan))
 }
 
 /// Only the output location and settings (for read-side commands such as `show`).

@@ -15,9 +15,13 @@ pub const STEPS: &[&str] = &[
     "after-manifest",
 ];
 
+/// The steps of `footfall export`, in execution order (`export-before-commit` is inside each
+/// partition's transaction, after its rows are loaded).
+pub const EXPORT_STEPS: &[&str] = &["export-after-tables", "export-before-commit", "export-after-first-partition"];
+
 /// Aborts the process if `FOOTFALL_FAIL_AT` names this step.
 pub fn point(step: &str) {
-    debug_assert!(STEPS.contains(&step), "unknown fault step {step}");
+    debug_assert!(STEPS.contains(&step) || EXPORT_STEPS.contains(&step), "unknown fault step {step}");
     if std::env::var("FOOTFALL_FAIL_AT").is_ok_and(|s| s == step) {
         eprintln!("footfall: injected failure at step '{step}'");
         std::process::abort();

@@ -12,6 +12,7 @@ pub mod config;
 pub mod diff;
 pub mod dims;
 pub mod error;
+pub mod export;
 pub mod fault;
 pub mod generate;
 pub mod mac;

@@ -9,6 +9,7 @@ mod check;
 mod customer;
 mod demo;
 mod diff;
+mod export;
 mod generate;
 mod report;
 mod run;
@@ -59,6 +60,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Sql(a) => sql::run(&ctx, a),
         Command::Customer(a) => customer::run(&ctx, a),
         Command::Report(a) => report::run(&ctx, a),
+        Command::Export(a) => export::run(&ctx, a),
     }
 }
 

@@ -1,6 +1,6 @@
 //! `footfall run` and `footfall update`.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::Ctx;
 use crate::cli::{RunArgs, UpdateArgs};
@@ -38,6 +38,12 @@ pub fn update(ctx: &Ctx, a: UpdateArgs) -> Result<i32> {
         return Ok(EXIT_OK);
     }
     summarize(ctx, "update", &report);
+    if let Some(x) = &plan.export {
+        let r = crate::export::export(&plan.out, x, ctx.progress).context(
+            "update published its results, but exporting them failed (the next update or `footfall export` sends what was missed)",
+        )?;
+        super::export::say(ctx, x, &r);
+    }
     Ok(EXIT_OK)
 }
 

@@ -46,15 +46,6 @@ fn add_from(src: &Path, d: &Path, rel: &Path) {
     std::fs::copy(src.join("probes").join(rel), to).unwrap();
 }
 
-/// Rewrites a probe file with only its first half of rows (a collector re-upload).
-fn shrink(path: &Path) {
-    use polars::prelude::*;
-    let mut df = ParquetReader::new(std::fs::File::open(path).unwrap()).finish().unwrap();
-    let half = df.height() / 2;
-    df = df.head(Some(half));
-    ParquetWriter::new(std::fs::File::create(path).unwrap()).finish(&mut df).unwrap();
-}
-
 fn assert_same_as_run(d: &Path, context: &str) {
     ok(d, &["run", "--config", "footfall.toml", "--out", "reference", "--quiet"]);
     let o = run(d, &["diff", "out", "reference"]);

@@ -6,6 +6,7 @@ mod util;
 
 mod cli;
 mod crosscheck;
+mod export;
 mod golden;
 mod history;
 mod incremental;

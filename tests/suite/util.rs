@@ -120,3 +120,12 @@ pub fn wait_for(path: &Path) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Rewrites a probe file with only its first half of rows (a collector re-upload).
+pub fn shrink(path: &Path) {
+    use polars::prelude::*;
+    let mut df = ParquetReader::new(std::fs::File::open(path).unwrap()).finish().unwrap();
+    let half = df.height() / 2;
+    df = df.head(Some(half));
+    ParquetWriter::new(std::fs::File::create(path).unwrap()).finish(&mut df).unwrap();
+}

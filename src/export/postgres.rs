@@ -1,0 +1,231 @@
+//! PostgreSQL through tokio-postgres (TLS by rustls): binary COPY into each date inside
+//! one transaction; snapshots through a temporary table.
+
+use std::collections::BTreeMap;
+use std::error::Error as StdError;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use bytes::BytesMut;
+use chrono::NaiveDate;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use tokio_postgres::Client;
+
+use super::rows::{Cell, Rows};
+use super::{check_columns, column_list, ident, Kind, Sink, Target, SNAPSHOT_PART, STATE_TABLE};
+use crate::bail_usage;
+use crate::fault;
+use crate::schema::TableSchema;
+
+pub struct Pg {
+    client: Client,
+    schema: String,
+}
+
+/// `(database type for DDL, information_schema.columns.data_type, COPY type)`.
+fn pg_type(ty: &str) -> (&'static str, &'static str, Type) {
+    match ty {
+        "boolean" => ("BOOLEAN", "boolean", Type::BOOL),
+        "int32" => ("INTEGER", "integer", Type::INT4),
+        "int64" => ("BIGINT", "bigint", Type::INT8),
+        "float64" => ("DOUBLE PRECISION", "double precision", Type::FLOAT8),
+        "date" => ("DATE", "date", Type::DATE),
+        "timestamp" => ("TIMESTAMPTZ", "timestamp with time zone", Type::TIMESTAMPTZ),
+        _ => ("TEXT", "text", Type::TEXT),
+    }
+}
+
+impl Pg {
+    pub async fn connect(t: &Target, schema: &str) -> Result<Pg> {
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host(&t.host).port(t.port).user(&t.user).dbname(&t.database);
+        cfg.application_name("footfall").connect_timeout(std::time::Duration::from_secs(10));
+        if let Some(p) = &t.password {
+            cfg.password(p.as_bytes());
+        }
+        for (k, v) in t.query_pairs() {
+            match (k.as_str(), v.as_str()) {
+                ("sslmode", "disable") => cfg.ssl_mode(SslMode::Disable),
+                ("sslmode", "prefer") => cfg.ssl_mode(SslMode::Prefer),
+                ("sslmode", "require") => cfg.ssl_mode(SslMode::Require),
+                _ => bail_usage!("export target {}: unsupported parameter {k}={v} (sslmode=disable|prefer|require)", t.show()),
+            };
+        }
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config());
+        let (client, conn) =
+            cfg.connect(tls).await.with_context(|| format!("cannot connect to PostgreSQL at {}", t.show()))?;
+        tokio::spawn(conn);
+        Ok(Pg { client, schema: schema.to_string() })
+    }
+
+    fn q(&self, table: &str) -> String {
+        format!("{}.{}", ident(Kind::Postgres, &self.schema), ident(Kind::Postgres, table))
+    }
+}
+
+/// Trusts the system's certificate authorities; the ring provider is the one already in
+/// the tree.
+fn tls_config() -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+impl ToSql for Cell<'_> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        match self {
+            Cell::Null => Ok(IsNull::Yes),
+            Cell::Bool(v) => v.to_sql(ty, out),
+            Cell::I32(v) => v.to_sql(ty, out),
+            Cell::I64(v) => v.to_sql(ty, out),
+            Cell::F64(v) => v.to_sql(ty, out),
+            Cell::Str(v) => v.to_sql(ty, out),
+            Cell::Date(v) => v.to_sql(ty, out),
+            Cell::Ts(v) => v.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+/// COPYs `rows` into `table` (already quoted).
+async fn copy_rows(c: &tokio_postgres::Transaction<'_>, table: &str, t: &TableSchema, rows: &Rows) -> Result<()> {
+    let types: Vec<Type> = t.columns.iter().map(|c| pg_type(&c.ty).2).collect();
+    let sink = c.copy_in(&format!("COPY {table} ({}) FROM STDIN BINARY", column_list(Kind::Postgres, t))).await?;
+    let writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
+    let mut writer = writer;
+    let mut cells: Vec<Cell> = Vec::with_capacity(rows.width());
+    for i in 0..rows.height {
+        cells.clear();
+        cells.extend((0..rows.width()).map(|j| rows.cell(i, j)));
+        let refs: Vec<&(dyn ToSql + Sync)> = cells.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
+        writer.as_mut().write(&refs).await?;
+    }
+    writer.finish().await?;
+    Ok(())
+}
+
+impl Sink for Pg {
+    async fn prepare(&mut self, tables: &[&'static TableSchema]) -> Result<BTreeMap<(String, String), String>> {
+        let k = Kind::Postgres;
+        self.client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(k, &self.schema))).await?;
+        self.client
+            .batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {} (table_name TEXT NOT NULL, part TEXT NOT NULL, version TEXT NOT NULL, \
+                 row_count BIGINT NOT NULL, exported_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (table_name, part))",
+                self.q(STATE_TABLE)
+            ))
+            .await?;
+        for t in tables {
+            let found: Vec<(String, String)> = self
+                .client
+                .query(
+                    "SELECT column_name::text, data_type::text FROM information_schema.columns \
+                     WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+                    &[&self.schema, &t.name],
+                )
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            if found.is_empty() {
+                let cols: Vec<String> = t
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        let null = if c.nullable { "" } else { " NOT NULL" };
+                        format!("{} {}{null}", ident(k, &c.name), pg_type(&c.ty).0)
+                    })
+                    .collect();
+                let pk: Vec<String> = t.primary_key.iter().map(|c| ident(k, c)).collect();
+                self.client
+                    .batch_execute(&format!(
+                        "CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))",
+                        self.q(&t.name),
+                        cols.join(", "),
+                        pk.join(", ")
+                    ))
+                    .await?;
+            } else {
+                let want: Vec<(String, String)> =
+                    t.columns.iter().map(|c| (c.name.clone(), pg_type(&c.ty).1.to_string())).collect();
+                check_columns(&format!("{}.{}", self.schema, t.name), &found, &want)?;
+            }
+        }
+        let rows = self.client.query(&format!("SELECT table_name, part, version FROM {}", self.q(STATE_TABLE)), &[]).await?;
+        Ok(rows.iter().map(|r| ((r.get(0), r.get(1)), r.get(2))).collect())
+    }
+
+    async fn replace_date(&mut self, t: &TableSchema, date: NaiveDate, rows: &Rows, version: &str) -> Result<()> {
+        let table = self.q(&t.name);
+        let schema = self.schema.clone();
+        let tx = self.client.transaction().await?;
+        tx.execute(&format!("DELETE FROM {table} WHERE \"date\" = $1"), &[&date]).await?;
+        copy_rows(&tx, &table, t, rows).await?;
+        let me = Pg::record_sql(&schema);
+        tx.execute(&me, &[&t.name, &date.to_string(), &version, &(rows.height as i64)]).await?;
+        fault::point("export-before-commit");
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn retract_date(&mut self, t: &TableSchema, date: NaiveDate) -> Result<()> {
+        let table = self.q(&t.name);
+        let state = self.q(STATE_TABLE);
+        let tx = self.client.transaction().await?;
+        tx.execute(&format!("DELETE FROM {table} WHERE \"date\" = $1"), &[&date]).await?;
+        tx.execute(&format!("DELETE FROM {state} WHERE table_name = $1 AND part = $2"), &[&t.name, &date.to_string()])
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn replace_snapshot(&mut self, t: &TableSchema, rows: &Rows, version: &str) -> Result<()> {
+        let k = Kind::Postgres;
+        let table = self.q(&t.name);
+        let record = Pg::record_sql(&self.schema);
+        let cols = column_list(k, t);
+        let key = |c: &String| t.primary_key.contains(c);
+        let sets: Vec<String> =
+            t.columns.iter().filter(|c| !key(&c.name)).map(|c| format!("{0} = EXCLUDED.{0}", ident(k, &c.name))).collect();
+        let pk: Vec<String> = t.primary_key.iter().map(|c| ident(k, c)).collect();
+        let on_conflict = if sets.is_empty() { "DO NOTHING".to_string() } else { format!("DO UPDATE SET {}", sets.join(", ")) };
+        let matches: Vec<String> = pk.iter().map(|c| format!("l.{c} = t.{c}")).collect();
+        let tx = self.client.transaction().await?;
+        tx.batch_execute(&format!("CREATE TEMP TABLE footfall_load (LIKE {table}) ON COMMIT DROP")).await?;
+        copy_rows(&tx, "footfall_load", t, rows).await?;
+        tx.batch_execute(&format!(
+            "INSERT INTO {table} ({cols}) SELECT {cols} FROM footfall_load ON CONFLICT ({}) {on_conflict}; \
+             DELETE FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM footfall_load l WHERE {})",
+            pk.join(", "),
+            matches.join(" AND ")
+        ))
+        .await?;
+        tx.execute(&record, &[&t.name, &SNAPSHOT_PART, &version, &(rows.height as i64)]).await?;
+        fault::point("export-before-commit");
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Pg {
+    fn record_sql(schema: &str) -> String {
+        format!(
+            "INSERT INTO {}.{} (table_name, part, version, row_count, exported_at) VALUES ($1, $2, $3, $4, now()) \
+             ON CONFLICT (table_name, part) DO UPDATE SET version = EXCLUDED.version, \
+             row_count = EXCLUDED.row_count, exported_at = EXCLUDED.exported_at",
+            ident(Kind::Postgres, schema),
+            ident(Kind::Postgres, STATE_TABLE)
+        )
+    }
+}
