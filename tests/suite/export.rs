@@ -132,27 +132,18 @@ impl Pg {
         let (rt, c) = self.client();
         let sql = format!("SELECT * FROM \"{schema}\".\"{}\"", t.name);
         let rows = rt.block_on(c.query(&sql, &[])).unwrap_or_else(|e| panic!("{sql}: {e:#}"));
-        let mut out: Vec<String> = rows
-            .iter()
-            .map(|r| {
-                t.columns
-                    .iter()
-                    .enumerate()
-                    .map(|(j, col)| match col.ty.as_str() {
-                        "boolean" => show(r.get::<_, Option<bool>>(j)),
-                        "int32" => show(r.get::<_, Option<i32>>(j).map(i64::from)),
-                        "int64" => show(r.get::<_, Option<i64>>(j)),
-                        "float64" => show(r.get::<_, Option<f64>>(j).map(f64::to_bits)),
-                        "date" => show(r.get::<_, Option<NaiveDate>>(j)),
-                        "timestamp" => show(r.get::<_, Option<DateTime<Utc>>>(j).map(|t| t.timestamp_micros())),
-                        _ => show(r.get::<_, Option<String>>(j)),
-                    })
-                    .collect::<Vec<_>>()
-                    .join("|")
-            })
-            .collect();
-        out.sort();
-        out
+        canonical(rows.len(), t, |i, j, col| {
+            let r = &rows[i];
+            match col.ty.as_str() {
+                "boolean" => show(r.get::<_, Option<bool>>(j)),
+                "int32" => show(r.get::<_, Option<i32>>(j).map(i64::from)),
+                "int64" => show(r.get::<_, Option<i64>>(j)),
+                "float64" => show(r.get::<_, Option<f64>>(j).map(f64::to_bits)),
+                "date" => show(r.get::<_, Option<NaiveDate>>(j)),
+                "timestamp" => show(r.get::<_, Option<DateTime<Utc>>>(j).map(|t| t.timestamp_micros())),
+                _ => show(r.get::<_, Option<String>>(j)),
+            }
+        })
     }
 
     fn query_one(&self, sql: &str) -> i64 {
@@ -258,40 +249,28 @@ impl My {
             Value::Date(y, m, d, ..) => NaiveDate::from_ymd_opt(*y as i32, *m as u32, *d as u32).unwrap(),
             v => panic!("not a date: {v:?}"),
         };
-        let mut out: Vec<String> = rows
-            .iter()
-            .map(|r| {
-                t.columns
-                    .iter()
-                    .enumerate()
-                    .map(|(j, col)| {
-                        let v = r.as_ref(j).unwrap();
-                        if *v == Value::NULL {
-                            return show::<i64>(None);
-                        }
-                        match (col.ty.as_str(), v) {
-                            ("boolean", Value::Int(i)) => show(Some(*i != 0)),
-                            ("int32" | "int64", Value::Int(i)) => show(Some(*i)),
-                            ("float64", Value::Double(f)) => show(Some(f.to_bits())),
-                            ("date", v) => show(Some(date(v))),
-                            ("timestamp", Value::Date(y, mo, d, h, mi, s, us)) => {
-                                let t = NaiveDate::from_ymd_opt(*y as i32, *mo as u32, *d as u32)
-                                    .unwrap()
-                                    .and_hms_micro_opt(*h as u32, *mi as u32, *s as u32, *us)
-                                    .unwrap()
-                                    .and_utc();
-                                show(Some(t.timestamp_micros()))
-                            }
-                            (_, Value::Bytes(b)) => show(Some(String::from_utf8(b.clone()).unwrap())),
-                            (ty, v) => panic!("{}.{}: unexpected {ty} value {v:?}", t.name, col.name),
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("|")
-            })
-            .collect();
-        out.sort();
-        out
+        canonical(rows.len(), t, |i, j, col| {
+            let v = rows[i].as_ref(j).unwrap();
+            if *v == Value::NULL {
+                return show::<i64>(None);
+            }
+            match (col.ty.as_str(), v) {
+                ("boolean", Value::Int(i)) => show(Some(*i != 0)),
+                ("int32" | "int64", Value::Int(i)) => show(Some(*i)),
+                ("float64", Value::Double(f)) => show(Some(f.to_bits())),
+                ("date", v) => show(Some(date(v))),
+                ("timestamp", Value::Date(y, mo, d, h, mi, s, us)) => {
+                    let t = NaiveDate::from_ymd_opt(*y as i32, *mo as u32, *d as u32)
+                        .unwrap()
+                        .and_hms_micro_opt(*h as u32, *mi as u32, *s as u32, *us)
+                        .unwrap()
+                        .and_utc();
+                    show(Some(t.timestamp_micros()))
+                }
+                (_, Value::Bytes(b)) => show(Some(String::from_utf8(b.clone()).unwrap())),
+                (ty, v) => panic!("{}.{}: unexpected {ty} value {v:?}", t.name, col.name),
+            }
+        })
     }
 }
 
@@ -301,6 +280,14 @@ impl Drop for My {
         let _ = self.child.wait();
         let _ = &self.dir;
     }
+}
+
+/// One text per row (`cell(row, column index, column)` joined by `|`), sorted.
+fn canonical(n: usize, t: &TableSchema, cell: impl Fn(usize, usize, &footfall::schema::ColumnSchema) -> String) -> Vec<String> {
+    let mut rows: Vec<String> =
+        (0..n).map(|i| t.columns.iter().enumerate().map(|(j, c)| cell(i, j, c)).collect::<Vec<_>>().join("|")).collect();
+    rows.sort();
+    rows
 }
 
 fn show<T: std::fmt::Debug>(v: Option<T>) -> String {
@@ -315,38 +302,28 @@ fn parquet_rows(d: &Path, out: &str, t: &TableSchema) -> Vec<String> {
     let loc = footfall::store::Location::parse(out, d, "test").unwrap();
     let df = footfall::tables::read_table(&loc, t, "Europe/Berlin", None, None).unwrap();
     let cols = df.columns();
-    let mut rows: Vec<String> = (0..df.height())
-        .map(|i| {
-            t.columns
-                .iter()
-                .map(|c| {
-                    let col = cols.iter().find(|x| x.name().as_str() == c.name).unwrap();
-                    match col.get(i).unwrap() {
-                        AnyValue::Null => "NULL".to_string(),
-                        AnyValue::Boolean(b) => show(Some(b)),
-                        AnyValue::Int32(v) => show(Some(v as i64)),
-                        AnyValue::Int64(v) => show(Some(v)),
-                        AnyValue::Float64(v) => show(Some(v.to_bits())),
-                        AnyValue::String(s) => show(Some(s.to_string())),
-                        AnyValue::StringOwned(s) => show(Some(s.to_string())),
-                        AnyValue::Date(days) => show(Some(NaiveDate::from_num_days_from_ce_opt(days + 719_163).unwrap())),
-                        AnyValue::Datetime(v, unit, _) | AnyValue::DatetimeOwned(v, unit, _) => {
-                            let us = match unit {
-                                TimeUnit::Milliseconds => v * 1000,
-                                TimeUnit::Microseconds => v,
-                                TimeUnit::Nanoseconds => v / 1000,
-                            };
-                            show(Some(us))
-                        }
-                        v => panic!("{}.{}: unexpected {v:?}", t.name, c.name),
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("|")
-        })
-        .collect();
-    rows.sort();
-    rows
+    canonical(df.height(), t, |i, _, c| {
+        let col = cols.iter().find(|x| x.name().as_str() == c.name).unwrap();
+        match col.get(i).unwrap() {
+            AnyValue::Null => "NULL".to_string(),
+            AnyValue::Boolean(b) => show(Some(b)),
+            AnyValue::Int32(v) => show(Some(v as i64)),
+            AnyValue::Int64(v) => show(Some(v)),
+            AnyValue::Float64(v) => show(Some(v.to_bits())),
+            AnyValue::String(s) => show(Some(s.to_string())),
+            AnyValue::StringOwned(s) => show(Some(s.to_string())),
+            AnyValue::Date(days) => show(Some(NaiveDate::from_num_days_from_ce_opt(days + 719_163).unwrap())),
+            AnyValue::Datetime(v, unit, _) | AnyValue::DatetimeOwned(v, unit, _) => {
+                let us = match unit {
+                    TimeUnit::Milliseconds => v * 1000,
+                    TimeUnit::Microseconds => v,
+                    TimeUnit::Nanoseconds => v / 1000,
+                };
+                show(Some(us))
+            }
+            v => panic!("{}.{}: unexpected {v:?}", t.name, c.name),
+        }
+    })
 }
 
 fn results() -> Vec<&'static TableSchema> {
