@@ -68,8 +68,9 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     fault::point("after-day-summaries");
 
     let all_days = manifest.days();
-    let (statuses, customers) = statuses::all_statuses(&state, &all_days, settings)?;
-    let republish = statuses::republish_days(prior_state.as_ref(), &changed, &statuses, &customers)?;
+    let prior_ctx = prior_state.as_ref().map(|p| (p, prior.as_ref().and_then(|m| m.settled_before)));
+    let st = statuses::recompute(&state, prior_ctx, &all_days, &changed, settings)?;
+    let republish = statuses::republish_days(prior_state.as_ref(), &changed, &st)?;
     let pseudonyms = match settings.mac_key {
         None => None,
         Some(_) => {
@@ -80,8 +81,8 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     trace("statuses and customers", t0);
 
     let names = pseudonyms.as_ref().map(|(_, map)| map);
-    let shared = Shared { customers: &customers, dims: &dims, settings, names };
-    let status_by_day = statuses::split_statuses(&statuses, &republish)?;
+    let shared = Shared { customers: &st.customers, dims: &dims, settings, names };
+    let status_by_day = statuses::split_statuses(&st.recent, &republish)?;
     report.dates_published = publish::publish_days(
         out,
         &state,
@@ -89,13 +90,15 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
         &republish,
         cache,
         status_by_day,
-        &statuses.clear(),
+        &st.recent.clear(),
         &shared,
         progress,
     )?;
     fault::point("after-partitions");
-    let snap = SnapshotCtx { customers: &customers, manifest: &manifest, settings, names };
-    publish::publish_snapshots(out, &state, &snap, &statuses, pseudonyms.as_ref().map(|(df, _)| df))?;
+    let snap = SnapshotCtx { customers: &st.customers, manifest: &manifest, settings, names };
+    let old_settled = manifest.settled_before;
+    publish::publish_snapshots(out, &state, &snap, &st, &all_days, pseudonyms.as_ref().map(|(df, _)| df))?;
+    manifest.settled_before = st.settled.as_ref().map(|(b, _)| *b);
     trace("snapshots", t0);
     fault::point("after-snapshots");
 
@@ -109,6 +112,9 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     });
     manifest.save(out)?;
     fault::point("after-manifest");
+    if let Some(old) = old_settled.filter(|b| Some(*b) != manifest.settled_before) {
+        state.delete_settled(old)?;
+    }
     if mode == Mode::Run {
         publish::cleanup_after_run(out, &manifest)?;
     }

@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use super::rollup::load_day;
-use super::statuses::DayCache;
+use super::statuses::{DayCache, Statuses};
 use super::visits::{day_visits, DayVisits};
 use crate::config::Settings;
 use crate::dims::Dims;
@@ -80,12 +80,14 @@ fn retract(out: &Location, date: NaiveDate) -> Result<()> {
 }
 
 /// Publishes every snapshot table and stores, beside them in the state, what the next update
-/// compares against; the two sets of writes are independent, so they overlap.
+/// compares against (the statuses of the days decided again, customers, the settled part);
+/// the two sets of writes are independent, so they overlap.
 pub fn publish_snapshots(
     out: &Location,
     state: &State,
     ctx: &SnapshotCtx,
-    statuses: &DataFrame,
+    st: &Statuses,
+    all_days: &BTreeSet<i32>,
     pseudonyms: Option<&DataFrame>,
 ) -> Result<()> {
     crate::par::join(
@@ -98,7 +100,19 @@ pub fn publish_snapshots(
         },
         || {
             state.put_customers(&mut ctx.customers.clone())?;
-            state.put_statuses(&mut statuses.clone())?;
+            if let Some((before, settled)) = st.settled.as_ref().filter(|_| st.settled_new) {
+                state.put_settled(*before, &mut settled.clone())?;
+            }
+            if let Some(since) = st.since {
+                let mut by_day = super::statuses::split_statuses(&st.recent, &all_days.range(since..).copied().collect())?;
+                for day in all_days.range(since..) {
+                    let mut df = by_day.remove(day).unwrap_or_else(|| st.recent.clear());
+                    state.put_day_statuses(*day, &mut df)?;
+                }
+            }
+            for day in &st.gone {
+                state.delete_day_statuses(*day)?;
+            }
             if let Some(dict) = pseudonyms {
                 state.put_pseudonyms(&mut dict.clone())?;
             }

@@ -1,12 +1,19 @@
 //! Stage 4, visits → device-day summaries → statuses. Per device and day a small summary is
 //! kept in the state (first/last second, summed mall-visit dwell, whether it had a qualifying
-//! mall visit); one pass over all summaries, sorted by (device, day), then decides staff,
-//! visitor-day and loyalty class of every device-day, and the `customers` snapshot. Staff
-//! looks back 6 days and loyalty 27 days (and "first visitor-day ever" all the way), so these
-//! cannot be decided from one day's data; comparing with the previous run's statuses and
-//! customers tells `update` exactly which dates must be re-published ([`republish_days`]).
+//! mall visit); a pass over summaries sorted by (device, day) decides staff, visitor-day and
+//! loyalty class of each device-day, and the `customers` snapshot. Staff looks back 6 days
+//! and loyalty 27 days (and "first visitor-day ever" all the way), so these cannot be decided
+//! from one day's data; comparing with the previous run's statuses and customers tells
+//! `update` exactly which dates must be re-published ([`republish_days`]).
+//!
+//! Why an update stays flat as history grows: a day's statuses depend only on that day and
+//! earlier ones, so only the days from the earliest changed one (`since`) are classified
+//! again, with the kept statuses of the 27 days before as fixed context and each device's
+//! first visitor-day (kept with `customers`) for "ever". `customers` is kept as a *settled*
+//! aggregate of the days before the latest one plus the latest days; only a change reaching
+//! before the settled boundary (a late file for an old day) re-reads every day's statuses.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use anyhow::Result;
 use polars::prelude::*;
@@ -39,30 +46,60 @@ pub fn day_device_summary(mall: &DataFrame, day: i32, s: &Settings) -> Result<Da
         .collect()?)
 }
 
-/// Staff, visitor and loyalty status of every device-day, from all days' summaries.
+/// Staff, visitor and loyalty status of every device-day of `summaries`.
 ///
 /// Columns: the summary's (user_device_mac, day, first_seen, last_seen, mall_dwell) plus
 /// `days7` (days of D−6..D with at least `min_hours_per_day`), `staff`, `visitor` (a
 /// qualifying mall visit and not staff), `loyalty` (class code, null unless visitor) and
-/// `randomized`.
-pub fn statuses(summaries: Vec<LazyFrame>, s: &Settings) -> Result<DataFrame> {
+/// `randomized`. `context`: kept statuses of the days just before (decided already, not
+/// returned); `earlier`: devices with a visitor-day before those.
+pub fn statuses(summaries: Vec<LazyFrame>, context: Option<DataFrame>, earlier: &HashSet<u64>, s: &Settings) -> Result<DataFrame> {
     if summaries.is_empty() {
         return Ok(df!(MAC => Vec::<u64>::new(), "day" => Vec::<i32>::new(), "first_seen" => Vec::<i64>::new(),
             "last_seen" => Vec::<i64>::new(), "mall_dwell" => Vec::<i64>::new(), "days7" => Vec::<i64>::new(),
             "staff" => Vec::<bool>::new(), "visitor" => Vec::<bool>::new(), "loyalty" => Vec::<Option<i32>>::new(),
             "randomized" => Vec::<bool>::new())?);
     }
-    let df = concat(summaries, UnionArgs::default())?
-        .select([col(MAC), col("day"), col("first_seen"), col("last_seen"), col("mall_dwell"), col("mall_qualifying")])
-        .sort([MAC, "day"], SortMultipleOptions::default())
-        .collect()?;
+    let base = [col(MAC), col("day"), col("first_seen"), col("last_seen"), col("mall_dwell")];
+    let mut fresh = base.to_vec();
+    fresh.extend([col("mall_qualifying"), lit(false).alias("known")]);
+    fresh.extend([
+        lit(NULL).cast(DataType::Int64).alias("days7"),
+        lit(NULL).cast(DataType::Boolean).alias("staff"),
+        lit(NULL).cast(DataType::Boolean).alias("visitor"),
+        lit(NULL).cast(DataType::Int32).alias("loyalty"),
+    ]);
+    let new = concat(summaries, UnionArgs::default())?.select(fresh);
+    let mut parts = vec![new.clone()];
+    if let Some(ctx) = context {
+        // Only devices seen on the new days need their context.
+        let mut kept = base.to_vec();
+        kept.extend([lit(false).alias("mall_qualifying"), lit(true).alias("known")]);
+        kept.extend([col("days7"), col("staff"), col("visitor"), col("loyalty")]);
+        parts.push(ctx.lazy().semi_join(new.select([col(MAC)]), col(MAC), col(MAC)).select(kept));
+    }
+    let df = concat(parts, UnionArgs::default())?.sort([MAC, "day"], SortMultipleOptions::default()).collect()?;
     let macs: Vec<u64> = df.column(MAC)?.u64()?.into_no_null_iter().collect();
     let days: Vec<i32> = df.column("day")?.i32()?.into_no_null_iter().collect();
     let dwell: Vec<i64> = df.column("mall_dwell")?.i64()?.into_no_null_iter().collect();
     let qual: Vec<bool> = df.column("mall_qualifying")?.bool()?.iter().map(|v| v.unwrap_or(false)).collect();
-    let st = classify(&macs, &days, &dwell, &qual, s);
+    let is_known = df.column("known")?.bool()?;
+    let (k7, ks, kv, kl) =
+        (df.column("days7")?.i64()?, df.column("staff")?.bool()?, df.column("visitor")?.bool()?, df.column("loyalty")?.i32()?);
+    let known: Vec<Option<Known>> = (0..df.height())
+        .map(|i| {
+            is_known.get(i).unwrap_or(false).then(|| Known {
+                days7: k7.get(i).unwrap_or(0),
+                staff: ks.get(i).unwrap_or(false),
+                visitor: kv.get(i).unwrap_or(false),
+                loyalty: kl.get(i),
+            })
+        })
+        .collect();
+    let before: Vec<bool> = macs.iter().map(|m| earlier.contains(m)).collect();
+    let st = classify(&macs, &days, &dwell, &qual, &known, &before, s);
     let keyed = s.mac_key.is_some();
-    let mut out = df.drop("mall_qualifying")?;
+    let mut out = df.select(["user_device_mac", "day", "first_seen", "last_seen", "mall_dwell"])?;
     out.with_column(Column::new("days7".into(), st.days7))?;
     out.with_column(Column::new("staff".into(), st.staff))?;
     out.with_column(Column::new("visitor".into(), st.visitor))?;
@@ -71,7 +108,8 @@ pub fn statuses(summaries: Vec<LazyFrame>, s: &Settings) -> Result<DataFrame> {
         "randomized".into(),
         macs.iter().map(|m| device_randomized(*m, keyed)).collect::<Vec<bool>>(),
     ))?;
-    Ok(out)
+    out.with_column(Column::new("known".into(), known.iter().map(Option::is_some).collect::<Vec<bool>>()))?;
+    Ok(out.lazy().filter(col("known").not()).drop(cols(["known"])).collect()?)
 }
 
 /// The status columns of [`statuses`], in input order.
@@ -82,8 +120,27 @@ struct Classified {
     loyalty: Vec<Option<i32>>,
 }
 
+/// A device-day's status already decided (context from the kept statuses).
+#[derive(Clone, Copy)]
+struct Known {
+    days7: i64,
+    staff: bool,
+    visitor: bool,
+    loyalty: Option<i32>,
+}
+
 /// Applies the §7.2 rules to device-days sorted by (device, day), one row per device-day.
-fn classify(macs: &[u64], days: &[i32], dwell: &[i64], qualifying: &[bool], s: &Settings) -> Classified {
+/// Rows with a `known` status keep it (they are context); `earlier[i]`: the device had a
+/// visitor-day before the first row given.
+fn classify(
+    macs: &[u64],
+    days: &[i32],
+    dwell: &[i64],
+    qualifying: &[bool],
+    known: &[Option<Known>],
+    earlier: &[bool],
+    s: &Settings,
+) -> Classified {
     let n = macs.len();
     let min_dwell_day = s.staff_min_hours * 3600.0;
     let mut c =
@@ -92,6 +149,10 @@ fn classify(macs: &[u64], days: &[i32], dwell: &[i64], qualifying: &[bool], s: &
     for i in 0..n {
         if i > 0 && macs[i] != macs[i - 1] {
             start = i;
+        }
+        if let Some(k) = known[i] {
+            (c.days7[i], c.staff[i], c.visitor[i], c.loyalty[i]) = (k.days7, k.staff, k.visitor, k.loyalty);
+            continue;
         }
         let d = days[i];
         // Rows of this device within D−27..D, newest first (one row per day).
@@ -108,7 +169,7 @@ fn classify(macs: &[u64], days: &[i32], dwell: &[i64], qualifying: &[bool], s: &
         if !c.visitor[i] {
             continue;
         }
-        let earlier_visit = (start..i).any(|j| c.visitor[j]);
+        let earlier_visit = earlier[i] || (start..i).any(|j| c.visitor[j]);
         let (mut last7, mut blocks) = (0, 0u8);
         for j in window.filter(|&j| c.visitor[j]) {
             let back = d - days[j];
@@ -159,8 +220,9 @@ pub fn changed_status_days(old: &DataFrame, new: &DataFrame, since: i32) -> Resu
     Ok(j.column("day")?.i32()?.iter().flatten().collect())
 }
 
-/// The `customers` snapshot from all device-day statuses; with `staff.policy = "exclude"`
-/// the days a device was staff do not count.
+/// The `customers` snapshot from device-day statuses; with `staff.policy = "exclude"` the days
+/// a device was staff do not count. Also each device's first visitor-day (`first_visit`,
+/// kept in the state only).
 pub fn customers(statuses: &DataFrame, s: &Settings) -> Result<DataFrame> {
     let mut lf = statuses.clone().lazy();
     if s.staff_exclude {
@@ -174,6 +236,23 @@ pub fn customers(statuses: &DataFrame, s: &Settings) -> Result<DataFrame> {
             col("day").min().alias("first_date"),
             col("day").max().alias("last_date"),
             col("day").n_unique().cast(DataType::Int64).alias("days_seen"),
+            col("day").filter(col("visitor")).min().alias("first_visit"),
+        ])
+        .collect()?)
+}
+
+/// Customers aggregates of disjoint sets of days, combined.
+fn merge_customers(parts: Vec<DataFrame>) -> Result<DataFrame> {
+    let lfs: Vec<LazyFrame> = parts.into_iter().map(|d| d.lazy()).collect();
+    Ok(concat(lfs, UnionArgs::default())?
+        .group_by([col(MAC)])
+        .agg([
+            col("first_seen").min(),
+            col("last_seen").max(),
+            col("first_date").min(),
+            col("last_date").max(),
+            col("days_seen").sum(),
+            col("first_visit").min(),
         ])
         .collect()?)
 }
@@ -217,31 +296,137 @@ pub fn summarize_days(
     Ok(cache)
 }
 
-/// Statuses of every device-day and the customers snapshot, from every day's summary.
-pub fn all_statuses(state: &State, days: &BTreeSet<i32>, s: &Settings) -> Result<(DataFrame, DataFrame)> {
-    let days: Vec<i32> = days.iter().copied().collect();
-    let summaries = crate::par::map(&days, |d| Ok(state.get_summary(*d)?.lazy()))?;
-    let statuses = statuses(summaries, s)?;
-    let customers = customers(&statuses, s)?;
-    Ok((statuses, customers))
+/// What the statuses pass decides.
+pub struct Statuses {
+    /// Statuses of the days from `since` on (the only ones that can have changed).
+    pub recent: DataFrame,
+    pub since: Option<i32>,
+    pub customers: DataFrame,
+    /// The settled customers aggregate and its boundary, to keep for the next update.
+    pub settled: Option<(i32, DataFrame)>,
+    /// Changed days without data any more (their kept statuses go).
+    pub gone: Vec<i32>,
+    /// The previous run's customers (what moved first days are found against).
+    pub prior_customers: Option<DataFrame>,
+    /// Whether `settled` differs from the one kept (else it is not written again).
+    pub settled_new: bool,
+}
+
+/// Decides the statuses of the days from the earliest changed one on and the customers
+/// snapshot (see the module docs). `prior` is the committed state an update builds on.
+pub fn recompute(
+    state: &State,
+    prior: Option<(&State, Option<i32>)>,
+    all_days: &BTreeSet<i32>,
+    changed: &BTreeSet<i32>,
+    s: &Settings,
+) -> Result<Statuses> {
+    let empty = || -> Result<DataFrame> { statuses(vec![], None, &HashSet::new(), s) };
+    let (Some(since), Some(&latest)) = (changed.first().copied(), all_days.last()) else {
+        // Nothing changed (the kept customers stand), or no data is left at all.
+        let kept = match prior {
+            Some((p, b)) if changed.is_empty() => {
+                let settled = b.map(|b| Ok::<_, anyhow::Error>(p.get_settled(b)?.map(|f| (b, f)))).transpose()?.flatten();
+                p.get_customers()?.map(|c| (c, settled))
+            }
+            _ => None,
+        };
+        let (customers, settled) = match kept {
+            Some(k) => k,
+            None => (customers(&empty()?, s)?, None),
+        };
+        return Ok(Statuses {
+            recent: empty()?,
+            since: None,
+            customers,
+            settled,
+            gone: changed.iter().copied().collect(),
+            prior_customers: None,
+            settled_new: false,
+        });
+    };
+    let prior_customers = match prior {
+        Some((p, _)) => p.get_customers()?,
+        None => None,
+    };
+    let recent_days: Vec<i32> = all_days.range(since..).copied().collect();
+    let summaries = crate::par::map(&recent_days, |d| Ok(state.get_summary(*d)?.lazy()))?;
+    let context_days: Vec<i32> = all_days.range(since - 27..since).copied().collect();
+    let context = if context_days.is_empty() {
+        None
+    } else {
+        let frames = crate::par::map(&context_days, |d| {
+            state.get_day_statuses(*d)?.map(|f| f.lazy()).ok_or_else(|| {
+                anyhow::anyhow!("state is missing the statuses of {}; run `footfall run` to rebuild", crate::state::day_str(*d))
+            })
+        })?;
+        Some(concat(frames, UnionArgs::default())?.collect()?)
+    };
+    let earlier: HashSet<u64> = match &prior_customers {
+        Some(c) if !context_days.is_empty() => {
+            let f = c.clone().lazy().filter(col("first_visit").lt(lit(since - 27))).select([col(MAC)]).collect()?;
+            f.column(MAC)?.u64()?.into_no_null_iter().collect()
+        }
+        _ => HashSet::new(),
+    };
+    let recent = statuses(summaries, context, &earlier, s)?;
+
+    // customers = settled (days before the boundary) + the days from the boundary on.
+    let (customers, settled, settled_new) = match prior {
+        Some((p, Some(boundary))) if since >= boundary => {
+            let old = p.get_settled(boundary)?.ok_or_else(|| anyhow::anyhow!("state is missing its settled customers; run `footfall run` to rebuild"))?;
+            let between: Vec<i32> = all_days.range(boundary..since).copied().collect();
+            let kept = crate::par::map(&between, |d| Ok(state.get_day_statuses(*d)?))?;
+            let mut live: Vec<DataFrame> = kept.into_iter().flatten().collect();
+            live.push(recent.clone());
+            let live = concat_frames(live)?;
+            let before_latest = live.clone().lazy().filter(col("day").lt(lit(latest))).collect()?;
+            let settled = if latest > boundary {
+                merge_customers(vec![old.clone(), customers(&before_latest, s)?])?
+            } else {
+                old.clone()
+            };
+            let at_latest = live.lazy().filter(col("day").gt_eq(lit(latest))).collect()?;
+            (merge_customers(vec![settled.clone(), customers(&at_latest, s)?])?, (latest, settled), latest > boundary)
+        }
+        _ => {
+            // Every day's statuses: the kept ones before `since`, the new ones after.
+            let older: Vec<i32> = all_days.range(..since).copied().collect();
+            let kept = crate::par::map(&older, |d| Ok(state.get_day_statuses(*d)?))?;
+            let mut all: Vec<DataFrame> = kept.into_iter().flatten().collect();
+            all.push(recent.clone());
+            let all = concat_frames(all)?;
+            let settled = customers(&all.clone().lazy().filter(col("day").lt(lit(latest))).collect()?, s)?;
+            let at_latest = all.lazy().filter(col("day").gt_eq(lit(latest))).collect()?;
+            (merge_customers(vec![settled.clone(), customers(&at_latest, s)?])?, (latest, settled), true)
+        }
+    };
+    let gone = changed.iter().filter(|d| !all_days.contains(d)).copied().collect();
+    Ok(Statuses { recent, since: Some(since), customers, settled: Some(settled), gone, prior_customers, settled_new })
+}
+
+fn concat_frames(frames: Vec<DataFrame>) -> Result<DataFrame> {
+    let lfs: Vec<LazyFrame> = frames.into_iter().map(|d| d.lazy()).collect();
+    Ok(concat(lfs, UnionArgs::default())?.collect()?)
 }
 
 /// The dates to re-publish: the days whose data changed, plus — against the previous run's
 /// state — the old and new first days of devices whose first day moved (new-customer
 /// figures), and the days from the earliest changed day on whose statuses moved.
-pub fn republish_days(
-    prior: Option<&State>,
-    changed: &BTreeSet<i32>,
-    statuses: &DataFrame,
-    customers: &DataFrame,
-) -> Result<BTreeSet<i32>> {
+pub fn republish_days(prior: Option<&State>, changed: &BTreeSet<i32>, st: &Statuses) -> Result<BTreeSet<i32>> {
     let mut days = changed.clone();
     let Some(prior) = prior else { return Ok(days) };
-    if let Some(old) = prior.get_customers()? {
-        days.extend(moved_first_days(&old, customers)?);
+    if let Some(old) = &st.prior_customers {
+        days.extend(moved_first_days(old, &st.customers)?);
     }
-    if let (Some(old), Some(&since)) = (prior.get_statuses()?, changed.first()) {
-        days.extend(changed_status_days(&old, statuses, since)?);
+    if let Some(since) = st.since {
+        // The kept statuses of every day from `since` on that has or had data.
+        let mut look: BTreeSet<i32> = st.recent.column("day")?.i32()?.into_no_null_iter().collect();
+        look.extend(changed.range(since..));
+        let look: Vec<i32> = look.into_iter().collect();
+        let old: Vec<DataFrame> = crate::par::map(&look, |d| prior.get_day_statuses(*d))?.into_iter().flatten().collect();
+        let old = if old.is_empty() { st.recent.clear() } else { concat_frames(old)? };
+        days.extend(changed_status_days(&old, &st.recent, since)?);
     }
     Ok(days)
 }
@@ -295,7 +480,7 @@ mod tests {
         let days: Vec<i32> = rows.iter().map(|r| r.1).collect();
         let dwell: Vec<i64> = rows.iter().map(|r| r.2).collect();
         let q: Vec<bool> = rows.iter().map(|r| r.3).collect();
-        let c = classify(&macs, &days, &dwell, &q, &s);
+        let c = classify(&macs, &days, &dwell, &q, &vec![None; rows.len()], &vec![false; rows.len()], &s);
         for (i, qualifies) in q.iter().enumerate() {
             assert_eq!(c.visitor[i], *qualifies && !c.staff[i], "visitor = qualifying and not staff");
             assert_eq!(c.loyalty[i].is_some(), c.visitor[i], "a class exactly for visitors");
@@ -349,6 +534,68 @@ mod tests {
         let classes: Vec<Option<i32>> = got.iter().map(|g| g.2).collect();
         let (f, d, w, o) = (Some(FIRST_TIME), Some(DAILY), Some(WEEKLY), Some(OCCASIONAL));
         assert_eq!(classes, [f, o, o, o, d, w, o, f, w, w, w, w, d, f, w, f, o]);
+    }
+
+    #[test]
+    fn classifying_from_a_later_day_with_context_equals_classifying_every_day() {
+        // Pseudo-random device-days (xorshift), sorted by (device, day) by construction.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut rows = Vec::new();
+        for mac in 0..60u64 {
+            for day in 0..90 {
+                if rnd() % 3 == 0 {
+                    rows.push((mac, day, (rnd() % 9) as i64 * 3600, rnd() % 3 != 0));
+                }
+            }
+        }
+        let s = Settings::default();
+        let col4 = |rows: &[(u64, i32, i64, bool)]| {
+            (
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+                rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+            )
+        };
+        let n = rows.len();
+        let (m, d, w, q) = col4(&rows);
+        let full = classify(&m, &d, &w, &q, &vec![None; n], &vec![false; n], &s);
+        assert!(full.staff.iter().any(|v| *v) && full.loyalty.iter().any(|l| *l == Some(WEEKLY)));
+        for since in [1, 7, 27, 28, 29, 45, 89] {
+            let idx: Vec<usize> = (0..n).filter(|&i| rows[i].1 >= since - 27).collect();
+            let sub: Vec<_> = idx.iter().map(|&i| rows[i]).collect();
+            let known: Vec<Option<Known>> = idx
+                .iter()
+                .map(|&i| {
+                    (rows[i].1 < since).then(|| Known {
+                        days7: full.days7[i],
+                        staff: full.staff[i],
+                        visitor: full.visitor[i],
+                        loyalty: full.loyalty[i],
+                    })
+                })
+                .collect();
+            let earlier: Vec<bool> = idx
+                .iter()
+                .map(|&i| (0..n).any(|j| rows[j].0 == rows[i].0 && rows[j].1 < since - 27 && full.visitor[j]))
+                .collect();
+            let (m, d, w, q) = col4(&sub);
+            let part = classify(&m, &d, &w, &q, &known, &earlier, &s);
+            for (k, &i) in idx.iter().enumerate().filter(|(_, &i)| rows[i].1 >= since) {
+                assert_eq!(
+                    (part.days7[k], part.staff[k], part.visitor[k], part.loyalty[k]),
+                    (full.days7[i], full.staff[i], full.visitor[i], full.loyalty[i]),
+                    "since {since}, row {:?}",
+                    rows[i]
+                );
+            }
+        }
     }
 
     #[test]

@@ -65,8 +65,9 @@ pub const REASONS: [&str; 10] = [
 
 pub const MANIFEST: &str = "_state/manifest.json";
 /// 3: the settings fingerprint is derived from `Settings` (JSON); 4: published date partitions
-/// hold no `date` column (Hive convention), so an older output must be rebuilt by `run`.
-const FORMAT: u32 = 4;
+/// hold no `date` column (Hive convention), so an older output must be rebuilt by `run`;
+/// 5: statuses are kept per day and `customers` as a settled part plus the latest days.
+const FORMAT: u32 = 5;
 
 /// What the state knows of one input file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -100,6 +101,9 @@ pub struct Manifest {
     pub settings: String,
     pub files: BTreeMap<String, FileRecord>,
     pub last_run: Option<RunRecord>,
+    /// The day before which the state's settled customers aggregate covers every day.
+    #[serde(default)]
+    pub settled_before: Option<i32>,
 }
 
 impl Manifest {
@@ -234,13 +238,39 @@ impl State<'_> {
         self.get_opt(&self.whole_rel("customers"))
     }
 
-    /// Staff/visitor/loyalty status of every device-day last published.
-    pub fn put_statuses(&self, df: &mut DataFrame) -> Result<()> {
-        self.put(&self.whole_rel("statuses"), df)
+    fn statuses_rel(&self, day: i32) -> String {
+        format!("{}/statuses/date={}.parquet", self.gen_dir, day_str(day))
     }
 
-    pub fn get_statuses(&self) -> Result<Option<DataFrame>> {
-        self.get_opt(&self.whole_rel("statuses"))
+    fn settled_rel(&self, before: i32) -> String {
+        format!("{}/customers-settled/before={}.parquet", self.gen_dir, day_str(before))
+    }
+
+    /// Staff/visitor/loyalty status of each device seen on one day, as last published.
+    pub fn put_day_statuses(&self, day: i32, df: &mut DataFrame) -> Result<()> {
+        self.put(&self.statuses_rel(day), df)
+    }
+
+    pub fn get_day_statuses(&self, day: i32) -> Result<Option<DataFrame>> {
+        self.get_opt(&self.statuses_rel(day))
+    }
+
+    pub fn delete_day_statuses(&self, day: i32) -> Result<()> {
+        self.out.delete(&self.statuses_rel(day))
+    }
+
+    /// The customers aggregate over every day before `before` (named by its boundary, so a
+    /// crashed run's new one never replaces the one the committed manifest names).
+    pub fn put_settled(&self, before: i32, df: &mut DataFrame) -> Result<()> {
+        self.put(&self.settled_rel(before), df)
+    }
+
+    pub fn get_settled(&self, before: i32) -> Result<Option<DataFrame>> {
+        self.get_opt(&self.settled_rel(before))
+    }
+
+    pub fn delete_settled(&self, before: i32) -> Result<()> {
+        self.out.delete(&self.settled_rel(before))
     }
 
     /// Device id → pseudonym (only with a MAC key).
