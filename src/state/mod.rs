@@ -8,8 +8,9 @@
 //! _state/lock                                     held by a running run/update
 //! _state/<gen>/segments/date=D/<file-key>.parquet one file's rollup for one local day
 //! _state/<gen>/devices/date=D.parquet             each device's day: first/last second, mall dwell, qualifying
-//! _state/<gen>/customers.parquet                  the customers snapshot last published
-//! _state/<gen>/statuses.parquet                   staff/visitor/loyalty of every device-day last published
+//! _state/<gen>/customers.parquet                  the customers last published, with first visitor-day
+//! _state/<gen>/customers-settled/before=D.parquet customers over the days before D (the manifest names D)
+//! _state/<gen>/statuses/date=D.parquet            staff/visitor/loyalty of each device of day D
 //! _state/<gen>/pseudonyms.parquet                 device id → pseudonym (only with privacy.mac_key)
 //! ```
 //!
