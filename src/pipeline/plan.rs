@@ -49,7 +49,8 @@ pub struct Prepared {
 /// against the manifest.
 pub fn prepare(plan: &Plan, mode: Mode) -> Result<Prepared> {
     let fingerprint = plan.settings.fingerprint();
-    let old = Manifest::load(&plan.out)?;
+    // `run` rebuilds from nothing: a manifest of another state format is what it replaces.
+    let old = if mode == Mode::Update { Manifest::load(&plan.out)? } else { None };
     if let (Mode::Update, Some(m)) = (mode, &old) {
         if m.settings != fingerprint {
             return Err(crate::error::usage(format!(

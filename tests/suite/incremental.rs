@@ -321,3 +321,31 @@ fn late_first_day_republishes_every_date_whose_staff_or_loyalty_moves() {
     let o = ok(&m, &["update", "--config", "footfall.toml"]);
     assert_same_as_run(&m, &format!("late first day\n{}", o.stderr));
 }
+
+#[test]
+fn an_older_state_format_is_refused_by_update_and_rebuilt_by_run() {
+    let dir = full_mall();
+    let d = dir.path();
+    ok(d, &["run", "--config", "footfall.toml", "--quiet"]);
+    let reference = d.join("reference");
+    copy_dir(&d.join("out"), &reference);
+    // The manifest as an older footfall wrote it.
+    let path = d.join("out/_state/manifest.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let old = text.replacen(&format!("\"format\": {}", manifest_format(&text)), "\"format\": 4", 1);
+    assert_ne!(old, text);
+    std::fs::write(&path, old).unwrap();
+    let o = run(d, &["update", "--config", "footfall.toml"]);
+    assert_eq!(o.code, 3, "{}", o.explain());
+    assert!(o.stderr.contains("state format 4 is not supported") && o.stderr.contains("footfall run"), "{}", o.explain());
+    // What the message says to do works.
+    ok(d, &["run", "--config", "footfall.toml", "--quiet"]);
+    let o = run(d, &["diff", "out", "reference"]);
+    assert_eq!(o.code, 0, "the rebuilt tables equal the first run's\n{}", o.explain());
+    ok(d, &["update", "--config", "footfall.toml", "--quiet"]);
+}
+
+fn manifest_format(text: &str) -> u32 {
+    let v: serde_json::Value = serde_json::from_str(text).unwrap();
+    v["format"].as_u64().unwrap() as u32
+}
