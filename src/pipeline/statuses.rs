@@ -376,7 +376,7 @@ pub fn recompute(
         Some((p, Some(boundary))) if since >= boundary => {
             let old = p.get_settled(boundary)?.ok_or_else(|| anyhow::anyhow!("state is missing its settled customers; run `footfall run` to rebuild"))?;
             let between: Vec<i32> = all_days.range(boundary..since).copied().collect();
-            let kept = crate::par::map(&between, |d| Ok(state.get_day_statuses(*d)?))?;
+            let kept = crate::par::map(&between, |d| state.get_day_statuses(*d))?;
             let mut live: Vec<DataFrame> = kept.into_iter().flatten().collect();
             live.push(recent.clone());
             let live = concat_frames(live)?;
@@ -392,7 +392,7 @@ pub fn recompute(
         _ => {
             // Every day's statuses: the kept ones before `since`, the new ones after.
             let older: Vec<i32> = all_days.range(..since).copied().collect();
-            let kept = crate::par::map(&older, |d| Ok(state.get_day_statuses(*d)?))?;
+            let kept = crate::par::map(&older, |d| state.get_day_statuses(*d))?;
             let mut all: Vec<DataFrame> = kept.into_iter().flatten().collect();
             all.push(recent.clone());
             let all = concat_frames(all)?;
