@@ -112,7 +112,9 @@ pub enum Command {
     #[command(after_help = "Example:\n  footfall report --config demo/footfall.toml --out report.html")]
     Report(ReportArgs),
     /// Copy the result tables into PostgreSQL or MySQL/MariaDB (only what changed since the last export).
-    #[command(after_help = "Examples:\n  footfall export --config /etc/footfall.toml --to postgresql://footfall@db:5432/mall\n  MYSQL_PWD=… footfall export --to mysql://footfall@db:3306/mall --tables mall_daily_visitors,customers\n\nThe password comes from the URL or from PGPASSWORD / MYSQL_PWD; it is never printed or stored.")]
+    #[command(
+        after_help = "Examples:\n  footfall export --config /etc/footfall.toml --to postgresql://footfall@db:5432/mall\n  MYSQL_PWD=… footfall export --to mysql://footfall@db:3306/mall --tables mall_daily_visitors,customers\n\nThe password comes from the URL or from PGPASSWORD / MYSQL_PWD; it is never printed or stored."
+    )]
     Export(ExportArgs),
 }
 

@@ -216,7 +216,10 @@ impl Sink for My {
         self.conn().query_drop("START TRANSACTION").await?;
         self.conn().exec_drop(format!("DELETE FROM {table} WHERE `date` = ?"), (date.to_string(),)).await?;
         self.conn()
-            .exec_drop(format!("DELETE FROM {state} WHERE table_name = ? AND part = ?"), (t.name.clone(), date.to_string()))
+            .exec_drop(
+                format!("DELETE FROM {state} WHERE table_name = ? AND part = ?"),
+                (t.name.clone(), date.to_string()),
+            )
             .await?;
         self.conn().query_drop("COMMIT").await?;
         Ok(())
@@ -229,8 +232,12 @@ impl Sink for My {
         let cols = column_list(k, t);
         let key = |c: &String| t.primary_key.contains(c);
         let pk: Vec<String> = t.primary_key.iter().map(|c| ident(k, c)).collect();
-        let sets: Vec<String> =
-            t.columns.iter().filter(|c| !key(&c.name)).map(|c| format!("{0} = VALUES({0})", ident(k, &c.name))).collect();
+        let sets: Vec<String> = t
+            .columns
+            .iter()
+            .filter(|c| !key(&c.name))
+            .map(|c| format!("{0} = VALUES({0})", ident(k, &c.name)))
+            .collect();
         // With no other column, "updating" the first key column to itself is the MySQL no-op.
         let sets = if sets.is_empty() { format!("{0} = {0}", pk[0]) } else { sets.join(", ") };
         let on: Vec<String> = pk.iter().map(|c| format!("l.{c} = t.{c}")).collect();
@@ -240,7 +247,9 @@ impl Sink for My {
         self.conn().query_drop(format!("CREATE TEMPORARY TABLE {load} LIKE {table}")).await?;
         self.insert_rows(&load, t, rows).await?;
         self.conn()
-            .query_drop(format!("INSERT INTO {table} ({cols}) SELECT {cols} FROM {load} ON DUPLICATE KEY UPDATE {sets}"))
+            .query_drop(format!(
+                "INSERT INTO {table} ({cols}) SELECT {cols} FROM {load} ON DUPLICATE KEY UPDATE {sets}"
+            ))
             .await?;
         self.conn()
             .query_drop(format!(

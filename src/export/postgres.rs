@@ -50,7 +50,10 @@ impl Pg {
                 ("sslmode", "disable") => cfg.ssl_mode(SslMode::Disable),
                 ("sslmode", "prefer") => cfg.ssl_mode(SslMode::Prefer),
                 ("sslmode", "require") => cfg.ssl_mode(SslMode::Require),
-                _ => bail_usage!("export target {}: unsupported parameter {k}={v} (sslmode=disable|prefer|require)", t.show()),
+                _ => bail_usage!(
+                    "export target {}: unsupported parameter {k}={v} (sslmode=disable|prefer|require)",
+                    t.show()
+                ),
             };
         }
         let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config());
@@ -162,7 +165,8 @@ impl Sink for Pg {
                 check_columns(&format!("{}.{}", self.schema, t.name), &found, &want)?;
             }
         }
-        let rows = self.client.query(&format!("SELECT table_name, part, version FROM {}", self.q(STATE_TABLE)), &[]).await?;
+        let rows =
+            self.client.query(&format!("SELECT table_name, part, version FROM {}", self.q(STATE_TABLE)), &[]).await?;
         Ok(rows.iter().map(|r| ((r.get(0), r.get(1)), r.get(2))).collect())
     }
 
@@ -196,10 +200,15 @@ impl Sink for Pg {
         let record = Pg::record_sql(&self.schema);
         let cols = column_list(k, t);
         let key = |c: &String| t.primary_key.contains(c);
-        let sets: Vec<String> =
-            t.columns.iter().filter(|c| !key(&c.name)).map(|c| format!("{0} = EXCLUDED.{0}", ident(k, &c.name))).collect();
+        let sets: Vec<String> = t
+            .columns
+            .iter()
+            .filter(|c| !key(&c.name))
+            .map(|c| format!("{0} = EXCLUDED.{0}", ident(k, &c.name)))
+            .collect();
         let pk: Vec<String> = t.primary_key.iter().map(|c| ident(k, c)).collect();
-        let on_conflict = if sets.is_empty() { "DO NOTHING".to_string() } else { format!("DO UPDATE SET {}", sets.join(", ")) };
+        let on_conflict =
+            if sets.is_empty() { "DO NOTHING".to_string() } else { format!("DO UPDATE SET {}", sets.join(", ")) };
         let matches: Vec<String> = pk.iter().map(|c| format!("l.{c} = t.{c}")).collect();
         let tx = self.client.transaction().await?;
         tx.batch_execute(&format!("CREATE TEMP TABLE footfall_load (LIKE {table}) ON COMMIT DROP")).await?;

@@ -151,7 +151,11 @@ mod tests {
             let dt = t.dtype(c, tz);
             let s = match c.ty.as_str() {
                 // 2026-01-01T08:00:00+08:00 = 2026-01-01T00:00:00Z
-                "timestamp" => Series::new(c.name.as_str().into(), [1_767_225_600_000_000i64]).cast(&DataType::Datetime(TimeUnit::Microseconds, None)).unwrap().cast(&dt).unwrap(),
+                "timestamp" => Series::new(c.name.as_str().into(), [1_767_225_600_000_000i64])
+                    .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+                    .unwrap()
+                    .cast(&dt)
+                    .unwrap(),
                 _ => Series::new_null(c.name.as_str().into(), 1).cast(&dt).unwrap(),
             };
             cols.push(s.into_column());

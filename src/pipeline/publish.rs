@@ -104,7 +104,8 @@ pub fn publish_snapshots(
                 state.put_settled(*before, &mut settled.clone())?;
             }
             if let Some(since) = st.since {
-                let mut by_day = super::statuses::split_statuses(&st.recent, &all_days.range(since..).copied().collect())?;
+                let mut by_day =
+                    super::statuses::split_statuses(&st.recent, &all_days.range(since..).copied().collect())?;
                 for day in all_days.range(since..) {
                     let mut df = by_day.remove(day).unwrap_or_else(|| st.recent.clear());
                     state.put_day_statuses(*day, &mut df)?;

@@ -53,7 +53,12 @@ pub fn day_device_summary(mall: &DataFrame, day: i32, s: &Settings) -> Result<Da
 /// qualifying mall visit and not staff), `loyalty` (class code, null unless visitor) and
 /// `randomized`. `context`: kept statuses of the days just before (decided already, not
 /// returned); `earlier`: devices with a visitor-day before those.
-pub fn statuses(summaries: Vec<LazyFrame>, context: Option<DataFrame>, earlier: &HashSet<u64>, s: &Settings) -> Result<DataFrame> {
+pub fn statuses(
+    summaries: Vec<LazyFrame>,
+    context: Option<DataFrame>,
+    earlier: &HashSet<u64>,
+    s: &Settings,
+) -> Result<DataFrame> {
     if summaries.is_empty() {
         return Ok(df!(MAC => Vec::<u64>::new(), "day" => Vec::<i32>::new(), "first_seen" => Vec::<i64>::new(),
             "last_seen" => Vec::<i64>::new(), "mall_dwell" => Vec::<i64>::new(), "days7" => Vec::<i64>::new(),
@@ -84,8 +89,12 @@ pub fn statuses(summaries: Vec<LazyFrame>, context: Option<DataFrame>, earlier: 
     let dwell: Vec<i64> = df.column("mall_dwell")?.i64()?.into_no_null_iter().collect();
     let qual: Vec<bool> = df.column("mall_qualifying")?.bool()?.iter().map(|v| v.unwrap_or(false)).collect();
     let is_known = df.column("known")?.bool()?;
-    let (k7, ks, kv, kl) =
-        (df.column("days7")?.i64()?, df.column("staff")?.bool()?, df.column("visitor")?.bool()?, df.column("loyalty")?.i32()?);
+    let (k7, ks, kv, kl) = (
+        df.column("days7")?.i64()?,
+        df.column("staff")?.bool()?,
+        df.column("visitor")?.bool()?,
+        df.column("loyalty")?.i32()?,
+    );
     let known: Vec<Option<Known>> = (0..df.height())
         .map(|i| {
             is_known.get(i).unwrap_or(false).then(|| Known {
@@ -326,7 +335,8 @@ pub fn recompute(
         // Nothing changed (the kept customers stand), or no data is left at all.
         let kept = match prior {
             Some((p, b)) if changed.is_empty() => {
-                let settled = b.map(|b| Ok::<_, anyhow::Error>(p.get_settled(b)?.map(|f| (b, f)))).transpose()?.flatten();
+                let settled =
+                    b.map(|b| Ok::<_, anyhow::Error>(p.get_settled(b)?.map(|f| (b, f)))).transpose()?.flatten();
                 p.get_customers()?.map(|c| (c, settled))
             }
             _ => None,
@@ -357,7 +367,10 @@ pub fn recompute(
     } else {
         let frames = crate::par::map(&context_days, |d| {
             state.get_day_statuses(*d)?.map(|f| f.lazy()).ok_or_else(|| {
-                anyhow::anyhow!("state is missing the statuses of {}; run `footfall run` to rebuild", crate::state::day_str(*d))
+                anyhow::anyhow!(
+                    "state is missing the statuses of {}; run `footfall run` to rebuild",
+                    crate::state::day_str(*d)
+                )
             })
         })?;
         Some(concat(frames, UnionArgs::default())?.collect()?)
@@ -374,7 +387,9 @@ pub fn recompute(
     // customers = settled (days before the boundary) + the days from the boundary on.
     let (customers, settled, settled_new) = match prior {
         Some((p, Some(boundary))) if since >= boundary => {
-            let old = p.get_settled(boundary)?.ok_or_else(|| anyhow::anyhow!("state is missing its settled customers; run `footfall run` to rebuild"))?;
+            let old = p.get_settled(boundary)?.ok_or_else(|| {
+                anyhow::anyhow!("state is missing its settled customers; run `footfall run` to rebuild")
+            })?;
             let between: Vec<i32> = all_days.range(boundary..since).copied().collect();
             let kept = crate::par::map(&between, |d| state.get_day_statuses(*d))?;
             let mut live: Vec<DataFrame> = kept.into_iter().flatten().collect();
@@ -424,7 +439,8 @@ pub fn republish_days(prior: Option<&State>, changed: &BTreeSet<i32>, st: &Statu
         let mut look: BTreeSet<i32> = st.recent.column("day")?.i32()?.into_no_null_iter().collect();
         look.extend(changed.range(since..));
         let look: Vec<i32> = look.into_iter().collect();
-        let old: Vec<DataFrame> = crate::par::map(&look, |d| prior.get_day_statuses(*d))?.into_iter().flatten().collect();
+        let old: Vec<DataFrame> =
+            crate::par::map(&look, |d| prior.get_day_statuses(*d))?.into_iter().flatten().collect();
         let old = if old.is_empty() { st.recent.clear() } else { concat_frames(old)? };
         days.extend(changed_status_days(&old, &st.recent, since)?);
     }

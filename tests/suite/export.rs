@@ -47,7 +47,13 @@ fn sh(as_postgres: bool, prog: &Path, args: &[&str]) {
         Command::new(prog)
     };
     let o = c.args(args).stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{}: {e}", prog.display()));
-    assert!(o.status.success(), "{} {args:?}: {}{}", prog.display(), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{} {args:?}: {}{}",
+        prog.display(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 fn wait_port(port: u16) {
@@ -92,7 +98,18 @@ impl Pg {
         sh(
             true,
             &bin.join("initdb"),
-            &["-D", data.to_str().unwrap(), "-U", "footfall", "--auth=scram-sha-256", "--pwfile", pw.to_str().unwrap(), "-E", "UTF8", "--no-locale"],
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "footfall",
+                "--auth=scram-sha-256",
+                "--pwfile",
+                pw.to_str().unwrap(),
+                "-E",
+                "UTF8",
+                "--no-locale",
+            ],
         );
         let pg = Pg { bin, dir, port: free_port() };
         pg.up();
@@ -103,12 +120,20 @@ impl Pg {
         let d = self.dir.path();
         let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, d.display());
         let log = d.join("log");
-        sh(true, &self.bin.join("pg_ctl"), &["-D", d.join("data").to_str().unwrap(), "-o", &opts, "-l", log.to_str().unwrap(), "-w", "start"]);
+        sh(
+            true,
+            &self.bin.join("pg_ctl"),
+            &["-D", d.join("data").to_str().unwrap(), "-o", &opts, "-l", log.to_str().unwrap(), "-w", "start"],
+        );
         wait_port(self.port);
     }
 
     fn down(&self) {
-        sh(true, &self.bin.join("pg_ctl"), &["-D", self.dir.path().join("data").to_str().unwrap(), "-m", "fast", "-w", "stop"]);
+        sh(
+            true,
+            &self.bin.join("pg_ctl"),
+            &["-D", self.dir.path().join("data").to_str().unwrap(), "-m", "fast", "-w", "stop"],
+        );
     }
 
     /// The URL without password (tests pass it in PGPASSWORD unless they test the URL's).
@@ -186,7 +211,13 @@ impl My {
         sh(
             false,
             Path::new("mariadb-install-db"),
-            &["--no-defaults", &format!("--datadir={}", data.display()), user, "--auth-root-authentication-method=normal", "--skip-test-db"],
+            &[
+                "--no-defaults",
+                &format!("--datadir={}", data.display()),
+                user,
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
         );
         let port = free_port();
         let sock = dir.path().join("sock");
@@ -283,9 +314,14 @@ impl Drop for My {
 }
 
 /// One text per row (`cell(row, column index, column)` joined by `|`), sorted.
-fn canonical(n: usize, t: &TableSchema, cell: impl Fn(usize, usize, &footfall::schema::ColumnSchema) -> String) -> Vec<String> {
-    let mut rows: Vec<String> =
-        (0..n).map(|i| t.columns.iter().enumerate().map(|(j, c)| cell(i, j, c)).collect::<Vec<_>>().join("|")).collect();
+fn canonical(
+    n: usize,
+    t: &TableSchema,
+    cell: impl Fn(usize, usize, &footfall::schema::ColumnSchema) -> String,
+) -> Vec<String> {
+    let mut rows: Vec<String> = (0..n)
+        .map(|i| t.columns.iter().enumerate().map(|(j, c)| cell(i, j, c)).collect::<Vec<_>>().join("|"))
+        .collect();
     rows.sort();
     rows
 }
@@ -390,11 +426,7 @@ fn postgres_tables_equal_parquet_and_a_second_export_changes_nothing() {
         .filter(|f| !f.starts_with("_state") && f.to_string_lossy().contains("/date="))
         .count();
     assert!(n_dates >= 2 * footfall::metrics::DAILY.len(), "{n_dates}");
-    assert!(
-        o.stderr.contains(&format!("export: {n_dates} partition(s) and 2 snapshot(s) written")),
-        "{}",
-        o.explain()
-    );
+    assert!(o.stderr.contains(&format!("export: {n_dates} partition(s) and 2 snapshot(s) written")), "{}", o.explain());
     let want = dump_parquet(d, "out");
     assert!(want.values().all(|rows| !rows.is_empty()), "every table has rows in the golden mall");
     let first = dump_pg(&pg, "public");
@@ -408,7 +440,14 @@ fn postgres_tables_equal_parquet_and_a_second_export_changes_nothing() {
         2
     );
     let o = export_ok(d, &["--to", &pg.url()]);
-    assert!(o.stderr.contains(&format!("0 partition(s) and 0 snapshot(s) written (0 rows), 0 date(s) retracted, {} up to date", n_dates + 2)), "{}", o.explain());
+    assert!(
+        o.stderr.contains(&format!(
+            "0 partition(s) and 0 snapshot(s) written (0 rows), 0 date(s) retracted, {} up to date",
+            n_dates + 2
+        )),
+        "{}",
+        o.explain()
+    );
     assert_same("postgres after a second export", &dump_pg(&pg, "public"), &first);
     // The password went through PGPASSWORD and is nowhere in what footfall printed or wrote.
     assert!(!o.stderr.contains(PASSWORD));
@@ -425,10 +464,8 @@ fn update_with_after_update_exports_what_changed_and_equals_a_fresh_run() {
     let d = dir.path();
     // Hold back the first day's daytime files (late arrivals) and shrink one file of the
     // second day later: old dates change, and a date loses rows.
-    let late: Vec<PathBuf> = golden_files()
-        .into_iter()
-        .filter(|f| f.to_string_lossy().contains("date=2026-03-28/hour=1"))
-        .collect();
+    let late: Vec<PathBuf> =
+        golden_files().into_iter().filter(|f| f.to_string_lossy().contains("date=2026-03-28/hour=1")).collect();
     assert!(late.len() >= 5, "{late:?}");
     let held = d.join("held");
     for f in &late {
@@ -462,7 +499,11 @@ fn update_with_after_update_exports_what_changed_and_equals_a_fresh_run() {
     let o = run_env(d, &["update", "--config", "footfall.toml"], &[("PGPASSWORD", PASSWORD)]);
     assert_eq!(o.code, 0, "{}", o.explain());
     let after = pg.query_one(positions);
-    assert!(after < before, "2026-03-29 lost rows in Parquet, so in the database: {before} -> {after}\n{}", o.explain());
+    assert!(
+        after < before,
+        "2026-03-29 lost rows in Parquet, so in the database: {before} -> {after}\n{}",
+        o.explain()
+    );
     let updated = dump_pg(&pg, "mall");
     assert_same("after a shrunk file", &updated, &dump_parquet(d, "out"));
 
@@ -494,10 +535,8 @@ fn mariadb_tables_equal_parquet_through_updates() {
     assert!(o.stderr.contains("0 partition(s) and 0 snapshot(s) written"), "{}", o.explain());
     assert_same("mariadb after a second export", &dump(&my), &first);
 
-    let biggest = golden_files()
-        .into_iter()
-        .max_by_key(|f| std::fs::metadata(d.join("probes").join(f)).unwrap().len())
-        .unwrap();
+    let biggest =
+        golden_files().into_iter().max_by_key(|f| std::fs::metadata(d.join("probes").join(f)).unwrap().len()).unwrap();
     shrink(&d.join("probes").join(&biggest));
     let o = run_env(d, &["update", "--config", "footfall.toml"], &[("MYSQL_PWD", PASSWORD)]);
     assert_eq!(o.code, 0, "{}", o.explain());
@@ -622,10 +661,12 @@ fn tables_selection_keyed_mode_and_a_mismatched_table() {
     let o = run_env(d, &["run", "--config", "footfall.toml", "--quiet"], &[("FOOTFALL_MAC_KEY", "k-2026")]);
     assert_eq!(o.code, 0, "{}", o.explain());
     // Everything but the per-second table.
-    let some: Vec<&str> =
-        results().iter().map(|t| t.name.as_str()).filter(|n| *n != "customer_positions").collect();
+    let some: Vec<&str> = results().iter().map(|t| t.name.as_str()).filter(|n| *n != "customer_positions").collect();
     export_ok(d, &["--to", &pg.url(), "--tables", &some.join(",")]);
-    assert_eq!(pg.query_one("SELECT count(*) FROM information_schema.tables WHERE table_name = 'customer_positions'"), 0);
+    assert_eq!(
+        pg.query_one("SELECT count(*) FROM information_schema.tables WHERE table_name = 'customer_positions'"),
+        0
+    );
     let want = dump_parquet(d, "out");
     for t in results().into_iter().filter(|t| t.name != "customer_positions") {
         assert_eq!(pg.rows("public", t), want[&t.name], "{}", t.name);

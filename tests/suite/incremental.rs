@@ -337,7 +337,11 @@ fn an_older_state_format_is_refused_by_update_and_rebuilt_by_run() {
     std::fs::write(&path, old).unwrap();
     let o = run(d, &["update", "--config", "footfall.toml"]);
     assert_eq!(o.code, 3, "{}", o.explain());
-    assert!(o.stderr.contains("state format 4 is not supported") && o.stderr.contains("footfall run"), "{}", o.explain());
+    assert!(
+        o.stderr.contains("state format 4 is not supported") && o.stderr.contains("footfall run"),
+        "{}",
+        o.explain()
+    );
     // What the message says to do works.
     ok(d, &["run", "--config", "footfall.toml", "--quiet"]);
     let o = run(d, &["diff", "out", "reference"]);
