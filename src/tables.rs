@@ -36,6 +36,15 @@ pub fn read_parquet(bytes: Bytes) -> Result<DataFrame> {
 /// The partition column of date-partitioned tables (in the path, not in the files).
 pub const PARTITION: &str = "date";
 
+/// Puts a partition's `date` (held by its path) back as a column, unless the file has one.
+pub fn with_partition_date(mut df: DataFrame, date: NaiveDate) -> Result<DataFrame> {
+    if df.column(PARTITION).is_err() {
+        let days = Series::new(PARTITION.into(), vec![crate::timeutil::date_to_days(date); df.height()]);
+        df.with_column(days.cast(&DataType::Date)?.into_column())?;
+    }
+    Ok(df)
+}
+
 /// Relative object name of a table partition.
 pub fn partition_rel(table: &str, date: NaiveDate) -> String {
     format!("{table}/date={}/part-0.parquet", date.format("%Y-%m-%d"))
@@ -104,12 +113,11 @@ pub fn read_table(
             .collect()
     };
     let frames: Vec<DataFrame> = crate::par::map(&rels, |(rel, date)| {
-        let mut df = read_parquet(out.get(rel)?).with_context(|| format!("cannot read {}", out.show(rel)))?;
-        if let (Some(d), Err(_)) = (date, df.column(PARTITION)) {
-            let days = Series::new(PARTITION.into(), vec![crate::timeutil::date_to_days(*d); df.height()]);
-            df.with_column(days.cast(&DataType::Date)?.into_column())?;
+        let df = read_parquet(out.get(rel)?).with_context(|| format!("cannot read {}", out.show(rel)))?;
+        match date {
+            Some(d) => with_partition_date(df, *d),
+            None => Ok(df),
         }
-        Ok(df)
     })?;
     let mut df: Option<DataFrame> = None;
     for f in frames {

@@ -114,11 +114,25 @@ impl Target {
     }
 }
 
+/// Percent-decodes a URL part (`+` stays `+`: this is not form encoding).
 fn percent(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_string())
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).and_then(|c| hex(*c)), b.get(i + 2).and_then(|c| hex(*c))) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What an export does, validated before any work starts.
@@ -320,7 +334,7 @@ fn run<S: Sink>(sink: &mut S, out: &Location, plan: &ExportPlan, progress: Progr
             (df, None)
         } else {
             let date = NaiveDate::parse_from_str(&p.part, "%Y-%m-%d")?;
-            (rows::with_date(df, date)?, Some(date))
+            (tables::with_partition_date(df, date)?, Some(date))
         };
         let rows = Rows::new(t, &df).with_context(|| format!("cannot convert {}", out.show(&p.rel)))?;
         match date {
@@ -403,6 +417,8 @@ mod tests {
         let t = Target::parse("postgresql://u:s%40cret@db.example:6543/mall?sslmode=require").unwrap();
         assert_eq!((t.kind, t.port, t.user.as_str(), t.database.as_str()), (Kind::Postgres, 6543, "u", "mall"));
         assert_eq!(t.password.as_deref(), Some("s@cret"));
+        let p = Target::parse("postgresql://u:a+b%2Fc%25@h/d").unwrap();
+        assert_eq!(p.password.as_deref(), Some("a+b/c%"), "a '+' in a password is a '+'");
         assert_eq!(t.show(), "postgresql://u@db.example:6543/mall");
         assert!(!format!("{t:?}").contains("cret"));
         let m = Target::parse("mysql://root@127.0.0.1/x").unwrap();

@@ -39,16 +39,6 @@ pub struct Rows {
     pub height: usize,
 }
 
-/// Puts a partition's `date` (held by its path) back as a column.
-pub fn with_date(mut df: DataFrame, date: NaiveDate) -> Result<DataFrame> {
-    if df.column(crate::tables::PARTITION).is_err() {
-        let days = crate::timeutil::date_to_days(date);
-        let s = Series::new(crate::tables::PARTITION.into(), vec![days; df.height()]).cast(&DataType::Date)?;
-        df.with_column(s.into_column())?;
-    }
-    Ok(df)
-}
-
 impl Rows {
     /// Takes the schema's columns from `df` (which must have them all).
     pub fn new(t: &TableSchema, df: &DataFrame) -> Result<Rows> {
@@ -124,7 +114,7 @@ mod tests {
                 };
                 cols.push(s.into_column());
             }
-            let df = with_date(DataFrame::new(1, cols).unwrap(), date).unwrap();
+            let df = crate::tables::with_partition_date(DataFrame::new(1, cols).unwrap(), date).unwrap();
             let rows = Rows::new(t, &df).unwrap();
             assert_eq!((rows.height, rows.width()), (1, t.columns.len()), "{}", t.name);
             for (j, c) in t.columns.iter().enumerate() {
