@@ -92,6 +92,18 @@ pub fn join<A: Send, B: Send>(
     Ok((ra?, rb?))
 }
 
+/// Sorts `v` by `cmp` on rayon's pool when it is large (stable, so already sorted runs cost
+/// little). Safe here, unlike a loop over probe files: `cmp` is a leaf that never calls Polars,
+/// so a waiting worker can only steal other comparisons.
+pub fn sort_by<T: Send>(v: &mut [T], cmp: impl Fn(&T, &T) -> std::cmp::Ordering + Sync) {
+    use rayon::slice::ParallelSliceMut;
+    if v.len() > 1 << 20 {
+        v.par_sort_by(cmp);
+    } else {
+        v.sort_by(cmp);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,32 +19,148 @@ use crate::schema::MAC;
 use crate::state::{day_str, FileRecord, Manifest, State};
 use crate::timeutil::LocalClock;
 
-/// Reduces parsed events to the segment grain (the same as `pos`).
+/// Reduces parsed events to the segment grain (the same as `pos`), sorted like `pos`.
 pub fn events_to_segment(events: DataFrame) -> Result<DataFrame> {
-    Ok(events
-        .lazy()
-        .group_by([col("second"), col(MAC), col("ap_mac"), col("shop_code")])
-        .agg([col("hour").first(), col("rssi").min().alias("rssi_min"), col("rssi").max().alias("rssi_max")])
-        .collect()?)
+    let rssi = events.column("rssi")?;
+    let mut df = events.select([MAC, "second", "ap_mac", "shop_code", "hour"])?;
+    df.with_column(rssi.clone().with_name("rssi_min".into()))?;
+    df.with_column(rssi.clone().with_name("rssi_max".into()))?;
+    rollup(&[df])
 }
 
-/// Folds per-file segments of one day into the day's `pos` rollup.
-pub fn merge_pos(parts: Vec<LazyFrame>) -> Result<DataFrame> {
-    let all = concat(parts, UnionArgs::default())?;
-    Ok(all
-        .group_by([col("second"), col(MAC), col("ap_mac"), col("shop_code")])
-        .agg([col("hour").first(), col("rssi_min").min(), col("rssi_max").max()])
-        .collect()?)
+/// Folds rollup rows (per-file segments of one day, or one file's events) into one rollup:
+/// one row per (second, device, AP, shop) with the RSSI min and max, **sorted by those four
+/// keys** — the order of `customer_positions`' key, and time order for the visit scan.
+///
+/// Why by hand rather than a Polars group-by: the four-key group-by hashed a string per
+/// row and left the rows unordered, so every later stage sorted or grouped again. Here the shop
+/// becomes its rank in a per-call dictionary of the distinct strings (a few hundred), so
+/// the sort compares integers only (APs are `u64` MACs already); segments are written in this order, so a day's merge
+/// sorts a few long sorted runs (nearly linear).
+pub fn rollup(parts: &[DataFrame]) -> Result<DataFrame> {
+    let n: usize = parts.iter().map(DataFrame::height).sum();
+    let mut shops = Dict::default();
+    let mut keys: Vec<(i64, u64, u64, u32, u32)> = Vec::with_capacity(n);
+    let (mut hour, mut lo, mut hi) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for df in parts {
+        let second = df.column("second")?.i64()?;
+        let mac = df.column(MAC)?.u64()?;
+        let (ap, shop) = (df.column("ap_mac")?.u64()?, df.column("shop_code")?.str()?);
+        for c in ["second", MAC, "ap_mac", "shop_code", "hour", "rssi_min", "rssi_max"] {
+            if df.column(c)?.null_count() > 0 {
+                bail!("rollup rows with a null '{c}'");
+            }
+        }
+        hour.extend(df.column("hour")?.i64()?.into_no_null_iter());
+        lo.extend(df.column("rssi_min")?.i32()?.into_no_null_iter());
+        hi.extend(df.column("rssi_max")?.i32()?.into_no_null_iter());
+        let rest = ap.into_no_null_iter().zip(shop.iter().map(Option::unwrap_or_default));
+        for ((t, m), (a, s)) in second.into_no_null_iter().zip(mac.into_no_null_iter()).zip(rest) {
+            let row = keys.len() as u32;
+            keys.push((t, m, a, shops.id(s), row));
+        }
+    }
+    // Dictionary ids → ranks of the strings, so integer order is string order.
+    let (shop_rank, shop_names) = shops.ranks();
+    for k in &mut keys {
+        k.3 = shop_rank[k.3 as usize];
+    }
+    type Key = (i64, u64, u64, u32, u32);
+    let by_key = |a: &Key, b: &Key| (a.0, a.1, a.2, a.3).cmp(&(b.0, b.1, b.2, b.3));
+    crate::par::sort_by(&mut keys, by_key);
+    let mut out = Sorted::with_capacity(n);
+    for (i, k) in keys.iter().enumerate() {
+        let r = k.4 as usize;
+        if i > 0 && by_key(&keys[i - 1], k).is_eq() {
+            let last = out.second.len() - 1;
+            out.rssi_min[last] = out.rssi_min[last].min(lo[r]);
+            out.rssi_max[last] = out.rssi_max[last].max(hi[r]);
+            continue;
+        }
+        out.second.push(k.0);
+        out.mac.push(k.1);
+        out.ap.push(k.2);
+        out.shop.push(k.3 as IdxSize);
+        out.hour.push(hour[r]);
+        out.rssi_min.push(lo[r]);
+        out.rssi_max.push(hi[r]);
+    }
+    let names = |v: Vec<&str>, name: &str| StringChunked::from_iter_values(name.into(), v.into_iter());
+    let h = out.second.len();
+    Ok(DataFrame::new(
+        h,
+        vec![
+            Column::new("second".into(), out.second),
+            Column::new(MAC.into(), out.mac),
+            Column::new("ap_mac".into(), out.ap),
+            names(shop_names, "shop_code").take(out.shop.as_slice())?.into_column(),
+            Column::new("hour".into(), out.hour),
+            Column::new("rssi_min".into(), out.rssi_min),
+            Column::new("rssi_max".into(), out.rssi_max),
+        ],
+    )?)
+}
+
+/// Distinct strings of one column, numbered in order of first appearance.
+#[derive(Default)]
+struct Dict<'a> {
+    ids: PlHashMap<&'a str, u32>,
+    names: Vec<&'a str>,
+}
+
+impl<'a> Dict<'a> {
+    fn id(&mut self, s: &'a str) -> u32 {
+        *self.ids.entry(s).or_insert_with(|| {
+            self.names.push(s);
+            (self.names.len() - 1) as u32
+        })
+    }
+
+    /// (rank of each id in string order, the strings in that order).
+    fn ranks(self) -> (Vec<u32>, Vec<&'a str>) {
+        let mut order: Vec<u32> = (0..self.names.len() as u32).collect();
+        order.sort_by_key(|&i| self.names[i as usize]);
+        let mut rank = vec![0; order.len()];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i as usize] = r as u32;
+        }
+        (rank, order.iter().map(|&i| self.names[i as usize]).collect())
+    }
+}
+
+/// Columns of [`rollup`]'s output being built (AP and shop as dictionary ranks).
+struct Sorted {
+    second: Vec<i64>,
+    mac: Vec<u64>,
+    ap: Vec<u64>,
+    shop: Vec<IdxSize>,
+    hour: Vec<i64>,
+    rssi_min: Vec<i32>,
+    rssi_max: Vec<i32>,
+}
+
+impl Sorted {
+    fn with_capacity(n: usize) -> Self {
+        Sorted {
+            second: Vec::with_capacity(n),
+            mac: Vec::with_capacity(n),
+            ap: Vec::with_capacity(n),
+            shop: Vec::with_capacity(n),
+            hour: Vec::with_capacity(n),
+            rssi_min: Vec::with_capacity(n),
+            rssi_max: Vec::with_capacity(n),
+        }
+    }
 }
 
 /// The rollup of one day from the segments of the files that have records on it.
 pub fn load_day(state: &State, by_day: &BTreeMap<i32, Vec<&str>>, day: i32) -> Result<DataFrame> {
     let files = by_day.get(&day).map(Vec::as_slice).unwrap_or_default();
-    let parts: Vec<LazyFrame> = crate::par::map(files, |rel| Ok(state.get_segment(day, rel)?.lazy()))?;
+    let parts: Vec<DataFrame> = crate::par::map(files, |rel| state.get_segment(day, rel))?;
     if parts.is_empty() {
         bail!("no segments for {}", day_str(day));
     }
-    merge_pos(parts)
+    rollup(&parts)
 }
 
 /// One probe file after ingest: its pseudonyms (keyed mode) and its new state record.

@@ -3,15 +3,16 @@
 //! (all its records, split at `mall_gap`). Computed once per day and shared by every query
 //! that needs them; a day's rollup never crosses local midnight, so neither do visits.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use polars::prelude::*;
 
 use crate::config::Settings;
 pub use crate::rules::qualifying;
 use crate::schema::MAC;
 
-/// Shop visits of a day: records of one device at one shop, split where consecutive
-/// seconds are more than `gap` apart. Columns: device, shop, start, end, dwell, rssi_max.
+/// Shop visits of `pos` in any order (for a single device's story): records of one device at
+/// one shop, split where consecutive seconds are more than `gap` apart. Columns: device,
+/// shop, start, end, dwell, rssi_max.
 pub fn visits(pos: &DataFrame, gap: i64) -> Result<DataFrame> {
     sessions(pos, &[MAC, "shop_code"], gap)
 }
@@ -25,57 +26,98 @@ pub struct DayVisits {
     pub mall: DataFrame,
 }
 
-/// Shop visits, then mall visits.
-///
-/// With `visit_gap ≤ mall_gap` (the defaults) mall visits are the device's shop visits merged
-/// while the next one starts at most `mall_gap` after the furthest end so far: a silence
-/// longer than `mall_gap` cannot lie inside a shop visit, so this equals splitting all its
-/// records, from ~⅓ of the rows. Otherwise the records are split directly and each shop
-/// visit is matched to the mall visit in progress at its start.
+/// Shop and mall visits of a day's rollup in one pass over its rows in time order (the order
+/// [`super::rollup::rollup`] leaves them in): each device's open mall visit, and each
+/// (device, shop)'s open shop visit, is extended by a record at most the gap after its last
+/// one, else closed and a new one opened. A shop visit's mall visit is the device's open one
+/// when it starts. One pass, no sort and no group-by: these used to be a sort and three
+/// group-bys over the day's rows.
 pub fn day_visits(pos: &DataFrame, s: &Settings) -> Result<DayVisits> {
-    day_visits_by(pos, s, s.visit_gap <= s.mall_gap)
+    let second = pos.column("second")?.i64()?;
+    let mac = pos.column(MAC)?.u64()?;
+    let shop = pos.column("shop_code")?.str()?;
+    let rssi = pos.column("rssi_max")?.i32()?;
+    if [second.null_count(), mac.null_count(), shop.null_count(), rssi.null_count()].iter().any(|n| *n > 0) {
+        bail!("a day's rollup has null keys");
+    }
+    let (mut mall, mut shops) = (Spans::default(), Spans::default());
+    let (mut shop_of, mut mall_of) = (Vec::new(), Vec::new());
+    let mut open_mall: PlHashMap<u64, usize> = PlHashMap::new();
+    let mut open_shop: PlHashMap<(u64, &str), usize> = PlHashMap::new();
+    let mut last = i64::MIN;
+    let rows = second.into_no_null_iter().zip(mac.into_no_null_iter());
+    for ((t, m), (code, r)) in rows.zip(shop.iter().map(Option::unwrap_or_default).zip(rssi.into_no_null_iter())) {
+        if t < last {
+            bail!("a day's rollup is not in time order");
+        }
+        last = t;
+        let mv = match open_mall.get(&m) {
+            Some(&i) if t - mall.end[i] <= s.mall_gap => mall.extend(i, t, r),
+            _ => {
+                let i = mall.open(m, t, r);
+                open_mall.insert(m, i);
+                i
+            }
+        };
+        match open_shop.get(&(m, code)) {
+            Some(&i) if t - shops.end[i] <= s.visit_gap => {
+                shops.extend(i, t, r);
+            }
+            _ => {
+                let i = shops.open(m, t, r);
+                shop_of.push(code);
+                mall_of.push(mv as u32 + 1);
+                open_shop.insert((m, code), i);
+            }
+        }
+    }
+    let n_mall = mall.mac.len() as u32;
+    let mut shop = shops.frame()?;
+    shop.insert_column(1, StringChunked::from_iter_values("shop_code".into(), shop_of.into_iter()).into_column())?;
+    shop.with_column(Column::new("mall_visit".into(), mall_of))?;
+    let mut mall = mall.frame()?;
+    mall.with_column(Column::new("mall_visit".into(), (1..=n_mall).collect::<Vec<u32>>()))?;
+    Ok(DayVisits { shop, mall })
 }
 
-fn day_visits_by(pos: &DataFrame, s: &Settings, merge_shop_visits: bool) -> Result<DayVisits> {
-    let shop = visits(pos, s.visit_gap)?;
-    let prev = |c: &str| col(c).shift(lit(1));
-    let number = |new: Expr| new.fill_null(lit(true)).cast(DataType::UInt32).cum_sum(false).alias("mall_visit");
-    if merge_shop_visits {
-        let shop = shop
-            .lazy()
-            .sort([MAC, "start"], SortMultipleOptions::default())
-            .with_column(col("end").cum_max(false).over([col(MAC)])?.alias("reach"))
-            .with_column(number(col(MAC).neq(prev(MAC)).or((col("start") - prev("reach")).gt(lit(s.mall_gap)))))
-            .drop(cols(["reach"]))
-            .collect()?;
-        let mall = shop
-            .clone()
-            .lazy()
-            .group_by([col("mall_visit")])
-            .agg([col(MAC).first(), col("start").min(), col("end").max(), col("rssi_max").max()])
-            .with_column((col("end") - col("start")).alias("dwell"))
-            .collect()?;
-        return Ok(DayVisits { shop, mall });
+/// Visits being built: device, first and last second, strongest RSSI.
+#[derive(Default)]
+struct Spans {
+    mac: Vec<u64>,
+    start: Vec<i64>,
+    end: Vec<i64>,
+    rssi_max: Vec<i32>,
+}
+
+impl Spans {
+    fn open(&mut self, mac: u64, t: i64, rssi: i32) -> usize {
+        self.mac.push(mac);
+        self.start.push(t);
+        self.end.push(t);
+        self.rssi_max.push(rssi);
+        self.mac.len() - 1
     }
-    // Mall visits numbered in (device, start) order, as the running count below numbers them.
-    let mall = sessions(pos, &[MAC], s.mall_gap)?
-        .lazy()
-        .sort([MAC, "start"], SortMultipleOptions::default())
-        .with_column(int_range(lit(1u32), len() + lit(1u32), 1, DataType::UInt32).alias("mall_visit"))
-        .collect()?;
-    let starts = mall.clone().lazy().select([col(MAC), col("start"), lit(0i32).alias("kind")]);
-    // Each mall visit sorts before the shop visits starting in it (same second: kind 0
-    // first); the running count of mall visits numbers the one in progress.
-    let shop = concat(
-        [shop.lazy().with_column(lit(1i32).alias("kind")), starts],
-        UnionArgs { diagonal: true, ..Default::default() },
-    )?
-    .sort([MAC, "start", "kind"], SortMultipleOptions::default())
-    .with_column(number(col("kind").eq(lit(0i32))))
-    .filter(col("kind").eq(lit(1i32)))
-    .drop(cols(["kind"]))
-    .collect()?;
-    Ok(DayVisits { shop, mall })
+
+    fn extend(&mut self, i: usize, t: i64, rssi: i32) -> usize {
+        self.end[i] = t;
+        self.rssi_max[i] = self.rssi_max[i].max(rssi);
+        i
+    }
+
+    /// device, start, end, dwell, rssi_max.
+    fn frame(self) -> Result<DataFrame> {
+        let dwell: Vec<i64> = self.start.iter().zip(&self.end).map(|(s, e)| e - s).collect();
+        Ok(DataFrame::new(
+            self.mac.len(),
+            vec![
+                Column::new(MAC.into(), self.mac),
+                Column::new("start".into(), self.start),
+                Column::new("end".into(), self.end),
+                Column::new("dwell".into(), dwell),
+                Column::new("rssi_max".into(), self.rssi_max),
+            ],
+        )?)
+    }
 }
 
 /// Gap-split sessions of `pos` per `keys` (a day's rollup never crosses local midnight).
@@ -110,30 +152,64 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
+    /// The scan against the gap-split definition formulated with Polars: shop visits split per
+    /// (device, shop), mall visits per device, each shop visit's mall visit the one holding its
+    /// start — with the shop gap below and above the mall gap.
     #[test]
-    fn merging_shop_visits_equals_splitting_records() {
-        let s = Settings::default(); // shop gap 600 ≤ mall gap 900
-        for seed in 0..20 {
-            let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
-            let n = 300;
-            let second: Vec<i64> = (0..n).map(|_| rng.gen_range(0..86_000)).collect();
-            let mac: Vec<u64> = (0..n).map(|_| rng.gen_range(1..5)).collect();
-            let shop: Vec<&str> = (0..n).map(|_| ["S1", "S2", "S3"][rng.gen_range(0..3)]).collect();
-            let rssi: Vec<i32> = (0..n).map(|_| rng.gen_range(-90..-30)).collect();
-            let pos = df!("second" => second, MAC => mac, "shop_code" => shop, "rssi_max" => rssi).unwrap();
-            let sorted = |df: DataFrame, by: &[&str]| df.sort(by.to_vec(), Default::default()).unwrap();
-            let a = day_visits_by(&pos, &s, true).unwrap();
-            let b = day_visits_by(&pos, &s, false).unwrap();
-            assert!(a.mall.height() > 10, "seed {seed}: {} mall visits", a.mall.height());
-            assert_eq!(
-                sorted(a.shop, &[MAC, "start", "shop_code"]),
-                sorted(b.shop, &[MAC, "start", "shop_code"]),
-                "seed {seed}"
-            );
-            let mall = |df: DataFrame| {
-                sorted(df.select(["mall_visit", MAC, "start", "end", "dwell", "rssi_max"]).unwrap(), &["mall_visit"])
-            };
-            assert_eq!(mall(a.mall), mall(b.mall), "seed {seed}");
+    fn visit_scan_equals_gap_split_sessions() {
+        for (visit_gap, mall_gap) in [(600, 900), (900, 300)] {
+            let s = Settings { visit_gap, mall_gap, ..Settings::default() };
+            for seed in 0..20 {
+                let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+                let n = 300;
+                let second: Vec<i64> = (0..n).map(|_| rng.gen_range(0..86_000)).collect();
+                let mac: Vec<u64> = (0..n).map(|_| rng.gen_range(1..5)).collect();
+                let shop: Vec<&str> = (0..n).map(|_| ["S1", "S2", "S3"][rng.gen_range(0..3)]).collect();
+                let ap: Vec<u64> = (0..n).map(|_| rng.gen_range(1..3)).collect();
+                let rssi: Vec<i32> = (0..n).map(|_| rng.gen_range(-90..-30)).collect();
+                let rows = df!("second" => second, MAC => mac, "ap_mac" => ap, "shop_code" => shop,
+                    "hour" => vec![0i64; n], "rssi_min" => rssi.clone(), "rssi_max" => rssi)
+                .unwrap();
+                let pos = crate::pipeline::rollup::rollup(&[rows]).unwrap();
+                let got = day_visits(&pos, &s).unwrap();
+                let want_shop = sessions(&pos, &[MAC, "shop_code"], visit_gap).unwrap();
+                let want_mall = sessions(&pos, &[MAC], mall_gap).unwrap();
+                assert!(want_mall.height() > 10, "seed {seed}: {} mall visits", want_mall.height());
+                let sorted = |df: DataFrame, by: &[&str]| df.sort(by.to_vec(), Default::default()).unwrap();
+                let cols = [MAC, "start", "end", "dwell", "rssi_max"];
+                assert_eq!(
+                    sorted(got.mall.select(cols).unwrap(), &[MAC, "start"]),
+                    sorted(want_mall.select(cols).unwrap(), &[MAC, "start"]),
+                    "seed {seed}"
+                );
+                // Each shop visit's mall visit, by its start: the one whose span holds it.
+                let mall_start = |df: &DataFrame, i: usize| -> i64 {
+                    let m = df.column("mall_visit").unwrap().u32().unwrap().get(i).unwrap();
+                    let row = got.mall.column("mall_visit").unwrap().u32().unwrap().iter().position(|v| v == Some(m));
+                    got.mall.column("start").unwrap().i64().unwrap().get(row.unwrap()).unwrap()
+                };
+                let held: Vec<i64> = (0..got.shop.height()).map(|i| mall_start(&got.shop, i)).collect();
+                for i in 0..got.shop.height() {
+                    let (d, t) = (
+                        got.shop.column(MAC).unwrap().u64().unwrap().get(i).unwrap(),
+                        got.shop.column("start").unwrap().i64().unwrap().get(i).unwrap(),
+                    );
+                    let holder = want_mall
+                        .clone()
+                        .lazy()
+                        .filter(col(MAC).eq(lit(d)).and(col("start").lt_eq(lit(t))).and(col("end").gt_eq(lit(t))))
+                        .collect()
+                        .unwrap();
+                    assert_eq!(holder.height(), 1, "seed {seed}");
+                    assert_eq!(holder.column("start").unwrap().i64().unwrap().get(0), Some(held[i]), "seed {seed}");
+                }
+                let cols = [MAC, "shop_code", "start", "end", "dwell", "rssi_max"];
+                assert_eq!(
+                    sorted(got.shop.select(cols).unwrap(), &[MAC, "shop_code", "start"]),
+                    sorted(want_shop.select(cols).unwrap(), &[MAC, "shop_code", "start"]),
+                    "seed {seed}"
+                );
+            }
         }
     }
 }
