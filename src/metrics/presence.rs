@@ -117,79 +117,91 @@ pub fn shop_transitions_daily(c: &DayCtx) -> PolarsResult<LazyFrame> {
         ]))
 }
 
-/// Position of each non-staff device in each second it was heard (SPEC §7.2), with the
-/// second's local hour start: place_info where known, else the RSSI-power-weighted centroid
-/// of the hearing APs that ap_info places.
-fn positions(c: &DayCtx) -> PolarsResult<LazyFrame> {
-    let pos = non_staff(c.pos.clone().lazy(), c);
-    let places = c.dims.places.clone().lazy().filter(col("x").is_not_null().and(col("y").is_not_null()));
-    // Join first: only place_info's devices go through the group-by.
-    let placed = pos.clone().inner_join(places.clone(), col(MAC), col(MAC)).group_by([col(MAC), col("second")]).agg([
-        col("hour").first(),
-        col("x").first(),
-        col("y").first(),
-    ]);
-    let aps = c.dims.aps.clone().lazy().filter(col("x").is_not_null().and(col("y").is_not_null()));
-    let w = || lit(10.0f64).pow(col("rssi_max").cast(DataType::Float64) / lit(10.0));
-    let mut heard = pos.anti_join(places, col(MAC), col(MAC));
-    // "Each AP once with its strongest RSSI": only needed when an AP reported under several
-    // shop codes that day; otherwise (second, device, AP) is already unique in `pos`.
-    if !one_shop_per_ap(&c.pos) {
-        heard =
-            heard.group_by([col(MAC), col("second"), col("ap_mac")]).agg([col("rssi_max").max(), col("hour").first()]);
-    }
-    let heard = heard.inner_join(aps, col("ap_mac"), col("ap_mac")).group_by([col(MAC), col("second")]).agg([
-        col("hour").first(),
-        ((w() * col("x")).sum() / w().sum()).alias("x"),
-        ((w() * col("y")).sum() / w().sum()).alias("y"),
-    ]);
-    concat([placed.select([col(MAC), col("second"), col("hour"), col("x"), col("y")]), heard], UnionArgs::default())
-}
-
-/// Whether every AP reported under a single shop code in this rollup.
-fn one_shop_per_ap(pos: &DataFrame) -> bool {
-    let most = pos
-        .clone()
-        .lazy()
-        .group_by([col("ap_mac")])
-        .agg([col("shop_code").n_unique().alias("shops")])
-        .select([col("shops").max()])
-        .collect();
-    match most.as_ref().ok().and_then(|df| df.column("shops").ok()?.get(0).ok()?.extract::<u32>()) {
-        Some(n) => n <= 1,
-        None => pos.height() == 0,
-    }
-}
-
+/// Distinct devices per (density slot, grid cell): each non-staff device's position in each
+/// second it was heard (SPEC §7.2) — place_info where known, else the RSSI-power-weighted
+/// centroid of the hearing APs that ap_info places, each AP once with its strongest RSSI —
+/// binned into slots starting on the local clock and `density_cell` cells.
+///
+/// One pass over `pos` in its (second, device, AP, shop) order: a device-second's rows are
+/// consecutive, and so are an AP's rows within it. (As a Polars query this was a join and a
+/// group-by over every device-second, the day's most expensive table.)
 pub fn density_grid(c: &DayCtx) -> PolarsResult<LazyFrame> {
     let s = c.settings;
-    let cell =
-        |v: &str| (col(v).round(3, RoundMode::HalfAwayFromZero) / lit(s.density_cell)).floor().cast(DataType::Int64);
-    // Slot starts per local hour: the offset is constant within an hour (as for hour_start).
-    let hours = slot_offsets(c)?;
-    let start = col("second") - (col("second") + col("offset")) % lit(s.density_slot);
-    Ok(positions(c)?
-        .inner_join(hours, col("hour"), col("hour"))
-        .select([
-            col(MAC),
-            // A slot longer than an hour may reach back before a DST day's first instant.
-            when(start.clone().lt(col("day_start"))).then(col("day_start")).otherwise(start).alias("slot_start"),
-            cell("x").alias("cell_x"),
-            cell("y").alias("cell_y"),
-        ])
-        .unique(None, UniqueKeepStrategy::Any)
-        .group_by([col("slot_start"), col("cell_x"), col("cell_y")])
-        .agg([len().cast(DataType::Int64).alias("devices")]))
-}
-
-/// hour → UTC offset at that hour, and the day's first instant.
-fn slot_offsets(c: &DayCtx) -> PolarsResult<LazyFrame> {
-    let mut clock = crate::timeutil::LocalClock::new(c.settings.tz);
-    let hours: Vec<i64> = match c.pos.column("hour").and_then(|h| h.unique()) {
-        Ok(h) => h.i64().map(|ca| ca.into_no_null_iter().collect()).unwrap_or_default(),
-        Err(_) => vec![],
+    let staff: PlHashSet<u64> = staff_of_day(c).collect()?.column(MAC)?.u64()?.into_no_null_iter().collect();
+    let points = |df: &DataFrame, key: &str| -> PolarsResult<PlHashMap<u64, (f64, f64)>> {
+        let (k, x, y) = (df.column(key)?.u64()?, df.column("x")?.f64()?, df.column("y")?.f64()?);
+        Ok(k.iter().zip(x.iter().zip(y.iter())).filter_map(|(k, (x, y))| Some((k?, (x?, y?)))).collect())
     };
-    let offsets: Vec<i64> = hours.iter().map(|h| clock.offset(*h)).collect();
+    let (places, aps) = (points(&c.dims.places, MAC)?, points(&c.dims.aps, "ap_mac")?);
+    let pos = &c.pos;
+    let (second, mac, ap) = (pos.column("second")?.i64()?, pos.column(MAC)?.u64()?, pos.column("ap_mac")?.u64()?);
+    let (hour, rssi) = (pos.column("hour")?.i64()?, pos.column("rssi_max")?.i32()?);
+    let (second, mac, ap): (Vec<i64>, Vec<u64>, Vec<u64>) =
+        (second.into_no_null_iter().collect(), mac.into_no_null_iter().collect(), ap.into_no_null_iter().collect());
+    let (hour, rssi): (Vec<i64>, Vec<i32>) = (hour.into_no_null_iter().collect(), rssi.into_no_null_iter().collect());
+    if [second.len(), mac.len(), ap.len(), hour.len(), rssi.len()].iter().any(|n| *n != pos.height()) {
+        polars_bail!(ComputeError: "a day's rollup has null keys");
+    }
+    let mut clock = crate::timeutil::LocalClock::new(s.tz);
     let day_start = clock.day_start(c.day);
-    Ok(df!("hour" => hours, "offset" => offsets)?.lazy().with_column(lit(day_start).alias("day_start")))
+    let cell = |v: f64| {
+        let r = (v * 1000.0).round() / 1000.0;
+        ((if r.is_finite() { r } else { v }) / s.density_cell).floor() as i64
+    };
+    let mut seen: PlHashSet<(i64, i64, i64, u64)> = PlHashSet::new();
+    let mut i = 0;
+    while i < pos.height() {
+        let (t, m) = (second[i], mac[i]);
+        let mut j = i + 1;
+        while j < pos.height() && second[j] == t && mac[j] == m {
+            if ap[j] < ap[j - 1] {
+                polars_bail!(ComputeError: "a day's rollup is not in (second, device, AP) order");
+            }
+            j += 1;
+        }
+        if j < pos.height() && (second[j], mac[j]) < (t, m) {
+            polars_bail!(ComputeError: "a day's rollup is not in (second, device, AP) order");
+        }
+        let at = if staff.contains(&m) {
+            None
+        } else if let Some(&xy) = places.get(&m) {
+            Some(xy)
+        } else {
+            let (mut w, mut wx, mut wy) = (0.0, 0.0, 0.0);
+            let mut k = i;
+            while k < j {
+                let mut best = rssi[k];
+                let mut e = k + 1;
+                while e < j && ap[e] == ap[k] {
+                    best = best.max(rssi[e]);
+                    e += 1;
+                }
+                if let Some(&(x, y)) = aps.get(&ap[k]) {
+                    let p = 10f64.powf(best as f64 / 10.0);
+                    (w, wx, wy) = (w + p, wx + p * x, wy + p * y);
+                }
+                k = e;
+            }
+            (w > 0.0).then(|| (wx / w, wy / w))
+        };
+        if let Some((x, y)) = at {
+            // The UTC offset is constant within a local hour (as for hour_start).
+            let start = t - (t + clock.offset(hour[i])).rem_euclid(s.density_slot);
+            // A slot longer than an hour may reach back before a DST day's first instant.
+            seen.insert((start.max(day_start), cell(x), cell(y), m));
+        }
+        i = j;
+    }
+    let mut counts: PlHashMap<(i64, i64, i64), i64> = PlHashMap::new();
+    for (slot, cx, cy, _) in seen {
+        *counts.entry((slot, cx, cy)).or_default() += 1;
+    }
+    let (mut slot, mut cx, mut cy, mut devices) = (vec![], vec![], vec![], vec![]);
+    for ((t, x, y), n) in counts {
+        slot.push(t);
+        cx.push(x);
+        cy.push(y);
+        devices.push(n);
+    }
+    Ok(df!("slot_start" => slot, "cell_x" => cx, "cell_y" => cy, "devices" => devices)?.lazy())
 }

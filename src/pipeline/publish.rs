@@ -166,9 +166,15 @@ pub fn tables_of_day(
         None => day_visits(&pos, s)?,
     };
     // A device is staff for the whole day, so dropping its rows equals recomputing without it.
+    // Filtered in place: the rollup's (second, device, AP, shop) order is kept for the scans.
     let (pos, shop) = if s.staff_exclude {
-        let staff = status.clone().lazy().filter(col("staff")).select([col(MAC)]);
-        let without = |df: DataFrame| df.lazy().anti_join(staff.clone(), col(MAC), col(MAC)).collect();
+        let staff = status.clone().lazy().filter(col("staff")).collect()?;
+        let staff: PlHashSet<u64> = staff.column(MAC)?.u64()?.into_no_null_iter().collect();
+        let without = |df: DataFrame| -> Result<DataFrame> {
+            let keep: BooleanChunked =
+                df.column(MAC)?.u64()?.iter().map(|m| !m.is_some_and(|m| staff.contains(&m))).collect();
+            Ok(df.filter(&keep)?)
+        };
         (without(pos)?, without(shop)?)
     } else {
         (pos, shop)
