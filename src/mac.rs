@@ -44,17 +44,22 @@ fn hex(b: u8) -> Option<u8> {
 
 /// Lowercase colon form.
 pub fn format_mac(v: u64) -> String {
+    let mut buf = [0u8; 17];
+    write_mac(v, &mut buf).to_owned()
+}
+
+/// [`format_mac`] into a caller's buffer (no allocation: tables render millions of MACs).
+pub fn write_mac(v: u64, buf: &mut [u8; 17]) -> &str {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(17);
-    for i in (0..6).rev() {
-        let byte = (v >> (i * 8)) as u8;
-        out.push(HEX[(byte >> 4) as usize] as char);
-        out.push(HEX[(byte & 15) as usize] as char);
-        if i > 0 {
-            out.push(':');
+    for i in 0..6 {
+        let byte = (v >> ((5 - i) * 8)) as u8;
+        buf[3 * i] = HEX[(byte >> 4) as usize];
+        buf[3 * i + 1] = HEX[(byte & 15) as usize];
+        if i < 5 {
+            buf[3 * i + 2] = b':';
         }
     }
-    out
+    std::str::from_utf8(buf).expect("hex digits and colons are ASCII")
 }
 
 /// Locally administered (randomised) MAC: bit 0x02 of the first octet.

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use polars::prelude::*;
 use serde::Deserialize;
 
-use crate::mac::format_mac;
+use crate::mac::write_mac;
 
 #[derive(Debug, Deserialize)]
 pub struct ColumnSchema {
@@ -108,7 +108,7 @@ impl TableSchema {
     pub fn conform_with(&self, df: DataFrame, tz: &str, names: Option<&Pseudonyms>) -> Result<DataFrame> {
         // Sort on the internal types (u64 MACs, epoch seconds, day numbers): their order is
         // the order of the published values, and integer sorts are much cheaper than strings.
-        let df = if self.primary_key.is_empty() || df.height() < 2 {
+        let df = if self.primary_key.is_empty() || df.height() < 2 || sorted_by(&df, &self.primary_key)? {
             df
         } else {
             let key: Vec<PlSmallStr> = self.primary_key.iter().map(|k| k.as_str().into()).collect();
@@ -139,6 +139,26 @@ impl TableSchema {
         }
         Ok(DataFrame::new(df.height(), cols)?)
     }
+}
+
+/// Whether `df` is already in ascending order of `key` (then [`TableSchema::conform`] need not
+/// sort: the day's rollup arrives in `customer_positions`' key order). Nulls count as unsorted.
+fn sorted_by(df: &DataFrame, key: &[String]) -> Result<bool> {
+    let n = df.height();
+    let mut ok: Option<BooleanChunked> = None; // rows i, i+1 in order on the keys after this one
+    for k in key.iter().rev() {
+        let Ok(c) = df.column(k) else { return Ok(false) };
+        let c = c.as_materialized_series();
+        if c.null_count() > 0 {
+            return Ok(false);
+        }
+        let (a, b) = (c.slice(0, n - 1), c.slice(1, n - 1));
+        ok = Some(match ok {
+            None => a.lt_eq(&b)?,
+            Some(rest) => a.lt(&b)? | (a.equal(&b)? & rest),
+        });
+    }
+    Ok(ok.is_some_and(|ok| ok.all()))
 }
 
 /// Internal device id → published pseudonym (see [`crate::mac::MacKey`]).
@@ -180,8 +200,12 @@ fn convert(s: &Series, ty: &str, tz: &str) -> Result<Series> {
     Ok(match (ty, s.dtype()) {
         // MACs travel as u64 and are rendered here.
         ("string", DataType::UInt64) => {
-            let ca: StringChunked = s.u64()?.iter().map(|v| v.map(format_mac)).collect();
-            ca.with_name(s.name().clone()).into_series()
+            let mut out = StringChunkedBuilder::new(s.name().clone(), s.len());
+            let mut buf = [0u8; 17];
+            for v in s.u64()?.iter() {
+                out.append_option(v.map(|v| write_mac(v, &mut buf)));
+            }
+            out.finish().into_series()
         }
         // Instants travel as epoch seconds.
         ("timestamp", dt) if dt.is_integer() => {
@@ -208,5 +232,28 @@ mod tests {
             }
         }
         assert!(get("nope").is_err());
+    }
+
+    #[test]
+    fn sorted_by_compares_rows_on_every_key_in_turn() {
+        let key = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let df = df!("a" => [1, 1, 2, 2], "b" => ["x", "y", "a", "a"], "c" => [5, 1, 3, 3]).unwrap();
+        assert!(sorted_by(&df, &key(&["a", "b", "c"])).unwrap());
+        assert!(sorted_by(&df, &key(&["a"])).unwrap());
+        assert!(!sorted_by(&df, &key(&["c"])).unwrap());
+        assert!(!sorted_by(&df, &key(&["b"])).unwrap());
+        let tie = df!("a" => [1, 1], "b" => ["y", "x"]).unwrap();
+        assert!(!sorted_by(&tie, &key(&["a", "b"])).unwrap(), "equal first key, second descending");
+        let nulls = df!("a" => [Some(1), None]).unwrap();
+        assert!(!sorted_by(&nulls, &key(&["a"])).unwrap(), "nulls: sort anyway");
+        // conform sorts what is not in key order, and leaves what is.
+        let s = get("mall_hourly_visitors").unwrap();
+        let t = |h: [i64; 3]| df!("date" => [20_000i32; 3], "hour_start" => h, "visitors" => [1i64, 2, 3]).unwrap();
+        let out = s.conform(t([7200, 0, 3600]), "UTC").unwrap();
+        let v: Vec<i64> = out.column("visitors").unwrap().i64().unwrap().into_no_null_iter().collect();
+        assert_eq!(v, [2, 3, 1]);
+        let out = s.conform(t([0, 3600, 7200]), "UTC").unwrap();
+        let v: Vec<i64> = out.column("visitors").unwrap().i64().unwrap().into_no_null_iter().collect();
+        assert_eq!(v, [1, 2, 3]);
     }
 }

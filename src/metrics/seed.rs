@@ -4,7 +4,7 @@
 
 use polars::prelude::*;
 
-use super::context::{with_place, with_shop_names, DayCtx};
+use super::context::{left_join_in_order, with_place, with_shop_names, DayCtx};
 use crate::schema::MAC;
 
 fn desc(cols: &[bool]) -> SortMultipleOptions {
@@ -68,20 +68,39 @@ pub fn mall_daily_new_customers(c: &DayCtx) -> PolarsResult<LazyFrame> {
 
 pub fn customer_positions(c: &DayCtx) -> PolarsResult<LazyFrame> {
     let firsts = c.customers.clone().lazy().select([col(MAC), col("first_date")]);
-    Ok(with_place(c.pos.clone().lazy(), c.dims)
-        .left_join(firsts, col(MAC), col(MAC))
+    Ok(left_join_in_order(with_place(c.pos.clone().lazy(), c.dims), firsts, MAC)
         .with_column(col("first_date").eq(lit(c.day)).fill_null(lit(false)).alias("is_new_customer")))
 }
 
+/// Each device's last row of the day: its last second, strongest RSSI, then lowest AP and
+/// shop. One pass over the rollup in its (second, device, AP, shop) order: a later row of
+/// a device replaces the kept one when it is a later second or a stronger RSSI.
 pub fn latest_positions(c: &DayCtx) -> PolarsResult<LazyFrame> {
-    // Only the rows of each device's last second are ranked (not the whole day).
-    let pos = c.pos.clone().lazy();
-    let last_second = pos.clone().group_by([col(MAC)]).agg([col("second").max()]);
-    let last = pos
-        .join(last_second, [col(MAC), col("second")], [col(MAC), col("second")], JoinArgs::new(JoinType::Inner))
-        .sort([MAC, "rssi_max", "ap_mac", "shop_code"], desc(&[false, true, false, false]))
-        .unique_stable_generic(Some(vec![col(MAC)]), UniqueKeepStrategy::First);
-    Ok(with_place(last, c.dims))
+    let pos = &c.pos;
+    let (second, mac, rssi) = (pos.column("second")?.i64()?, pos.column(MAC)?.u64()?, pos.column("rssi_max")?.i32()?);
+    let mut best: PlHashMap<u64, (i64, i32, IdxSize)> = PlHashMap::new();
+    let mut last = i64::MIN;
+    for (i, ((t, m), r)) in second.iter().zip(mac.iter()).zip(rssi.iter()).enumerate() {
+        let (Some(t), Some(m), Some(r)) = (t, m, r) else {
+            polars_bail!(ComputeError: "a day's rollup has null keys");
+        };
+        if t < last {
+            polars_bail!(ComputeError: "a day's rollup is not in time order");
+        }
+        last = t;
+        let row = (t, r, i as IdxSize);
+        best.entry(m)
+            .and_modify(|b| {
+                if t > b.0 || r > b.1 {
+                    *b = row
+                }
+            })
+            .or_insert(row);
+    }
+    let mut rows: Vec<(u64, IdxSize)> = best.into_iter().map(|(m, b)| (m, b.2)).collect();
+    rows.sort_unstable();
+    let idx = IdxCa::from_vec("".into(), rows.into_iter().map(|r| r.1).collect());
+    Ok(with_place(pos.take(&idx)?.lazy(), c.dims))
 }
 
 /// Visits per (device, shop) that day with their summed dwell.
