@@ -106,14 +106,24 @@ impl TableSchema {
     /// [`Self::conform`], rendering `user_device_mac` ids through a pseudonym dictionary when
     /// MACs are pseudonymised.
     pub fn conform_with(&self, df: DataFrame, tz: &str, names: Option<&Pseudonyms>) -> Result<DataFrame> {
+        self.convert(self.in_key_order(df)?, tz, names)
+    }
+
+    /// `df` sorted by the primary key, unless it is already in that order.
+    pub fn in_key_order(&self, df: DataFrame) -> Result<DataFrame> {
         // Sort on the internal types (u64 MACs, epoch seconds, day numbers): their order is
         // the order of the published values, and integer sorts are much cheaper than strings.
-        let df = if self.primary_key.is_empty() || df.height() < 2 || sorted_by(&df, &self.primary_key)? {
+        Ok(if self.primary_key.is_empty() || df.height() < 2 || sorted_by(&df, &self.primary_key)? {
             df
         } else {
             let key: Vec<PlSmallStr> = self.primary_key.iter().map(|k| k.as_str().into()).collect();
             df.sort(key, SortMultipleOptions::default().with_maintain_order(true).with_multithreaded(true))?
-        };
+        })
+    }
+
+    /// The schema's columns in order, converted from internal to published types, with
+    /// nullability checked (rows stay in their order).
+    pub fn convert(&self, df: DataFrame, tz: &str, names: Option<&Pseudonyms>) -> Result<DataFrame> {
         let mut cols = Vec::with_capacity(self.columns.len());
         for c in &self.columns {
             let src = df

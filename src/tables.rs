@@ -15,16 +15,49 @@ use bytes::Bytes;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use crate::schema::TableSchema;
+use crate::schema::{Pseudonyms, TableSchema};
 use crate::store::Location;
+
+fn writer(buf: &mut Vec<u8>) -> ParquetWriter<&mut Vec<u8>> {
+    ParquetWriter::new(buf)
+        .with_compression(ParquetCompression::Zstd(None))
+        .with_statistics(StatisticsOptions::default())
+        .with_row_group_size(Some(ROW_GROUP))
+}
+
+/// Rows per Parquet row group (Polars' default), and per slice of [`encode_in_slices`].
+const ROW_GROUP: usize = 512 * 512;
 
 /// Parquet bytes of a frame (zstd; deterministic for identical input).
 pub fn parquet_bytes(df: &mut DataFrame) -> Result<Bytes> {
     let mut buf = Vec::new();
-    ParquetWriter::new(&mut buf)
-        .with_compression(ParquetCompression::Zstd(None))
-        .with_statistics(StatisticsOptions::default())
-        .finish(df)?;
+    writer(&mut buf).finish(df)?;
+    Ok(Bytes::from(buf))
+}
+
+/// Parquet bytes of `convert(df)`, converted and encoded a row group at a time: a day's
+/// largest table (`customer_positions`, millions of rows) is never held whole in its published
+/// form (rendered MAC strings, zoned timestamps) beside its internal one. One row group per
+/// slice; the same rows as [`parquet_bytes`] of the whole.
+pub fn encode_in_slices(df: &DataFrame, convert: impl Fn(DataFrame) -> Result<DataFrame>) -> Result<Bytes> {
+    if df.height() <= ROW_GROUP {
+        return parquet_bytes(&mut convert(df.clone())?);
+    }
+    let slice = |offset: usize| -> Result<DataFrame> {
+        let mut part = convert(df.slice(offset as i64, ROW_GROUP))?;
+        part.align_chunks();
+        Ok(part)
+    };
+    let mut buf = Vec::new();
+    let first = slice(0)?;
+    let mut w = writer(&mut buf).batched(first.schema())?;
+    w.write_batch(&first)?;
+    drop(first);
+    for offset in (ROW_GROUP..df.height()).step_by(ROW_GROUP) {
+        w.write_batch(&slice(offset)?)?;
+    }
+    w.finish()?;
+    drop(w);
     Ok(Bytes::from(buf))
 }
 
@@ -55,12 +88,24 @@ pub fn snapshot_rel(table: &str) -> String {
     format!("{table}/{table}.parquet")
 }
 
-/// Publishes one partition (an empty frame publishes an empty partition); `date` is dropped,
-/// the path holds it.
-pub fn publish_partition(out: &Location, schema: &TableSchema, date: NaiveDate, df: DataFrame) -> Result<()> {
+/// Publishes one partition of a query's result in internal types (an empty frame publishes
+/// an empty partition): sorted by the key and converted by the schema (see
+/// [`TableSchema::conform_with`]); `date` is dropped, the path holds it.
+pub fn publish_partition(
+    out: &Location,
+    schema: &TableSchema,
+    date: NaiveDate,
+    df: DataFrame,
+    tz: &str,
+    names: Option<&Pseudonyms>,
+) -> Result<()> {
     let rel = partition_rel(&schema.name, date);
-    let mut df = if df.column(PARTITION).is_ok() { df.drop(PARTITION)? } else { df };
-    let bytes = parquet_bytes(&mut df).with_context(|| format!("cannot encode {}", out.show(&rel)))?;
+    let df = schema.in_key_order(df)?;
+    let convert = |part: DataFrame| -> Result<DataFrame> {
+        let part = schema.convert(part, tz, names)?;
+        Ok(if part.column(PARTITION).is_ok() { part.drop(PARTITION)? } else { part })
+    };
+    let bytes = encode_in_slices(&df, convert).with_context(|| format!("cannot encode {}", out.show(&rel)))?;
     out.put(&rel, bytes)
 }
 
@@ -138,4 +183,28 @@ pub fn read_table(
         df = df.lazy().filter(d.clone().gt_eq(lit(lo)).and(d.lt_eq(lit(hi)))).collect()?;
     }
     Ok(df)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_encode_the_same_rows_as_the_whole() {
+        let n = 2 * ROW_GROUP + 1234;
+        let df = df!("id" => (0..n as u64).collect::<Vec<_>>()).unwrap();
+        let convert = |d: DataFrame| -> Result<DataFrame> {
+            let text: StringChunked = d.column("id")?.u64()?.iter().map(|v| v.map(|v| format!("#{v}"))).collect();
+            Ok(DataFrame::new(d.height(), vec![text.with_name("text".into()).into_column()])?)
+        };
+        let sliced = encode_in_slices(&df, convert).unwrap();
+        let whole = parquet_bytes(&mut convert(df.clone()).unwrap()).unwrap();
+        assert_eq!(read_parquet(sliced.clone()).unwrap(), read_parquet(whole.clone()).unwrap());
+        let groups = |b: Bytes| {
+            use parquet::file::reader::{FileReader, SerializedFileReader};
+            SerializedFileReader::new(b).unwrap().metadata().num_row_groups()
+        };
+        assert_eq!(groups(sliced), 3, "a row group per slice");
+        assert!(groups(whole) >= 2);
+    }
 }

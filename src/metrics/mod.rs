@@ -52,23 +52,16 @@ pub const DAILY: &[Metric] = &[
     Metric { name: "density_grid", query: presence::density_grid },
 ];
 
-/// Runs every daily metric of one day; frames are conformed to their schemas.
+/// Runs every daily metric of one day; frames are in internal types (the writer sorts and
+/// converts them, see [`crate::tables::publish_partition`]).
 pub fn compute_day(c: &DayCtx) -> Result<Vec<(&'static TableSchema, DataFrame)>> {
-    let tz = c.settings.tz_name.as_str();
     let mut plans = Vec::with_capacity(DAILY.len());
     for m in DAILY {
         plans.push((m.query)(c)?.with_column(lit(c.day).cast(DataType::Date).alias("date")));
     }
     let names: Vec<&str> = DAILY.iter().map(|m| m.name).collect();
     let frames = collect_all(plans, &names)?;
-    DAILY
-        .iter()
-        .zip(frames)
-        .map(|(m, df)| {
-            let s = schema::get(m.name)?;
-            Ok((s, s.conform_with(df, tz, c.names)?))
-        })
-        .collect()
+    DAILY.iter().zip(frames).map(|(m, df)| Ok((schema::get(m.name)?, df))).collect()
 }
 
 /// Collects independent plans concurrently (on [`crate::par`]'s plain threads, see there why).

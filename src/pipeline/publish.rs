@@ -56,7 +56,7 @@ pub fn publish_days(
             let tables = tables_of_day(day, pos, visits, status, shared)?;
             super::trace(&format!("  {date} tables computed"), t0);
             for (schema, df) in tables {
-                tables::publish_partition(out, schema, date, df)?;
+                tables::publish_partition(out, schema, date, df, &shared.settings.tz_name, shared.names)?;
                 if first_partition {
                     first_partition = false;
                     fault::point("after-first-partition");
