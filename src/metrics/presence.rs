@@ -4,7 +4,7 @@
 
 use polars::prelude::*;
 
-use super::context::{with_shop_names, DayCtx};
+use super::context::{coordinates, with_shop_names, DayCtx};
 use crate::config::Settings;
 use crate::rules::{qualifying, DAILY, FIRST_TIME, OCCASIONAL, WEEKLY};
 use crate::schema::MAC;
@@ -128,11 +128,10 @@ pub fn shop_transitions_daily(c: &DayCtx) -> PolarsResult<LazyFrame> {
 pub fn density_grid(c: &DayCtx) -> PolarsResult<LazyFrame> {
     let s = c.settings;
     let staff: PlHashSet<u64> = staff_of_day(c).collect()?.column(MAC)?.u64()?.into_no_null_iter().collect();
-    let points = |df: &DataFrame, key: &str| -> PolarsResult<PlHashMap<u64, (f64, f64)>> {
-        let (k, x, y) = (df.column(key)?.u64()?, df.column("x")?.f64()?, df.column("y")?.f64()?);
-        Ok(k.iter().zip(x.iter().zip(y.iter())).filter_map(|(k, (x, y))| Some((k?, (x?, y?)))).collect())
+    let located = |df: &DataFrame, key: &str| -> PolarsResult<PlHashMap<u64, (f64, f64)>> {
+        Ok(coordinates(df, key)?.into_iter().filter_map(|(k, xy)| Some((k, (xy.0?, xy.1?)))).collect())
     };
-    let (places, aps) = (points(&c.dims.places, MAC)?, points(&c.dims.aps, "ap_mac")?);
+    let (places, aps) = (located(&c.dims.places, MAC)?, located(&c.dims.aps, "ap_mac")?);
     let pos = &c.pos;
     let (second, mac, ap) = (pos.column("second")?.i64()?, pos.column(MAC)?.u64()?, pos.column("ap_mac")?.u64()?);
     let (hour, rssi) = (pos.column("hour")?.i64()?, pos.column("rssi_max")?.i32()?);

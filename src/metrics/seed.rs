@@ -4,7 +4,7 @@
 
 use polars::prelude::*;
 
-use super::context::{left_join_in_order, with_place, with_shop_names, DayCtx};
+use super::context::{coordinates, with_place, with_shop_names, DayCtx};
 use crate::schema::MAC;
 
 fn desc(cols: &[bool]) -> SortMultipleOptions {
@@ -66,10 +66,34 @@ pub fn mall_daily_new_customers(c: &DayCtx) -> PolarsResult<LazyFrame> {
         ]))
 }
 
+/// The day's rollup with place_info's coordinates and whether the device's first day is this
+/// one: the rollup's own columns (shared, not copied) plus three looked up per row, in the
+/// rollup's order, which is this table's key order (a join would copy every column).
 pub fn customer_positions(c: &DayCtx) -> PolarsResult<LazyFrame> {
-    let firsts = c.customers.clone().lazy().select([col(MAC), col("first_date")]);
-    Ok(left_join_in_order(with_place(c.pos.clone().lazy(), c.dims), firsts, MAC)
-        .with_column(col("first_date").eq(lit(c.day)).fill_null(lit(false)).alias("is_new_customer")))
+    let places = coordinates(&c.dims.places, MAC)?;
+    let first = c.customers.column("first_date")?.cast(&DataType::Int32)?;
+    let new_today: PlHashSet<u64> = c
+        .customers
+        .column(MAC)?
+        .u64()?
+        .iter()
+        .zip(first.i32()?.iter())
+        .filter_map(|(m, d)| (d == Some(c.day)).then_some(m).flatten())
+        .collect();
+    let macs = c.pos.column(MAC)?.u64()?;
+    let n = macs.len();
+    let (mut x, mut y, mut new) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for m in macs.iter() {
+        let (px, py) = m.and_then(|m| places.get(&m).copied()).unwrap_or((None, None));
+        x.push(px);
+        y.push(py);
+        new.push(m.is_some_and(|m| new_today.contains(&m)));
+    }
+    let mut df = c.pos.select(["second", MAC, "ap_mac", "shop_code", "rssi_min", "rssi_max"])?;
+    df.with_column(Column::new("x".into(), x))?;
+    df.with_column(Column::new("y".into(), y))?;
+    df.with_column(Column::new("is_new_customer".into(), new))?;
+    Ok(df.lazy())
 }
 
 /// Each device's last row of the day: its last second, strongest RSSI, then lowest AP and
