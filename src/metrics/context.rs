@@ -38,8 +38,11 @@ pub fn left_join_in_order(lf: LazyFrame, other: LazyFrame, key: &str) -> LazyFra
     lf.join(other, [col(key)], [col(key)], args)
 }
 
+/// (x, y) by device or AP MAC; either may be unknown.
+pub type Coordinates = PlHashMap<u64, (Option<f64>, Option<f64>)>;
+
 /// (x, y) by key of a dimension frame (place_info by device, ap_info by AP MAC).
-pub fn coordinates(df: &DataFrame, key: &str) -> PolarsResult<PlHashMap<u64, (Option<f64>, Option<f64>)>> {
+pub fn coordinates(df: &DataFrame, key: &str) -> PolarsResult<Coordinates> {
     let (k, x, y) = (df.column(key)?.u64()?, df.column("x")?.f64()?, df.column("y")?.f64()?);
     Ok(k.iter().zip(x.iter().zip(y.iter())).filter_map(|(k, xy)| Some((k?, xy))).collect())
 }

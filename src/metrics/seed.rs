@@ -25,13 +25,32 @@ pub fn shop_daily_visitors(c: &DayCtx) -> PolarsResult<LazyFrame> {
     Ok(with_shop_names(lf, c.dims))
 }
 
+/// Distinct devices per local hour: the rollup is in time order, so each hour's rows are
+/// one run (hour starts are instants and never decrease, even when a DST hour repeats).
 pub fn mall_hourly_visitors(c: &DayCtx) -> PolarsResult<LazyFrame> {
-    Ok(c.pos
-        .clone()
-        .lazy()
-        .group_by([col("hour")])
-        .agg([col(MAC).n_unique().cast(DataType::Int64).alias("visitors")])
-        .select([col("hour").alias("hour_start"), col("visitors")]))
+    let (hour, mac) = (c.pos.column("hour")?.i64()?, c.pos.column(MAC)?.u64()?);
+    let (mut hours, mut visitors) = (Vec::new(), Vec::new());
+    let mut devices: PlHashSet<u64> = PlHashSet::new();
+    for (h, m) in hour.iter().zip(mac.iter()) {
+        let (Some(h), Some(m)) = (h, m) else {
+            polars_bail!(ComputeError: "a day's rollup has null keys");
+        };
+        if hours.last() != Some(&h) {
+            if hours.last().is_some_and(|last| *last > h) {
+                polars_bail!(ComputeError: "a day's rollup is not in time order");
+            }
+            if !hours.is_empty() {
+                visitors.push(devices.len() as i64);
+                devices.clear();
+            }
+            hours.push(h);
+        }
+        devices.insert(m);
+    }
+    if !hours.is_empty() {
+        visitors.push(devices.len() as i64);
+    }
+    Ok(df!("hour_start" => hours, "visitors" => visitors)?.lazy())
 }
 
 pub fn peak_hour_daily(c: &DayCtx) -> PolarsResult<LazyFrame> {
@@ -127,21 +146,53 @@ pub fn latest_positions(c: &DayCtx) -> PolarsResult<LazyFrame> {
     Ok(with_place(pos.take(&idx)?.lazy(), c.dims))
 }
 
-/// Visits per (device, shop) that day with their summed dwell.
-fn visits_per_shop(c: &DayCtx) -> LazyFrame {
-    c.visits.clone().lazy().group_by([col(MAC), col("shop_code")]).agg([
-        len().cast(DataType::Int64).alias("visits"),
-        col("dwell").sum().cast(DataType::Int64).alias("dwell_seconds"),
-    ])
+/// Visits per (device, shop) that day with their summed dwell: (device, shop, visits, dwell).
+fn visits_per_shop<'a>(c: &'a DayCtx) -> PolarsResult<Vec<(u64, &'a str, i64, i64)>> {
+    let v = &c.visits;
+    let (mac, shop, dwell) = (v.column(MAC)?.u64()?, v.column("shop_code")?.str()?, v.column("dwell")?.i64()?);
+    let mut per: PlHashMap<(u64, &str), (i64, i64)> = PlHashMap::new();
+    for ((m, s), d) in mac.iter().zip(shop.iter()).zip(dwell.iter()) {
+        let (Some(m), Some(s), Some(d)) = (m, s, d) else {
+            polars_bail!(ComputeError: "a day's visits have null keys");
+        };
+        let e = per.entry((m, s)).or_default();
+        (e.0, e.1) = (e.0 + 1, e.1 + d);
+    }
+    Ok(per.into_iter().map(|((m, s), (n, d))| (m, s, n, d)).collect())
 }
 
+fn shop_visits_frame(rows: Vec<(u64, &str, i64, i64)>) -> PolarsResult<DataFrame> {
+    let mut cols: (Vec<u64>, Vec<&str>, Vec<i64>, Vec<i64>) = Default::default();
+    for (m, s, n, d) in rows {
+        cols.0.push(m);
+        cols.1.push(s);
+        cols.2.push(n);
+        cols.3.push(d);
+    }
+    df!(MAC => cols.0, "shop_code" => cols.1, "visits" => cols.2, "dwell_seconds" => cols.3)
+}
+
+/// Each device's shop with the most visits, then the longest dwell, then the lowest code.
 pub fn favorite_shop_daily(c: &DayCtx) -> PolarsResult<LazyFrame> {
-    let best = visits_per_shop(c)
-        .sort([MAC, "visits", "dwell_seconds", "shop_code"], desc(&[false, true, true, false]))
-        .unique_stable_generic(Some(vec![col(MAC)]), UniqueKeepStrategy::First);
-    Ok(with_shop_names(best, c.dims))
+    let mut best: PlHashMap<u64, (u64, &str, i64, i64)> = PlHashMap::new();
+    for row in visits_per_shop(c)? {
+        best.entry(row.0)
+            .and_modify(|b| {
+                if better(&row, b) {
+                    *b = row
+                }
+            })
+            .or_insert(row);
+    }
+    Ok(with_shop_names(shop_visits_frame(best.into_values().collect())?.lazy(), c.dims))
+}
+
+/// More visits, then longer dwell, then the lower shop code.
+fn better(a: &(u64, &str, i64, i64), b: &(u64, &str, i64, i64)) -> bool {
+    (a.2, a.3, std::cmp::Reverse(a.1)) > (b.2, b.3, std::cmp::Reverse(b.1))
 }
 
 pub fn repeat_shop_visits_daily(c: &DayCtx) -> PolarsResult<LazyFrame> {
-    Ok(with_shop_names(visits_per_shop(c).filter(col("visits").gt_eq(lit(2i64))), c.dims))
+    let rows = visits_per_shop(c)?.into_iter().filter(|r| r.2 >= 2).collect();
+    Ok(with_shop_names(shop_visits_frame(rows)?.lazy(), c.dims))
 }

@@ -33,10 +33,27 @@ use publish::Shared;
 /// A lock older than this is taken over (a run never takes this long).
 const LOCK_TTL_SECS: i64 = 6 * 3600;
 
-/// Step timings on stderr when `FOOTFALL_TRACE=1` (for profiling; off by default).
+/// Step timings on stderr when `FOOTFALL_TRACE=1` (for profiling; off by default), with the
+/// resident memory and its peak so far where the OS reports them (Linux).
 pub(crate) fn trace(step: &str, t0: std::time::Instant) {
     if std::env::var("FOOTFALL_TRACE").is_ok_and(|v| v == "1") {
-        eprintln!("trace: {step} at {:.2}s", t0.elapsed().as_secs_f64());
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let mib = |key: &str| {
+            let kb = status.lines().find_map(|l| l.strip_prefix(key)?.trim().strip_suffix("kB")?.trim().parse().ok());
+            kb.map_or("?".to_string(), |kb: u64| (kb / 1024).to_string())
+        };
+        let (rss, peak) = (mib("VmRSS:"), mib("VmHWM:"));
+        eprintln!("trace: {step} at {:.2}s (rss {rss} MiB, peak {peak} MiB)", t0.elapsed().as_secs_f64());
+    }
+}
+
+/// Hands memory freed by a finished day back to the OS (glibc keeps freed blocks in its
+/// per-thread arenas; without this a day's peak lands on top of the previous day's leftovers).
+pub(crate) fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns unused heap pages; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

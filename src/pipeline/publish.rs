@@ -47,10 +47,12 @@ pub fn publish_days(
             continue;
         }
         {
+            let t_day = std::time::Instant::now();
             let (pos, visits) = match cache.remove(&day) {
                 Some((p, v)) => (p, Some(v)),
                 None => (load_day(state, by_day, day)?, None),
             };
+            super::trace(&format!("  {date} rollup"), t_day);
             let status = status_by_day.remove(&day).unwrap_or_else(|| empty_status.clone());
             let t0 = std::time::Instant::now();
             let tables = tables_of_day(day, pos, visits, status, shared)?;
@@ -64,6 +66,7 @@ pub fn publish_days(
             }
             super::trace(&format!("  {date} tables written"), t0);
         }
+        super::release_memory();
         published.push(date);
         bar.inc(1);
     }

@@ -25,7 +25,7 @@ pub fn events_to_segment(events: DataFrame) -> Result<DataFrame> {
     let mut df = events.select([MAC, "second", "ap_mac", "shop_code", "hour"])?;
     df.with_column(rssi.clone().with_name("rssi_min".into()))?;
     df.with_column(rssi.clone().with_name("rssi_max".into()))?;
-    rollup(&[df])
+    rollup(vec![df])
 }
 
 /// Folds rollup rows (per-file segments of one day, or one file's events) into one rollup:
@@ -37,11 +37,13 @@ pub fn events_to_segment(events: DataFrame) -> Result<DataFrame> {
 /// becomes its rank in a per-call dictionary of the distinct strings (a few hundred), so
 /// the sort compares integers only (APs are `u64` MACs already); segments are written in this order, so a day's merge
 /// sorts a few long sorted runs (nearly linear).
-pub fn rollup(parts: &[DataFrame]) -> Result<DataFrame> {
+pub fn rollup(parts: Vec<DataFrame>) -> Result<DataFrame> {
     let n: usize = parts.iter().map(DataFrame::height).sum();
     let mut shops = Dict::default();
     let mut keys: Vec<(i64, u64, u64, u32, u32)> = Vec::with_capacity(n);
     let (mut hour, mut lo, mut hi) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    // Each part is dropped once its rows are taken: a day's segments never sit beside the
+    // sorted copy.
     for df in parts {
         let second = df.column("second")?.i64()?;
         let mac = df.column(MAC)?.u64()?;
@@ -85,7 +87,7 @@ pub fn rollup(parts: &[DataFrame]) -> Result<DataFrame> {
         out.rssi_min.push(lo[r]);
         out.rssi_max.push(hi[r]);
     }
-    let names = |v: Vec<&str>, name: &str| StringChunked::from_iter_values(name.into(), v.into_iter());
+    let names = |v: Vec<String>, name: &str| StringChunked::from_iter_values(name.into(), v.iter().map(String::as_str));
     let h = out.second.len();
     Ok(DataFrame::new(
         h,
@@ -103,28 +105,31 @@ pub fn rollup(parts: &[DataFrame]) -> Result<DataFrame> {
 
 /// Distinct strings of one column, numbered in order of first appearance.
 #[derive(Default)]
-struct Dict<'a> {
-    ids: PlHashMap<&'a str, u32>,
-    names: Vec<&'a str>,
+struct Dict {
+    ids: PlHashMap<String, u32>,
+    names: Vec<String>,
 }
 
-impl<'a> Dict<'a> {
-    fn id(&mut self, s: &'a str) -> u32 {
-        *self.ids.entry(s).or_insert_with(|| {
-            self.names.push(s);
-            (self.names.len() - 1) as u32
-        })
+impl Dict {
+    fn id(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        self.names.push(s.to_owned());
+        let id = (self.names.len() - 1) as u32;
+        self.ids.insert(s.to_owned(), id);
+        id
     }
 
     /// (rank of each id in string order, the strings in that order).
-    fn ranks(self) -> (Vec<u32>, Vec<&'a str>) {
+    fn ranks(self) -> (Vec<u32>, Vec<String>) {
         let mut order: Vec<u32> = (0..self.names.len() as u32).collect();
-        order.sort_by_key(|&i| self.names[i as usize]);
+        order.sort_by(|&a, &b| self.names[a as usize].cmp(&self.names[b as usize]));
         let mut rank = vec![0; order.len()];
         for (r, &i) in order.iter().enumerate() {
             rank[i as usize] = r as u32;
         }
-        (rank, order.iter().map(|&i| self.names[i as usize]).collect())
+        (rank, order.iter().map(|&i| self.names[i as usize].clone()).collect())
     }
 }
 
@@ -160,7 +165,7 @@ pub fn load_day(state: &State, by_day: &BTreeMap<i32, Vec<&str>>, day: i32) -> R
     if parts.is_empty() {
         bail!("no segments for {}", day_str(day));
     }
-    rollup(&parts)
+    rollup(parts)
 }
 
 /// One probe file after ingest: its pseudonyms (keyed mode) and its new state record.

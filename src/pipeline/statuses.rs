@@ -269,10 +269,11 @@ fn merge_customers(parts: Vec<DataFrame>) -> Result<DataFrame> {
 /// A day's rollup and visits, kept from the summary pass for the publish pass.
 pub type DayCache = HashMap<i32, (DataFrame, DayVisits)>;
 
-/// Rows of `pos` kept in memory between the two passes (beyond it, days are re-read from
-/// their segments): trades peak memory for re-reads. `FOOTFALL_POS_CACHE_ROWS` overrides it.
-fn pos_cache_rows() -> usize {
-    std::env::var("FOOTFALL_POS_CACHE_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000_000)
+/// Bytes of rollups and visits kept in memory between the two passes (beyond it, days are
+/// re-read from their segments): a fixed budget, so peak memory follows the largest day, not
+/// the number of days. `FOOTFALL_CACHE_MIB` overrides it (0 re-reads every day).
+fn cache_budget() -> usize {
+    std::env::var("FOOTFALL_CACHE_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(256usize) << 20
 }
 
 /// Summary pass over the days whose data changed: each day's rollup → visits → its device
@@ -286,7 +287,7 @@ pub fn summarize_days(
 ) -> Result<DayCache> {
     let bar = progress.bar(changed.len() as u64, "rollups");
     let mut cache = DayCache::new();
-    let (mut cached_rows, budget) = (0usize, pos_cache_rows());
+    let (mut cached, budget) = (0usize, cache_budget());
     for &day in changed {
         if !by_day.contains_key(&day) {
             state.delete_summary(day)?;
@@ -295,10 +296,12 @@ pub fn summarize_days(
         let pos = load_day(state, by_day, day)?;
         let visits = day_visits(&pos, s)?;
         state.put_summary(day, &mut day_device_summary(&visits.mall, day, s)?)?;
-        if cached_rows + pos.height() <= budget {
-            cached_rows += pos.height();
+        let size = pos.estimated_size() + visits.shop.estimated_size() + visits.mall.estimated_size();
+        if cached + size <= budget {
+            cached += size;
             cache.insert(day, (pos, visits));
         }
+        super::release_memory();
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -582,7 +585,7 @@ mod tests {
         let n = rows.len();
         let (m, d, w, q) = col4(&rows);
         let full = classify(&m, &d, &w, &q, &vec![None; n], &vec![false; n], &s);
-        assert!(full.staff.iter().any(|v| *v) && full.loyalty.iter().any(|l| *l == Some(WEEKLY)));
+        assert!(full.staff.iter().any(|v| *v) && full.loyalty.contains(&Some(WEEKLY)));
         for since in [1, 7, 27, 28, 29, 45, 89] {
             let idx: Vec<usize> = (0..n).filter(|&i| rows[i].1 >= since - 27).collect();
             let sub: Vec<_> = idx.iter().map(|&i| rows[i]).collect();

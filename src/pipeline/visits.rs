@@ -170,7 +170,7 @@ mod tests {
                 let rows = df!("second" => second, MAC => mac, "ap_mac" => ap, "shop_code" => shop,
                     "hour" => vec![0i64; n], "rssi_min" => rssi.clone(), "rssi_max" => rssi)
                 .unwrap();
-                let pos = crate::pipeline::rollup::rollup(&[rows]).unwrap();
+                let pos = crate::pipeline::rollup::rollup(vec![rows]).unwrap();
                 let got = day_visits(&pos, &s).unwrap();
                 let want_shop = sessions(&pos, &[MAC, "shop_code"], visit_gap).unwrap();
                 let want_mall = sessions(&pos, &[MAC], mall_gap).unwrap();
