@@ -32,75 +32,107 @@ pub fn events_to_segment(events: DataFrame) -> Result<DataFrame> {
 /// one row per (second, device, AP, shop) with the RSSI min and max, **sorted by those four
 /// keys** — the order of `customer_positions`' key, and time order for the visit scan.
 ///
-/// Why by hand rather than a Polars group-by: the four-key group-by hashed a string per
-/// row and left the rows unordered, so every later stage sorted or grouped again. Here the shop
-/// becomes its rank in a per-call dictionary of the distinct strings (a few hundred), so
-/// the sort compares integers only (APs are `u64` MACs already); segments are written in this order, so a day's merge
-/// sorts a few long sorted runs (nearly linear).
+/// Why by hand rather than a Polars group-by: the four-key group-by hashed a string per row
+/// and left the rows unordered, so every later stage sorted or grouped again. Here the shop
+/// becomes its rank in a per-call dictionary of the distinct strings (a few hundred), so the
+/// sort compares integers only (APs are `u64` MACs already); segments are written in this
+/// order, so a day's merge sorts a few long sorted runs.
 pub fn rollup(parts: Vec<DataFrame>) -> Result<DataFrame> {
-    let n: usize = parts.iter().map(DataFrame::height).sum();
-    let mut shops = Dict::default();
-    let mut keys: Vec<(i64, u64, u64, u32, u32)> = Vec::with_capacity(n);
-    let (mut hour, mut lo, mut hi) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-    // Each part is dropped once its rows are taken: a day's segments never sit beside the
-    // sorted copy.
+    let (mut rows, k) = (Gathered::default(), parts.len());
     for df in parts {
-        let second = df.column("second")?.i64()?;
-        let mac = df.column(MAC)?.u64()?;
-        let (ap, shop) = (df.column("ap_mac")?.u64()?, df.column("shop_code")?.str()?);
+        rows.add(&df, k)?;
+    }
+    rows.finish()
+}
+
+type Key = (i64, u64, u64, u32, u32);
+
+/// Rollup rows taken from parts, before the sort: (second, device, AP, shop id, row) keys and
+/// the row's hour and RSSI range. Parts may come in any order (the sort fixes it), so a day's
+/// segments are added as each is read and then dropped: at most one decoded segment per reader
+/// thread is alive beside these, never the whole day twice.
+#[derive(Default)]
+struct Gathered {
+    shops: Dict,
+    keys: Vec<Key>,
+    hour: Vec<i64>,
+    lo: Vec<i32>,
+    hi: Vec<i32>,
+}
+
+impl Gathered {
+    /// Adds a part's rows; `parts` (how many parts of about this size are coming) sizes the
+    /// buffers once instead of letting them double.
+    fn add(&mut self, df: &DataFrame, parts: usize) -> Result<()> {
         for c in ["second", MAC, "ap_mac", "shop_code", "hour", "rssi_min", "rssi_max"] {
             if df.column(c)?.null_count() > 0 {
                 bail!("rollup rows with a null '{c}'");
             }
         }
-        hour.extend(df.column("hour")?.i64()?.into_no_null_iter());
-        lo.extend(df.column("rssi_min")?.i32()?.into_no_null_iter());
-        hi.extend(df.column("rssi_max")?.i32()?.into_no_null_iter());
+        if self.keys.capacity() == 0 {
+            let n = df.height() * parts + parts;
+            self.keys.reserve(n);
+            self.hour.reserve(n);
+            self.lo.reserve(n);
+            self.hi.reserve(n);
+        }
+        let second = df.column("second")?.i64()?;
+        let mac = df.column(MAC)?.u64()?;
+        let (ap, shop) = (df.column("ap_mac")?.u64()?, df.column("shop_code")?.str()?);
+        self.hour.extend(df.column("hour")?.i64()?.into_no_null_iter());
+        self.lo.extend(df.column("rssi_min")?.i32()?.into_no_null_iter());
+        self.hi.extend(df.column("rssi_max")?.i32()?.into_no_null_iter());
         let rest = ap.into_no_null_iter().zip(shop.iter().map(Option::unwrap_or_default));
         for ((t, m), (a, s)) in second.into_no_null_iter().zip(mac.into_no_null_iter()).zip(rest) {
-            let row = keys.len() as u32;
-            keys.push((t, m, a, shops.id(s), row));
+            let row = self.keys.len() as u32;
+            self.keys.push((t, m, a, self.shops.id(s), row));
         }
+        Ok(())
     }
-    // Dictionary ids → ranks of the strings, so integer order is string order.
-    let (shop_rank, shop_names) = shops.ranks();
-    for k in &mut keys {
-        k.3 = shop_rank[k.3 as usize];
-    }
-    type Key = (i64, u64, u64, u32, u32);
-    let by_key = |a: &Key, b: &Key| (a.0, a.1, a.2, a.3).cmp(&(b.0, b.1, b.2, b.3));
-    crate::par::sort_by(&mut keys, by_key);
-    let mut out = Sorted::with_capacity(n);
-    for (i, k) in keys.iter().enumerate() {
-        let r = k.4 as usize;
-        if i > 0 && by_key(&keys[i - 1], k).is_eq() {
-            let last = out.second.len() - 1;
-            out.rssi_min[last] = out.rssi_min[last].min(lo[r]);
-            out.rssi_max[last] = out.rssi_max[last].max(hi[r]);
-            continue;
+
+    fn finish(self) -> Result<DataFrame> {
+        let Gathered { shops, mut keys, hour, lo, hi } = self;
+        let n = keys.len();
+        // Dictionary ids → ranks of the strings, so integer order is string order.
+        let (shop_rank, shop_names) = shops.ranks();
+        for k in &mut keys {
+            k.3 = shop_rank[k.3 as usize];
         }
-        out.second.push(k.0);
-        out.mac.push(k.1);
-        out.ap.push(k.2);
-        out.shop.push(k.3 as IdxSize);
-        out.hour.push(hour[r]);
-        out.rssi_min.push(lo[r]);
-        out.rssi_max.push(hi[r]);
+        let by_key = |a: &Key, b: &Key| (a.0, a.1, a.2, a.3).cmp(&(b.0, b.1, b.2, b.3));
+        crate::par::sort_by(&mut keys, by_key);
+        let mut out = Sorted::with_capacity(n);
+        for (i, k) in keys.iter().enumerate() {
+            let r = k.4 as usize;
+            if i > 0 && by_key(&keys[i - 1], k).is_eq() {
+                let last = out.second.len() - 1;
+                out.rssi_min[last] = out.rssi_min[last].min(lo[r]);
+                out.rssi_max[last] = out.rssi_max[last].max(hi[r]);
+                continue;
+            }
+            out.second.push(k.0);
+            out.mac.push(k.1);
+            out.ap.push(k.2);
+            out.shop.push(k.3 as IdxSize);
+            out.hour.push(hour[r]);
+            out.rssi_min.push(lo[r]);
+            out.rssi_max.push(hi[r]);
+        }
+        let names =
+            |v: Vec<String>, name: &str| StringChunked::from_iter_values(name.into(), v.iter().map(String::as_str));
+        let h = out.second.len();
+        Ok(DataFrame::new(
+            h,
+            vec![
+                Column::new("second".into(), out.second),
+                Column::new(MAC.into(), out.mac),
+                Column::new("ap_mac".into(), out.ap),
+                names(shop_names, "shop_code").take(out.shop.as_slice())?.into_column(),
+                Column::new("hour".into(), out.hour),
+                Column::new("rssi_min".into(), out.rssi_min),
+                Column::new("rssi_max".into(), out.rssi_max),
+            ],
+        )?)
     }
-    let names = |v: Vec<String>, name: &str| StringChunked::from_iter_values(name.into(), v.iter().map(String::as_str));
-    let h = out.second.len();
-    Ok(DataFrame::new(
-        h,
-        vec![
-            Column::new("second".into(), out.second),
-            Column::new(MAC.into(), out.mac),
-            Column::new("ap_mac".into(), out.ap),
-            names(shop_names, "shop_code").take(out.shop.as_slice())?.into_column(),
-            Column::new("hour".into(), out.hour),
-            Column::new("rssi_min".into(), out.rssi_min),
-            Column::new("rssi_max".into(), out.rssi_max),
-        ],
-    )?)
 }
 
 /// Distinct strings of one column, numbered in order of first appearance.
@@ -161,11 +193,18 @@ impl Sorted {
 /// The rollup of one day from the segments of the files that have records on it.
 pub fn load_day(state: &State, by_day: &BTreeMap<i32, Vec<&str>>, day: i32) -> Result<DataFrame> {
     let files = by_day.get(&day).map(Vec::as_slice).unwrap_or_default();
-    let parts: Vec<DataFrame> = crate::par::map(files, |rel| state.get_segment(day, rel))?;
-    if parts.is_empty() {
+    if files.is_empty() {
         bail!("no segments for {}", day_str(day));
     }
-    rollup(parts)
+    let rows = std::sync::Mutex::new(Gathered::default());
+    crate::par::map(files, |rel| {
+        let df = state.get_segment(day, rel)?;
+        rows.lock().unwrap_or_else(|e| e.into_inner()).add(&df, files.len())
+    })?;
+    let pos = rows.into_inner().unwrap_or_else(|e| e.into_inner()).finish();
+    // The segments and sort keys are gone; give their pages back before the day's tables.
+    super::release_memory();
+    pos
 }
 
 /// One probe file after ingest: its pseudonyms (keyed mode) and its new state record.
