@@ -38,7 +38,7 @@ pub fn publish_days(
 ) -> Result<Vec<NaiveDate>> {
     let bar = progress.bar(days.len() as u64, "publishing");
     let mut published = Vec::with_capacity(days.len());
-    let mut first_partition = true;
+    let first_partition = std::sync::Once::new();
     for &day in days {
         let date = days_to_date(day);
         if !by_day.contains_key(&day) {
@@ -57,13 +57,15 @@ pub fn publish_days(
             let t0 = std::time::Instant::now();
             let tables = tables_of_day(day, pos, visits, status, shared)?;
             super::trace(&format!("  {date} tables computed"), t0);
-            for (schema, df) in tables {
+            // Written two at a time, largest first (customer_positions on one worker, the
+            // rest on the other); each is its own single PUT.
+            let mut tables = tables;
+            tables.sort_by_key(|(_, df)| std::cmp::Reverse(df.height()));
+            crate::par::map_owned(tables, |(schema, df)| {
                 tables::publish_partition(out, schema, date, df, &shared.settings.tz_name, shared.names)?;
-                if first_partition {
-                    first_partition = false;
-                    fault::point("after-first-partition");
-                }
-            }
+                first_partition.call_once(|| fault::point("after-first-partition"));
+                Ok(())
+            })?;
             super::trace(&format!("  {date} tables written"), t0);
         }
         super::release_memory();

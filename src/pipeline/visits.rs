@@ -189,7 +189,7 @@ mod tests {
                     got.mall.column("start").unwrap().i64().unwrap().get(row.unwrap()).unwrap()
                 };
                 let held: Vec<i64> = (0..got.shop.height()).map(|i| mall_start(&got.shop, i)).collect();
-                for i in 0..got.shop.height() {
+                for (i, held) in held.iter().enumerate() {
                     let (d, t) = (
                         got.shop.column(MAC).unwrap().u64().unwrap().get(i).unwrap(),
                         got.shop.column("start").unwrap().i64().unwrap().get(i).unwrap(),
@@ -201,7 +201,7 @@ mod tests {
                         .collect()
                         .unwrap();
                     assert_eq!(holder.height(), 1, "seed {seed}");
-                    assert_eq!(holder.column("start").unwrap().i64().unwrap().get(0), Some(held[i]), "seed {seed}");
+                    assert_eq!(holder.column("start").unwrap().i64().unwrap().get(0), Some(*held), "seed {seed}");
                 }
                 let cols = [MAC, "shop_code", "start", "end", "dwell", "rssi_max"];
                 assert_eq!(
