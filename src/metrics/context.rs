@@ -25,17 +25,12 @@ pub fn with_shop_names(lf: LazyFrame, dims: &Dims) -> LazyFrame {
     lf.left_join(dims.shops.clone().lazy(), col("shop_code"), col("shop_code"))
 }
 
-/// `lf` with place_info's coordinates, in `lf`'s row order.
+/// `lf` with place_info's coordinates, in `lf`'s row order (rows already in key order then
+/// need no sort in the writer).
 pub fn with_place(lf: LazyFrame, dims: &Dims) -> LazyFrame {
-    left_join_in_order(lf, dims.places.clone().lazy(), MAC)
-}
-
-/// Left join on `key` keeping the left rows' order (a day's rollup is already in
-/// `customer_positions`' key order, so the writer need not sort it).
-pub fn left_join_in_order(lf: LazyFrame, other: LazyFrame, key: &str) -> LazyFrame {
     let mut args = JoinArgs::new(JoinType::Left);
     args.maintain_order = MaintainOrderJoin::Left;
-    lf.join(other, [col(key)], [col(key)], args)
+    lf.join(dims.places.clone().lazy(), [col(MAC)], [col(MAC)], args)
 }
 
 /// (x, y) by device or AP MAC; either may be unknown.
