@@ -41,3 +41,31 @@ pub fn coordinates(df: &DataFrame, key: &str) -> PolarsResult<Coordinates> {
     let (k, x, y) = (df.column(key)?.u64()?, df.column("x")?.f64()?, df.column("y")?.f64()?);
     Ok(k.iter().zip(x.iter().zip(y.iter())).filter_map(|(k, xy)| Some((k?, xy))).collect())
 }
+
+/// The day's rollup as slices, checked once for what the hand-written scans rely on: no
+/// nulls, one chunk, rows in time order (the rollup's (second, device, AP, shop) order).
+pub struct Rows<'a> {
+    pub second: &'a [i64],
+    pub mac: &'a [u64],
+    pub ap: &'a [u64],
+    pub hour: &'a [i64],
+    pub rssi_max: &'a [i32],
+}
+
+pub fn rows(pos: &DataFrame) -> PolarsResult<Rows<'_>> {
+    if pos.height() == 0 {
+        return Ok(Rows { second: &[], mac: &[], ap: &[], hour: &[], rssi_max: &[] });
+    }
+    let whole = |name: &str| polars_err!(ComputeError: "a day's rollup column '{name}' has nulls or several chunks");
+    let r = Rows {
+        second: pos.column("second")?.i64()?.cont_slice().map_err(|_| whole("second"))?,
+        mac: pos.column(MAC)?.u64()?.cont_slice().map_err(|_| whole(MAC))?,
+        ap: pos.column("ap_mac")?.u64()?.cont_slice().map_err(|_| whole("ap_mac"))?,
+        hour: pos.column("hour")?.i64()?.cont_slice().map_err(|_| whole("hour"))?,
+        rssi_max: pos.column("rssi_max")?.i32()?.cont_slice().map_err(|_| whole("rssi_max"))?,
+    };
+    if r.second.windows(2).any(|w| w[0] > w[1]) {
+        polars_bail!(ComputeError: "a day's rollup is not in time order");
+    }
+    Ok(r)
+}

@@ -4,7 +4,7 @@
 
 use polars::prelude::*;
 
-use super::context::{coordinates, with_shop_names, DayCtx};
+use super::context::{coordinates, rows, with_shop_names, DayCtx, Rows};
 use crate::config::Settings;
 use crate::rules::{qualifying, DAILY, FIRST_TIME, OCCASIONAL, WEEKLY};
 use crate::schema::MAC;
@@ -132,15 +132,8 @@ pub fn density_grid(c: &DayCtx) -> PolarsResult<LazyFrame> {
         Ok(coordinates(df, key)?.into_iter().filter_map(|(k, xy)| Some((k, (xy.0?, xy.1?)))).collect())
     };
     let (places, aps) = (located(&c.dims.places, MAC)?, located(&c.dims.aps, "ap_mac")?);
-    let pos = &c.pos;
-    let (second, mac, ap) = (pos.column("second")?.i64()?, pos.column(MAC)?.u64()?, pos.column("ap_mac")?.u64()?);
-    let (hour, rssi) = (pos.column("hour")?.i64()?, pos.column("rssi_max")?.i32()?);
-    let (second, mac, ap): (Vec<i64>, Vec<u64>, Vec<u64>) =
-        (second.into_no_null_iter().collect(), mac.into_no_null_iter().collect(), ap.into_no_null_iter().collect());
-    let (hour, rssi): (Vec<i64>, Vec<i32>) = (hour.into_no_null_iter().collect(), rssi.into_no_null_iter().collect());
-    if [second.len(), mac.len(), ap.len(), hour.len(), rssi.len()].iter().any(|n| *n != pos.height()) {
-        polars_bail!(ComputeError: "a day's rollup has null keys");
-    }
+    let Rows { second, mac, ap, hour, rssi_max: rssi } = rows(&c.pos)?;
+    let n = second.len();
     let mut clock = crate::timeutil::LocalClock::new(s.tz);
     let day_start = clock.day_start(c.day);
     let cell = |v: f64| {
@@ -149,16 +142,16 @@ pub fn density_grid(c: &DayCtx) -> PolarsResult<LazyFrame> {
     };
     let mut seen: PlHashSet<(i64, i64, i64, u64)> = PlHashSet::new();
     let mut i = 0;
-    while i < pos.height() {
+    while i < n {
         let (t, m) = (second[i], mac[i]);
         let mut j = i + 1;
-        while j < pos.height() && second[j] == t && mac[j] == m {
+        while j < n && second[j] == t && mac[j] == m {
             if ap[j] < ap[j - 1] {
                 polars_bail!(ComputeError: "a day's rollup is not in (second, device, AP) order");
             }
             j += 1;
         }
-        if j < pos.height() && (second[j], mac[j]) < (t, m) {
+        if j < n && (second[j], mac[j]) < (t, m) {
             polars_bail!(ComputeError: "a day's rollup is not in (second, device, AP) order");
         }
         let at = if staff.contains(&m) {

@@ -4,7 +4,7 @@
 
 use polars::prelude::*;
 
-use super::context::{coordinates, with_place, with_shop_names, DayCtx};
+use super::context::{coordinates, rows, with_place, with_shop_names, DayCtx, Rows};
 use crate::schema::MAC;
 
 fn desc(cols: &[bool]) -> SortMultipleOptions {
@@ -28,17 +28,11 @@ pub fn shop_daily_visitors(c: &DayCtx) -> PolarsResult<LazyFrame> {
 /// Distinct devices per local hour: the rollup is in time order, so each hour's rows are
 /// one run (hour starts are instants and never decrease, even when a DST hour repeats).
 pub fn mall_hourly_visitors(c: &DayCtx) -> PolarsResult<LazyFrame> {
-    let (hour, mac) = (c.pos.column("hour")?.i64()?, c.pos.column(MAC)?.u64()?);
+    let Rows { hour, mac, .. } = rows(&c.pos)?;
     let (mut hours, mut visitors) = (Vec::new(), Vec::new());
     let mut devices: PlHashSet<u64> = PlHashSet::new();
-    for (h, m) in hour.iter().zip(mac.iter()) {
-        let (Some(h), Some(m)) = (h, m) else {
-            polars_bail!(ComputeError: "a day's rollup has null keys");
-        };
+    for (&h, &m) in hour.iter().zip(mac) {
         if hours.last() != Some(&h) {
-            if hours.last().is_some_and(|last| *last > h) {
-                polars_bail!(ComputeError: "a day's rollup is not in time order");
-            }
             if !hours.is_empty() {
                 visitors.push(devices.len() as i64);
                 devices.clear();
@@ -120,17 +114,9 @@ pub fn customer_positions(c: &DayCtx) -> PolarsResult<LazyFrame> {
 /// a device replaces the kept one when it is a later second or a stronger RSSI.
 pub fn latest_positions(c: &DayCtx) -> PolarsResult<LazyFrame> {
     let pos = &c.pos;
-    let (second, mac, rssi) = (pos.column("second")?.i64()?, pos.column(MAC)?.u64()?, pos.column("rssi_max")?.i32()?);
+    let Rows { second, mac, rssi_max, .. } = rows(pos)?;
     let mut best: PlHashMap<u64, (i64, i32, IdxSize)> = PlHashMap::new();
-    let mut last = i64::MIN;
-    for (i, ((t, m), r)) in second.iter().zip(mac.iter()).zip(rssi.iter()).enumerate() {
-        let (Some(t), Some(m), Some(r)) = (t, m, r) else {
-            polars_bail!(ComputeError: "a day's rollup has null keys");
-        };
-        if t < last {
-            polars_bail!(ComputeError: "a day's rollup is not in time order");
-        }
-        last = t;
+    for (i, ((&t, &m), &r)) in second.iter().zip(mac).zip(rssi_max).enumerate() {
         let row = (t, r, i as IdxSize);
         best.entry(m)
             .and_modify(|b| {

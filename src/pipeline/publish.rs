@@ -184,6 +184,8 @@ pub fn tables_of_day(
     } else {
         (pos, shop)
     };
+    let mut pos = pos;
+    pos.rechunk_mut(); // the scans read it as slices
     let ctx = DayCtx {
         day,
         pos,
