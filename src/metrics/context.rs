@@ -14,7 +14,8 @@ pub struct DayCtx<'a> {
     pub visits: DataFrame,
     pub mall: DataFrame,
     pub status: DataFrame,
-    pub customers: &'a DataFrame,
+    /// Each device of the day with its first day ever (`first_date`).
+    pub first_dates: &'a DataFrame,
     pub dims: &'a Dims,
     pub settings: &'a Settings,
     /// Pseudonyms of device ids when MACs are pseudonymised.

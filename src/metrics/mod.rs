@@ -8,7 +8,7 @@
 //!   duplicate-free rollup of accepted probe records (`hour` = local hour start);
 //! - `visits`: the day's shop visits (each with its `mall_visit`), `mall`: its mall visits;
 //! - `status`: staff/visitor/loyalty status of each device seen that day;
-//! - `customers`: first/last sighting of every device over all days;
+//! - `first_dates`: each device of the day with its first day ever;
 //! - the dimensions and settings.
 
 mod context;

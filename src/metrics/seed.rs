@@ -61,7 +61,7 @@ pub fn top_shops_daily(c: &DayCtx) -> PolarsResult<LazyFrame> {
 /// Devices seen that day with their first day ever.
 fn day_devices(c: &DayCtx) -> LazyFrame {
     c.visits.clone().lazy().select([col(MAC)]).unique(None, UniqueKeepStrategy::Any).left_join(
-        c.customers.clone().lazy().select([col(MAC), col("first_date")]),
+        c.first_dates.clone().lazy(),
         col(MAC),
         col(MAC),
     )
@@ -84,9 +84,9 @@ pub fn mall_daily_new_customers(c: &DayCtx) -> PolarsResult<LazyFrame> {
 /// rollup's order, which is this table's key order (a join would copy every column).
 pub fn customer_positions(c: &DayCtx) -> PolarsResult<LazyFrame> {
     let places = coordinates(&c.dims.places, MAC)?;
-    let first = c.customers.column("first_date")?.cast(&DataType::Int32)?;
+    let first = c.first_dates.column("first_date")?.cast(&DataType::Int32)?;
     let new_today: PlHashSet<u64> = c
-        .customers
+        .first_dates
         .column(MAC)?
         .u64()?
         .iter()

@@ -7,6 +7,11 @@
 //!           events     into day rollups  visits     customers                                 snapshots; state
 //! ```
 //!
+//! Days are walked in order from the earliest changed one: a changed day goes from rollup to
+//! published tables before the next day is read (its statuses depend on no later day), so
+//! each rollup is built once and memory holds one day. Days whose statuses or new-customer
+//! figures moved without their data changing (an update's late file) are published after.
+//!
 //! `run` is `update` from an empty state in a fresh generation. An update reads only files
 //! that are new or changed since the manifest, recomputes the days those files touch plus the
 //! days whose new-customer figures or statuses move, and commits the manifest last: objects
@@ -80,14 +85,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     fault::point("after-segments");
 
     let by_day = manifest.files_by_day();
-    let cache = statuses::summarize_days(&state, &by_day, &changed, settings, progress)?;
-    trace("day summaries", t0);
-    fault::point("after-day-summaries");
-
     let all_days = manifest.days();
-    let prior_ctx = prior_state.as_ref().map(|p| (p, prior.as_ref().and_then(|m| m.settled_before)));
-    let st = statuses::recompute(&state, prior_ctx, &all_days, &changed, settings)?;
-    let republish = statuses::republish_days(prior_state.as_ref(), &changed, &st)?;
     let pseudonyms = match settings.mac_key {
         None => None,
         Some(_) => {
@@ -95,22 +93,33 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
             Some(merge_pseudonyms(old, new_names)?)
         }
     };
+    let names = pseudonyms.as_ref().map(|(_, map)| map);
+    let shared = Shared { dims: &dims, settings, names };
+    let prior_ctx = prior_state.as_ref().map(|p| (p, prior.as_ref().and_then(|m| m.settled_before)));
+    let mut cls = statuses::Classifier::start(&state, prior_ctx, &all_days, &changed, settings)?;
+    let walked = publish::walk_days(out, &state, &by_day, &all_days, &changed, &mut cls, &shared, progress)?;
+    trace("days walked", t0);
+    fault::point("after-days-walked");
+
+    let st = cls.finish(&all_days, &changed)?;
+    let mut republish = statuses::republish_days(prior_state.as_ref(), &changed, &st)?;
+    republish.retain(|d| !changed.contains(d));
     trace("statuses and customers", t0);
 
-    let names = pseudonyms.as_ref().map(|(_, map)| map);
-    let shared = Shared { customers: &st.customers, dims: &dims, settings, names };
     let status_by_day = statuses::split_statuses(&st.recent, &republish)?;
-    report.dates_published = publish::publish_days(
+    let later = publish::publish_days(
         out,
         &state,
         &by_day,
         &republish,
-        cache,
         status_by_day,
         &st.recent.clear(),
+        &cls,
         &shared,
         progress,
     )?;
+    report.dates_published = walked.into_iter().chain(later).collect();
+    report.dates_published.sort();
     fault::point("after-partitions");
     let snap = SnapshotCtx { customers: &st.customers, manifest: &manifest, settings, names };
     let old_settled = manifest.settled_before;

@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use super::rollup::load_day;
-use super::statuses::{DayCache, Statuses};
+use super::statuses::{day_device_summary, Classifier, Statuses};
 use super::visits::{day_visits, DayVisits};
 use crate::config::Settings;
 use crate::dims::Dims;
@@ -22,17 +22,64 @@ use crate::store::Location;
 use crate::tables;
 use crate::timeutil::days_to_date;
 
-/// Computes and publishes every daily table of each day in `days`; returns the dates
-/// published (a day without data is retracted instead).
+/// Walks the days from the earliest changed one (`since`) in order, deciding each day's
+/// statuses before the next's. A changed day's rollup is built, its visits and device
+/// summary (kept in the state) derived, and its tables published right then, so each rollup
+/// is built once and memory holds one day; an unchanged day is only decided again (from its
+/// kept summary). A changed day without data any more loses its summary and its partitions.
+/// Returns the changed dates published.
+#[allow(clippy::too_many_arguments)]
+pub fn walk_days(
+    out: &Location,
+    state: &State,
+    by_day: &BTreeMap<i32, Vec<&str>>,
+    all_days: &BTreeSet<i32>,
+    changed: &BTreeSet<i32>,
+    cls: &mut Classifier,
+    shared: &Shared,
+    progress: Progress,
+) -> Result<Vec<NaiveDate>> {
+    let Some(&since) = changed.first() else { return Ok(Vec::new()) };
+    let days: BTreeSet<i32> = all_days.range(since..).chain(changed).copied().collect();
+    let bar = progress.bar(days.len() as u64, "days");
+    let mut published = Vec::with_capacity(changed.len());
+    let first_partition = std::sync::Once::new();
+    for &day in &days {
+        if !by_day.contains_key(&day) {
+            state.delete_summary(day)?;
+            retract(out, days_to_date(day))?;
+        } else if changed.contains(&day) {
+            let t0 = std::time::Instant::now();
+            let pos = load_day(state, by_day, day)?;
+            let visits = day_visits(&pos, shared.settings)?;
+            let mut summary = day_device_summary(&visits.mall, day, shared.settings)?;
+            state.put_summary(day, &mut summary)?;
+            let status = cls.decide(day, summary)?;
+            super::trace(&format!("  {} rollup, visits, statuses", days_to_date(day)), t0);
+            let first = cls.first_dates(&status)?;
+            publish_day(out, day, pos, Some(visits), status, &first, shared, &first_partition)?;
+            published.push(days_to_date(day));
+            super::release_memory();
+        } else {
+            cls.decide(day, state.get_summary(day)?)?;
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(published)
+}
+
+/// Publishes the tables of `days` that did not change but whose statuses or new-customer
+/// figures moved (an update's late or changed file), with the statuses decided by the walk.
 #[allow(clippy::too_many_arguments)]
 pub fn publish_days(
     out: &Location,
     state: &State,
     by_day: &BTreeMap<i32, Vec<&str>>,
     days: &BTreeSet<i32>,
-    mut cache: DayCache,
     mut status_by_day: HashMap<i32, DataFrame>,
     empty_status: &DataFrame,
+    cls: &Classifier,
     shared: &Shared,
     progress: Progress,
 ) -> Result<Vec<NaiveDate>> {
@@ -43,37 +90,47 @@ pub fn publish_days(
         let date = days_to_date(day);
         if !by_day.contains_key(&day) {
             retract(out, date)?;
-            bar.inc(1);
-            continue;
-        }
-        {
-            let t_day = std::time::Instant::now();
-            let (pos, visits) = match cache.remove(&day) {
-                Some((p, v)) => (p, Some(v)),
-                None => (load_day(state, by_day, day)?, None),
-            };
-            super::trace(&format!("  {date} rollup"), t_day);
-            let status = status_by_day.remove(&day).unwrap_or_else(|| empty_status.clone());
+        } else {
             let t0 = std::time::Instant::now();
-            let tables = tables_of_day(day, pos, visits, status, shared)?;
-            super::trace(&format!("  {date} tables computed"), t0);
-            // Written two at a time, largest first (customer_positions on one worker, the
-            // rest on the other); each is its own single PUT.
-            let mut tables = tables;
-            tables.sort_by_key(|(_, df)| std::cmp::Reverse(df.height()));
-            crate::par::map_owned(tables, |(schema, df)| {
-                tables::publish_partition(out, schema, date, df, &shared.settings.tz_name, shared.names)?;
-                first_partition.call_once(|| fault::point("after-first-partition"));
-                Ok(())
-            })?;
-            super::trace(&format!("  {date} tables written"), t0);
+            let pos = load_day(state, by_day, day)?;
+            super::trace(&format!("  {date} rollup"), t0);
+            let status = status_by_day.remove(&day).unwrap_or_else(|| empty_status.clone());
+            let first = cls.first_dates(&status)?;
+            publish_day(out, day, pos, None, status, &first, shared, &first_partition)?;
+            super::release_memory();
+            published.push(date);
         }
-        super::release_memory();
-        published.push(date);
         bar.inc(1);
     }
     bar.finish_and_clear();
     Ok(published)
+}
+
+/// Computes and publishes every daily table of one day.
+#[allow(clippy::too_many_arguments)]
+fn publish_day(
+    out: &Location,
+    day: i32,
+    pos: DataFrame,
+    visits: Option<DayVisits>,
+    status: DataFrame,
+    first_dates: &DataFrame,
+    shared: &Shared,
+    first_partition: &std::sync::Once,
+) -> Result<()> {
+    let (date, t0) = (days_to_date(day), std::time::Instant::now());
+    let mut tables = tables_of_day(day, pos, visits, status, first_dates, shared)?;
+    super::trace(&format!("  {date} tables computed"), t0);
+    // Written two at a time, largest first (customer_positions on one worker, the rest on
+    // the other); each is its own single PUT.
+    tables.sort_by_key(|(_, df)| std::cmp::Reverse(df.height()));
+    crate::par::map_owned(tables, |(schema, df)| {
+        tables::publish_partition(out, schema, date, df, &shared.settings.tz_name, shared.names)?;
+        first_partition.call_once(|| fault::point("after-first-partition"));
+        Ok(())
+    })?;
+    super::trace(&format!("  {date} tables written"), t0);
+    Ok(())
 }
 
 /// Removes every daily table's partition of a date that has no data any more.
@@ -150,19 +207,19 @@ pub fn cleanup_after_run(out: &Location, manifest: &Manifest) -> Result<()> {
 
 /// What every date of a run shares.
 pub struct Shared<'a> {
-    pub customers: &'a DataFrame,
     pub dims: &'a Dims,
     pub settings: &'a Settings,
     pub names: Option<&'a Pseudonyms>,
 }
 
-/// Every table of one date from its rollup (`mall` visits if already computed) and its
-/// statuses: applies `staff.policy = "exclude"`, derives the shop visits, runs the catalogue.
+/// Every table of one date from its rollup (its visits if already computed), its statuses
+/// and its devices' first days: applies `staff.policy = "exclude"`, derives the shop visits, runs the catalogue.
 pub fn tables_of_day(
     day: i32,
     pos: DataFrame,
     visits: Option<DayVisits>,
     status: DataFrame,
+    first_dates: &DataFrame,
     sh: &Shared,
 ) -> Result<Vec<(&'static TableSchema, DataFrame)>> {
     let s = sh.settings;
@@ -186,16 +243,6 @@ pub fn tables_of_day(
     };
     let mut pos = pos;
     pos.rechunk_mut(); // the scans read it as slices
-    let ctx = DayCtx {
-        day,
-        pos,
-        visits: shop,
-        mall,
-        status,
-        customers: sh.customers,
-        dims: sh.dims,
-        settings: s,
-        names: sh.names,
-    };
+    let ctx = DayCtx { day, pos, visits: shop, mall, status, first_dates, dims: sh.dims, settings: s, names: sh.names };
     metrics::compute_day(&ctx)
 }

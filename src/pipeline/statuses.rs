@@ -13,16 +13,13 @@
 //! aggregate of the days before the latest one plus the latest days; only a change reaching
 //! before the settled boundary (a late file for an old day) re-reads every day's statuses.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::Result;
 use polars::prelude::*;
 
-use super::rollup::load_day;
-use super::visits::{day_visits, DayVisits};
 use crate::config::Settings;
 use crate::mac::device_randomized;
-use crate::progress::Progress;
 use crate::rules::qualifying;
 pub use crate::rules::{DAILY, FIRST_TIME, OCCASIONAL, WEEKLY};
 use crate::schema::MAC;
@@ -52,11 +49,11 @@ pub fn day_device_summary(mall: &DataFrame, day: i32, s: &Settings) -> Result<Da
 /// `days7` (days of D−6..D with at least `min_hours_per_day`), `staff`, `visitor` (a
 /// qualifying mall visit and not staff), `loyalty` (class code, null unless visitor) and
 /// `randomized`. `context`: kept statuses of the days just before (decided already, not
-/// returned); `earlier`: devices with a visitor-day before those.
+/// returned); `earlier`: whether a device had a visitor-day before those.
 pub fn statuses(
     summaries: Vec<LazyFrame>,
     context: Option<DataFrame>,
-    earlier: &HashSet<u64>,
+    earlier: &dyn Fn(u64) -> bool,
     s: &Settings,
 ) -> Result<DataFrame> {
     if summaries.is_empty() {
@@ -105,7 +102,7 @@ pub fn statuses(
             })
         })
         .collect();
-    let before: Vec<bool> = macs.iter().map(|m| earlier.contains(m)).collect();
+    let before: Vec<bool> = macs.iter().map(|m| earlier(*m)).collect();
     let st = classify(&macs, &days, &dwell, &qual, &known, &before, s);
     let keyed = s.mac_key.is_some();
     let mut out = df.select(["user_device_mac", "day", "first_seen", "last_seen", "mall_dwell"])?;
@@ -266,48 +263,6 @@ fn merge_customers(parts: Vec<DataFrame>) -> Result<DataFrame> {
         .collect()?)
 }
 
-/// A day's rollup and visits, kept from the summary pass for the publish pass.
-pub type DayCache = HashMap<i32, (DataFrame, DayVisits)>;
-
-/// Bytes of rollups and visits kept in memory between the two passes (beyond it, days are
-/// re-read from their segments): a fixed budget, so peak memory follows the largest day, not
-/// the number of days. `FOOTFALL_CACHE_MIB` overrides it (0 re-reads every day).
-fn cache_budget() -> usize {
-    std::env::var("FOOTFALL_CACHE_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(256usize) << 20
-}
-
-/// Summary pass over the days whose data changed: each day's rollup → visits → its device
-/// summary in the state (a day without data any more loses its summary).
-pub fn summarize_days(
-    state: &State,
-    by_day: &BTreeMap<i32, Vec<&str>>,
-    changed: &BTreeSet<i32>,
-    s: &Settings,
-    progress: Progress,
-) -> Result<DayCache> {
-    let bar = progress.bar(changed.len() as u64, "rollups");
-    let mut cache = DayCache::new();
-    let (mut cached, budget) = (0usize, cache_budget());
-    for &day in changed {
-        if !by_day.contains_key(&day) {
-            state.delete_summary(day)?;
-            continue;
-        }
-        let pos = load_day(state, by_day, day)?;
-        let visits = day_visits(&pos, s)?;
-        state.put_summary(day, &mut day_device_summary(&visits.mall, day, s)?)?;
-        let size = pos.estimated_size() + visits.shop.estimated_size() + visits.mall.estimated_size();
-        if cached + size <= budget {
-            cached += size;
-            cache.insert(day, (pos, visits));
-        }
-        super::release_memory();
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    Ok(cache)
-}
-
 /// What the statuses pass decides.
 pub struct Statuses {
     /// Statuses of the days from `since` on (the only ones that can have changed).
@@ -324,103 +279,195 @@ pub struct Statuses {
     pub settled_new: bool,
 }
 
-/// Decides the statuses of the days from the earliest changed one on and the customers
-/// snapshot (see the module docs). `prior` is the committed state an update builds on.
-pub fn recompute(
-    state: &State,
-    prior: Option<(&State, Option<i32>)>,
-    all_days: &BTreeSet<i32>,
-    changed: &BTreeSet<i32>,
-    s: &Settings,
-) -> Result<Statuses> {
-    let empty = || -> Result<DataFrame> { statuses(vec![], None, &HashSet::new(), s) };
-    let (Some(since), Some(&latest)) = (changed.first().copied(), all_days.last()) else {
-        // Nothing changed (the kept customers stand), or no data is left at all.
-        let kept = match prior {
-            Some((p, b)) if changed.is_empty() => {
-                let settled =
-                    b.map(|b| Ok::<_, anyhow::Error>(p.get_settled(b)?.map(|f| (b, f)))).transpose()?.flatten();
-                p.get_customers()?.map(|c| (c, settled))
-            }
-            _ => None,
-        };
-        let (customers, settled) = match kept {
-            Some(k) => k,
-            None => (customers(&empty()?, s)?, None),
-        };
-        return Ok(Statuses {
-            recent: empty()?,
-            since: None,
-            customers,
-            settled,
-            gone: changed.iter().copied().collect(),
+/// Decides statuses a day at a time, in day order from the earliest changed day (`since`)
+/// on: each day's from its device summary and the 27 days before it (kept statuses before
+/// `since`, decided ones after), plus each device's first visitor-day so far for "ever". A
+/// day's statuses and its devices' first days depend on no later day, so they are final as
+/// soon as the day is decided: a changed day's tables are published right then, and each
+/// rollup is built once (see `publish::walk_days`).
+pub struct Classifier<'a> {
+    state: &'a State<'a>,
+    prior: Option<(&'a State<'a>, Option<i32>)>,
+    s: &'a Settings,
+    since: Option<i32>,
+    /// Statuses of the decided or kept days of the last 27, by day.
+    window: BTreeMap<i32, DataFrame>,
+    /// Each device's first day (a non-staff day with `staff.policy = "exclude"`) and first
+    /// visitor-day, over the kept days before `since` and the days decided since.
+    first_date: HashMap<u64, i32>,
+    first_visit: HashMap<u64, i32>,
+    /// Statuses of the days decided, in day order.
+    decided: Vec<DataFrame>,
+    prior_customers: Option<DataFrame>,
+}
+
+impl<'a> Classifier<'a> {
+    /// Reads what deciding the days from the earliest changed one needs: the kept statuses
+    /// of the 27 days before it and, for an update, the previous customers (first days).
+    pub fn start(
+        state: &'a State<'a>,
+        prior: Option<(&'a State<'a>, Option<i32>)>,
+        all_days: &BTreeSet<i32>,
+        changed: &BTreeSet<i32>,
+        s: &'a Settings,
+    ) -> Result<Self> {
+        let since = changed.first().copied();
+        let mut c = Classifier {
+            state,
+            prior,
+            s,
+            since,
+            window: BTreeMap::new(),
+            first_date: HashMap::new(),
+            first_visit: HashMap::new(),
+            decided: Vec::new(),
             prior_customers: None,
-            settled_new: false,
-        });
-    };
-    let prior_customers = match prior {
-        Some((p, _)) => p.get_customers()?,
-        None => None,
-    };
-    let recent_days: Vec<i32> = all_days.range(since..).copied().collect();
-    let summaries = crate::par::map(&recent_days, |d| Ok(state.get_summary(*d)?.lazy()))?;
-    let context_days: Vec<i32> = all_days.range(since - 27..since).copied().collect();
-    let context = if context_days.is_empty() {
-        None
-    } else {
+        };
+        let Some(since) = since else { return Ok(c) };
+        let context_days: Vec<i32> = all_days.range(since - 27..since).copied().collect();
         let frames = crate::par::map(&context_days, |d| {
-            state.get_day_statuses(*d)?.map(|f| f.lazy()).ok_or_else(|| {
+            state.get_day_statuses(*d)?.ok_or_else(|| {
                 anyhow::anyhow!(
                     "state is missing the statuses of {}; run `footfall run` to rebuild",
                     crate::state::day_str(*d)
                 )
             })
         })?;
-        Some(concat(frames, UnionArgs::default())?.collect()?)
-    };
-    let earlier: HashSet<u64> = match &prior_customers {
-        Some(c) if !context_days.is_empty() => {
-            let f = c.clone().lazy().filter(col("first_visit").lt(lit(since - 27))).select([col(MAC)]).collect()?;
-            f.column(MAC)?.u64()?.into_no_null_iter().collect()
+        c.window = context_days.into_iter().zip(frames).collect();
+        if let Some((p, _)) = prior {
+            c.prior_customers = p.get_customers()?;
         }
-        _ => HashSet::new(),
-    };
-    let recent = statuses(summaries, context, &earlier, s)?;
+        if let Some(old) = &c.prior_customers {
+            // Days before `since` did not change: what they decided stands.
+            let macs = old.column(MAC)?.u64()?;
+            for (key, map) in [("first_date", &mut c.first_date), ("first_visit", &mut c.first_visit)] {
+                let days = old.column(key)?.i32()?;
+                for (m, d) in macs.iter().zip(days.iter()) {
+                    if let (Some(m), Some(d)) = (m, d) {
+                        if d < since {
+                            map.insert(m, d);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(c)
+    }
 
-    // customers = settled (days before the boundary) + the days from the boundary on.
-    let (customers, settled, settled_new) = match prior {
-        Some((p, Some(boundary))) if since >= boundary => {
-            let old = p.get_settled(boundary)?.ok_or_else(|| {
-                anyhow::anyhow!("state is missing its settled customers; run `footfall run` to rebuild")
-            })?;
-            let between: Vec<i32> = all_days.range(boundary..since).copied().collect();
-            let kept = crate::par::map(&between, |d| state.get_day_statuses(*d))?;
-            let mut live: Vec<DataFrame> = kept.into_iter().flatten().collect();
-            live.push(recent.clone());
-            let live = concat_frames(live)?;
-            let before_latest = live.clone().lazy().filter(col("day").lt(lit(latest))).collect()?;
-            let settled = if latest > boundary {
-                merge_customers(vec![old.clone(), customers(&before_latest, s)?])?
-            } else {
-                old.clone()
+    /// The statuses of `day` (the next day from `since` on, in order) from its summary.
+    pub fn decide(&mut self, day: i32, summary: DataFrame) -> Result<DataFrame> {
+        let lo = day - 27;
+        self.window = self.window.split_off(&lo);
+        let context =
+            if self.window.is_empty() { None } else { Some(concat_frames(self.window.values().cloned().collect())?) };
+        let fv = &self.first_visit;
+        let st = statuses(vec![summary.lazy()], context, &|m| fv.get(&m).is_some_and(|d| *d < lo), self.s)?;
+        let macs = st.column(MAC)?.u64()?;
+        let (staff, visitor) = (st.column("staff")?.bool()?, st.column("visitor")?.bool()?);
+        for ((m, st), v) in macs.iter().zip(staff.iter()).zip(visitor.iter()) {
+            let Some(m) = m else { continue };
+            if !(self.s.staff_exclude && st == Some(true)) {
+                self.first_date.entry(m).or_insert(day);
+            }
+            if v == Some(true) {
+                self.first_visit.entry(m).or_insert(day);
+            }
+        }
+        self.window.insert(day, st.clone());
+        self.decided.push(st.clone());
+        Ok(st)
+    }
+
+    /// Each device of a decided day's statuses with its first day (final once the day is).
+    pub fn first_dates(&self, status: &DataFrame) -> Result<DataFrame> {
+        let macs = status.column(MAC)?.u64()?;
+        let first: Int32Chunked = macs.iter().map(|m| m.and_then(|m| self.first_date.get(&m).copied())).collect();
+        Ok(DataFrame::new(
+            macs.len(),
+            vec![macs.clone().into_column(), first.with_name("first_date".into()).into_column()],
+        )?)
+    }
+
+    /// The customers snapshot (and its settled part) once every day from `since` is decided.
+    pub fn finish(&mut self, all_days: &BTreeSet<i32>, changed: &BTreeSet<i32>) -> Result<Statuses> {
+        let (state, prior, s) = (self.state, self.prior, self.s);
+        let empty = || -> Result<DataFrame> { statuses(vec![], None, &|_| false, s) };
+        let (Some(since), Some(&latest)) = (self.since, all_days.last()) else {
+            // Nothing changed (the kept customers stand), or no data is left at all.
+            let kept = match prior {
+                Some((p, b)) if changed.is_empty() => {
+                    let settled =
+                        b.map(|b| Ok::<_, anyhow::Error>(p.get_settled(b)?.map(|f| (b, f)))).transpose()?.flatten();
+                    p.get_customers()?.map(|c| (c, settled))
+                }
+                _ => None,
             };
-            let at_latest = live.lazy().filter(col("day").gt_eq(lit(latest))).collect()?;
-            (merge_customers(vec![settled.clone(), customers(&at_latest, s)?])?, (latest, settled), latest > boundary)
-        }
-        _ => {
-            // Every day's statuses: the kept ones before `since`, the new ones after.
-            let older: Vec<i32> = all_days.range(..since).copied().collect();
-            let kept = crate::par::map(&older, |d| state.get_day_statuses(*d))?;
-            let mut all: Vec<DataFrame> = kept.into_iter().flatten().collect();
-            all.push(recent.clone());
-            let all = concat_frames(all)?;
-            let settled = customers(&all.clone().lazy().filter(col("day").lt(lit(latest))).collect()?, s)?;
-            let at_latest = all.lazy().filter(col("day").gt_eq(lit(latest))).collect()?;
-            (merge_customers(vec![settled.clone(), customers(&at_latest, s)?])?, (latest, settled), true)
-        }
-    };
-    let gone = changed.iter().filter(|d| !all_days.contains(d)).copied().collect();
-    Ok(Statuses { recent, since: Some(since), customers, settled: Some(settled), gone, prior_customers, settled_new })
+            let (customers, settled) = match kept {
+                Some(k) => k,
+                None => (customers(&empty()?, s)?, None),
+            };
+            return Ok(Statuses {
+                recent: empty()?,
+                since: None,
+                customers,
+                settled,
+                gone: changed.iter().copied().collect(),
+                prior_customers: None,
+                settled_new: false,
+            });
+        };
+        let recent = match std::mem::take(&mut self.decided) {
+            d if d.is_empty() => empty()?,
+            d => concat_frames(d)?,
+        };
+        // customers = settled (days before the boundary) + the days from the boundary on.
+        let (customers, settled, settled_new) = match prior {
+            Some((p, Some(boundary))) if since >= boundary => {
+                let old = p.get_settled(boundary)?.ok_or_else(|| {
+                    anyhow::anyhow!("state is missing its settled customers; run `footfall run` to rebuild")
+                })?;
+                let between: Vec<i32> = all_days.range(boundary..since).copied().collect();
+                let kept = crate::par::map(&between, |d| state.get_day_statuses(*d))?;
+                let mut live: Vec<DataFrame> = kept.into_iter().flatten().collect();
+                live.push(recent.clone());
+                let live = concat_frames(live)?;
+                let before_latest = live.clone().lazy().filter(col("day").lt(lit(latest))).collect()?;
+                let settled = if latest > boundary {
+                    merge_customers(vec![old.clone(), customers(&before_latest, s)?])?
+                } else {
+                    old.clone()
+                };
+                let at_latest = live.lazy().filter(col("day").gt_eq(lit(latest))).collect()?;
+                (
+                    merge_customers(vec![settled.clone(), customers(&at_latest, s)?])?,
+                    (latest, settled),
+                    latest > boundary,
+                )
+            }
+            _ => {
+                // Every day's statuses: the kept ones before `since`, the new ones after.
+                let older: Vec<i32> = all_days.range(..since).copied().collect();
+                let kept = crate::par::map(&older, |d| state.get_day_statuses(*d))?;
+                let mut all: Vec<DataFrame> = kept.into_iter().flatten().collect();
+                all.push(recent.clone());
+                let all = concat_frames(all)?;
+                let settled = customers(&all.clone().lazy().filter(col("day").lt(lit(latest))).collect()?, s)?;
+                let at_latest = all.lazy().filter(col("day").gt_eq(lit(latest))).collect()?;
+                (merge_customers(vec![settled.clone(), customers(&at_latest, s)?])?, (latest, settled), true)
+            }
+        };
+        let gone = changed.iter().filter(|d| !all_days.contains(d)).copied().collect();
+        let prior_customers = self.prior_customers.take();
+        Ok(Statuses {
+            recent,
+            since: Some(since),
+            customers,
+            settled: Some(settled),
+            gone,
+            prior_customers,
+            settled_new,
+        })
+    }
 }
 
 fn concat_frames(frames: Vec<DataFrame>) -> Result<DataFrame> {
