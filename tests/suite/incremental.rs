@@ -353,3 +353,58 @@ fn manifest_format(text: &str) -> u32 {
     let v: serde_json::Value = serde_json::from_str(text).unwrap();
     v["format"].as_u64().unwrap() as u32
 }
+
+#[test]
+fn an_update_after_a_gap_longer_than_the_loyalty_window_still_knows_earlier_visitors() {
+    // Data on the first day, then none for 40 days, then five days. A visitor of the first
+    // day coming back is "occasional", not "first_time", whether the later days come in one
+    // run or in an update: the update's 27-day context is empty, so "ever" must come from
+    // the kept first visitor-days.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let gen = [
+        "generate",
+        "--out",
+        "mall",
+        "--days",
+        "45",
+        "--visitors",
+        "40",
+        "--shops",
+        "4",
+        "--seed",
+        "7",
+        "--timezone",
+        "UTC",
+        "--quiet",
+    ];
+    ok(d, &gen);
+    let m = d.join("mall");
+    let mut later = Vec::new();
+    for e in std::fs::read_dir(m.join("probes")).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        if name.as_str() > "date=2026-03-02" && name.as_str() < "date=2026-04-12" {
+            std::fs::remove_dir_all(m.join("probes").join(&name)).unwrap();
+        } else if name.as_str() >= "date=2026-04-12" {
+            std::fs::rename(m.join("probes").join(&name), d.join(&name)).unwrap();
+            later.push(name);
+        }
+    }
+    assert!(later.len() >= 5, "{later:?}");
+    ok(&m, &["update", "--config", "footfall.toml", "--quiet"]);
+    for name in &later {
+        std::fs::rename(d.join(name), m.join("probes").join(name)).unwrap();
+    }
+    ok(&m, &["update", "--config", "footfall.toml", "--quiet"]);
+    ok(&m, &["run", "--config", "footfall.toml", "--out", "reference", "--quiet"]);
+    // Not vacuous: visitors of the first day come back.
+    let loyalty = ok(&m, &["show", "mall_daily_loyalty", "--format", "csv", "--out", "reference"]).stdout;
+    let returning: i64 = loyalty
+        .lines()
+        .filter(|l| l.starts_with("2026-04-12"))
+        .map(|l| l.rsplit(',').next().unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert!(returning > 0, "{loyalty}");
+    let o = run(&m, &["diff", "out", "reference"]);
+    assert_eq!(o.code, 0, "update after a gap differs from run\n{}", o.explain());
+}
