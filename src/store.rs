@@ -76,6 +76,60 @@ impl Default for StorageOpts {
     }
 }
 
+/// A local directory's listing with one `stat` per file, made without object_store: its
+/// local walk stats every entry four times by full path, which was most of what an hourly
+/// update's time grows by with history (25 ms for a month of hourly files). The same entries,
+/// sizes, times and e-tags as object_store's listing (its e-tag is inode-mtime-size in hex);
+/// `None`, and object_store lists instead, on a symlink or on a name it would percent-encode.
+#[cfg(unix)]
+fn list_local(root: &FsPath, rel: &str) -> Option<Vec<Entry>> {
+    fn plain(name: &str) -> bool {
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"=._-".contains(&b))
+    }
+    let rel = rel.trim_matches('/');
+    if !rel.split('/').filter(|p| !p.is_empty()).all(plain) {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut dirs = vec![(root.join(rel), rel.to_string())];
+    while let Some((dir, name)) = dirs.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && name == rel => return Some(out),
+            Err(_) => return None,
+        };
+        for e in entries {
+            let e = e.ok()?;
+            let file = e.file_name().into_string().ok().filter(|f| plain(f))?;
+            let child = if name.is_empty() { file } else { format!("{name}/{file}") };
+            let kind = e.file_type().ok()?;
+            if kind.is_dir() {
+                dirs.push((e.path(), child));
+            } else if kind.is_file() {
+                let meta = e.metadata().ok()?;
+                let modified = meta.modified().ok()?;
+                let micros = modified.duration_since(std::time::UNIX_EPOCH).ok()?.as_micros();
+                let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+                out.push(Entry {
+                    rel: child,
+                    size: meta.len(),
+                    e_tag: Some(format!("{inode:x}-{micros:x}-{:x}", meta.len())),
+                    last_modified: chrono::DateTime::<chrono::Utc>::from(modified).timestamp_millis(),
+                });
+            } else {
+                return None;
+            }
+        }
+    }
+    out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Some(out)
+}
+
+#[cfg(not(unix))]
+fn list_local(_: &FsPath, _: &str) -> Option<Vec<Entry>> {
+    None
+}
+
 /// Metadata of one object, relative to a location.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -231,6 +285,9 @@ impl Location {
 
     /// Every object under `rel` (recursive), sorted by relative path. A missing prefix is empty.
     pub fn list_under(&self, rel: &str) -> Result<Vec<Entry>> {
+        if let Some(out) = self.local.as_deref().and_then(|dir| list_local(dir, rel)) {
+            return Ok(out);
+        }
         let prefix = self.path(rel);
         let metas: Vec<ObjectMeta> = block_on(self.store.list(Some(&prefix)).try_collect())
             .with_context(|| format!("cannot list {}", self.show(rel)))?;
@@ -324,4 +381,40 @@ impl Location {
 
 fn retry(opts: &StorageOpts) -> object_store::RetryConfig {
     object_store::RetryConfig { max_retries: opts.retries, retry_timeout: opts.retry_timeout, ..Default::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(loc: &Location, rel: &str) -> Vec<(String, u64, Option<String>, i64)> {
+        let out = loc.list_under(rel).unwrap();
+        out.into_iter().map(|e| (e.rel, e.size, e.e_tag, e.last_modified)).collect()
+    }
+
+    #[test]
+    fn local_listing_equals_object_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = Location::local(dir.path()).unwrap();
+        for (rel, n) in [
+            ("date=2026-03-01/hour=00/part-0.parquet", 10),
+            ("date=2026-03-01/hour=01/a.parquet", 0),
+            ("date=2026-03-02/hour=00/b_c-1.parquet", 3),
+            ("top.json", 7),
+            ("_state/gen-1/x.parquet", 5),
+        ] {
+            loc.put(rel, Bytes::from(vec![7u8; n])).unwrap();
+        }
+        let mut object_store = loc.clone();
+        object_store.local = None;
+        for rel in ["", "date=2026-03-01", "date=2026-03-01/hour=01", "_state", "missing", "date=2026-03-09/x"] {
+            assert!(list_local(dir.path(), rel).is_some(), "{rel}");
+            assert_eq!(listed(&loc, rel), listed(&object_store, rel), "{rel}");
+        }
+        assert_eq!(listed(&loc, "").len(), 5);
+        // A name object_store would encode: it lists.
+        std::fs::write(dir.path().join("date=2026-03-01/with space.parquet"), b"x").unwrap();
+        assert!(list_local(dir.path(), "").is_none());
+        assert_eq!(listed(&loc, "").len(), 6);
+    }
 }

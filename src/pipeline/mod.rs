@@ -48,7 +48,7 @@ pub(crate) fn trace(step: &str, t0: std::time::Instant) {
             kb.map_or("?".to_string(), |kb: u64| (kb / 1024).to_string())
         };
         let (rss, peak) = (mib("VmRSS:"), mib("VmHWM:"));
-        eprintln!("trace: {step} at {:.2}s (rss {rss} MiB, peak {peak} MiB)", t0.elapsed().as_secs_f64());
+        eprintln!("trace: {step} at {:.3}s (rss {rss} MiB, peak {peak} MiB)", t0.elapsed().as_secs_f64());
     }
 }
 

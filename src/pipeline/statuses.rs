@@ -273,8 +273,9 @@ pub struct Statuses {
     pub settled: Option<(i32, DataFrame)>,
     /// Changed days without data any more (their kept statuses go).
     pub gone: Vec<i32>,
-    /// The previous run's customers (what moved first days are found against).
-    pub prior_customers: Option<DataFrame>,
+    /// Against the previous run's customers: the old and new first day of every device whose
+    /// first day moved (their new-customer figures change).
+    pub moved_first_days: BTreeSet<i32>,
     /// Whether `settled` differs from the one kept (else it is not written again).
     pub settled_new: bool,
 }
@@ -388,6 +389,37 @@ impl<'a> Classifier<'a> {
         )?)
     }
 
+    /// Days whose new-customer figures change: for every device whose first day moved
+    /// against the previous run's customers, its old and new first day. Days before `since`
+    /// did not change, so only first days from `since` on can differ.
+    fn moved_first_days(&self, since: i32) -> Result<BTreeSet<i32>> {
+        let mut out = BTreeSet::new();
+        let Some(old) = &self.prior_customers else { return Ok(out) };
+        let macs = old.column(MAC)?.u64()?;
+        let firsts = old.column("first_date")?.i32()?;
+        let mut old_from_since = HashMap::new();
+        for (m, d) in macs.iter().zip(firsts.iter()) {
+            if let (Some(m), Some(d)) = (m, d) {
+                if d >= since {
+                    old_from_since.insert(m, d);
+                }
+            }
+        }
+        for (m, d) in &old_from_since {
+            if self.first_date.get(m) != Some(d) {
+                out.insert(*d);
+                out.extend(self.first_date.get(m));
+            }
+        }
+        for (m, d) in self.first_date.iter().filter(|(_, d)| **d >= since) {
+            if old_from_since.get(m) != Some(d) {
+                out.insert(*d);
+                out.extend(old_from_since.get(m));
+            }
+        }
+        Ok(out)
+    }
+
     /// The customers snapshot (and its settled part) once every day from `since` is decided.
     pub fn finish(&mut self, all_days: &BTreeSet<i32>, changed: &BTreeSet<i32>) -> Result<Statuses> {
         let (state, prior, s) = (self.state, self.prior, self.s);
@@ -412,7 +444,7 @@ impl<'a> Classifier<'a> {
                 customers,
                 settled,
                 gone: changed.iter().copied().collect(),
-                prior_customers: None,
+                moved_first_days: BTreeSet::new(),
                 settled_new: false,
             });
         };
@@ -457,14 +489,14 @@ impl<'a> Classifier<'a> {
             }
         };
         let gone = changed.iter().filter(|d| !all_days.contains(d)).copied().collect();
-        let prior_customers = self.prior_customers.take();
+        let moved_first_days = self.moved_first_days(since)?;
         Ok(Statuses {
             recent,
             since: Some(since),
             customers,
             settled: Some(settled),
             gone,
-            prior_customers,
+            moved_first_days,
             settled_new,
         })
     }
@@ -481,9 +513,7 @@ fn concat_frames(frames: Vec<DataFrame>) -> Result<DataFrame> {
 pub fn republish_days(prior: Option<&State>, changed: &BTreeSet<i32>, st: &Statuses) -> Result<BTreeSet<i32>> {
     let mut days = changed.clone();
     let Some(prior) = prior else { return Ok(days) };
-    if let Some(old) = &st.prior_customers {
-        days.extend(moved_first_days(old, &st.customers)?);
-    }
+    days.extend(&st.moved_first_days);
     if let Some(since) = st.since {
         // The kept statuses of every day from `since` on that has or had data.
         let mut look: BTreeSet<i32> = st.recent.column("day")?.i32()?.into_no_null_iter().collect();
@@ -495,29 +525,6 @@ pub fn republish_days(prior: Option<&State>, changed: &BTreeSet<i32>, st: &Statu
         days.extend(changed_status_days(&old, &st.recent, since)?);
     }
     Ok(days)
-}
-
-/// Days whose new-customer figures change: for every device whose first day moved, its old
-/// and new first day.
-fn moved_first_days(old: &DataFrame, new: &DataFrame) -> Result<BTreeSet<i32>> {
-    let key = MAC;
-    let joined = old
-        .clone()
-        .lazy()
-        .select([col(key), col("first_date").alias("old_first")])
-        .join(
-            new.clone().lazy().select([col(key), col("first_date").alias("new_first")]),
-            [col(key)],
-            [col(key)],
-            JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
-        )
-        .filter(col("old_first").neq_missing(col("new_first")))
-        .collect()?;
-    let mut out = BTreeSet::new();
-    for c in ["old_first", "new_first"] {
-        out.extend(joined.column(c)?.i32()?.iter().flatten());
-    }
-    Ok(out)
 }
 
 /// For each of `days`, the statuses of the devices seen that day.
