@@ -140,10 +140,28 @@ pub fn density_grid(c: &DayCtx) -> PolarsResult<LazyFrame> {
         let r = (v * 1000.0).round() / 1000.0;
         ((if r.is_finite() { r } else { v }) / s.density_cell).floor() as i64
     };
-    let mut seen: PlHashSet<(i64, i64, i64, u64)> = PlHashSet::new();
+    // Distinct (cell, device) of each slot still open. A slot starting at `s` only takes
+    // seconds in [s, s + slot), so it is counted and dropped once the rows reach s + slot:
+    // the sets hold one slot's devices, not the day's.
+    let mut open: Vec<(i64, PlHashSet<(i64, i64, u64)>)> = Vec::new();
+    let mut counts: PlHashMap<(i64, i64, i64), i64> = PlHashMap::new();
+    let close = |open: &mut Vec<(i64, PlHashSet<(i64, i64, u64)>)>, counts: &mut PlHashMap<_, i64>, until: i64| {
+        open.retain(|(start, set)| {
+            if start + s.density_slot > until {
+                return true;
+            }
+            for &(x, y, _) in set {
+                *counts.entry((*start, x, y)).or_default() += 1;
+            }
+            false
+        });
+    };
     let mut i = 0;
     while i < n {
         let (t, m) = (second[i], mac[i]);
+        if i == 0 || t != second[i - 1] {
+            close(&mut open, &mut counts, t);
+        }
         let mut j = i + 1;
         while j < n && second[j] == t && mac[j] == m {
             if ap[j] < ap[j - 1] {
@@ -180,14 +198,19 @@ pub fn density_grid(c: &DayCtx) -> PolarsResult<LazyFrame> {
             // The UTC offset is constant within a local hour (as for hour_start).
             let start = t - (t + clock.offset(hour[i])).rem_euclid(s.density_slot);
             // A slot longer than an hour may reach back before a DST day's first instant.
-            seen.insert((start.max(day_start), cell(x), cell(y), m));
+            let start = start.max(day_start);
+            let k = match open.iter().position(|(s, _)| *s == start) {
+                Some(k) => k,
+                None => {
+                    open.push((start, PlHashSet::new()));
+                    open.len() - 1
+                }
+            };
+            open[k].1.insert((cell(x), cell(y), m));
         }
         i = j;
     }
-    let mut counts: PlHashMap<(i64, i64, i64), i64> = PlHashMap::new();
-    for (slot, cx, cy, _) in seen {
-        *counts.entry((slot, cx, cy)).or_default() += 1;
-    }
+    close(&mut open, &mut counts, i64::MAX);
     let (mut slot, mut cx, mut cy, mut devices) = (vec![], vec![], vec![], vec![]);
     for ((t, x, y), n) in counts {
         slot.push(t);
