@@ -295,8 +295,8 @@ pub struct Classifier<'a> {
     window: BTreeMap<i32, DataFrame>,
     /// Each device's first day (a non-staff day with `staff.policy = "exclude"`) and first
     /// visitor-day, over the kept days before `since` and the days decided since.
-    first_date: HashMap<u64, i32>,
-    first_visit: HashMap<u64, i32>,
+    first_date: PlHashMap<u64, i32>,
+    first_visit: PlHashMap<u64, i32>,
     /// Statuses of the days decided, in day order.
     decided: Vec<DataFrame>,
     prior_customers: Option<DataFrame>,
@@ -319,8 +319,8 @@ impl<'a> Classifier<'a> {
             s,
             since,
             window: BTreeMap::new(),
-            first_date: HashMap::new(),
-            first_visit: HashMap::new(),
+            first_date: PlHashMap::new(),
+            first_visit: PlHashMap::new(),
             decided: Vec::new(),
             prior_customers: None,
         };
@@ -341,6 +341,8 @@ impl<'a> Classifier<'a> {
         if let Some(old) = &c.prior_customers {
             // Days before `since` did not change: what they decided stands.
             let macs = old.column(MAC)?.u64()?;
+            c.first_date.reserve(old.height());
+            c.first_visit.reserve(old.height());
             for (key, map) in [("first_date", &mut c.first_date), ("first_visit", &mut c.first_visit)] {
                 let days = old.column(key)?.i32()?;
                 for (m, d) in macs.iter().zip(days.iter()) {
@@ -397,7 +399,7 @@ impl<'a> Classifier<'a> {
         let Some(old) = &self.prior_customers else { return Ok(out) };
         let macs = old.column(MAC)?.u64()?;
         let firsts = old.column("first_date")?.i32()?;
-        let mut old_from_since = HashMap::new();
+        let mut old_from_since = PlHashMap::new();
         for (m, d) in macs.iter().zip(firsts.iter()) {
             if let (Some(m), Some(d)) = (m, d) {
                 if d >= since {
