@@ -143,9 +143,10 @@ pub fn density_grid(c: &DayCtx) -> PolarsResult<LazyFrame> {
     // Distinct (cell, device) of each slot still open. A slot starting at `s` only takes
     // seconds in [s, s + slot), so it is counted and dropped once the rows reach s + slot:
     // the sets hold one slot's devices, not the day's.
-    let mut open: Vec<(i64, PlHashSet<(i64, i64, u64)>)> = Vec::new();
+    type Open = Vec<(i64, PlHashSet<(i64, i64, u64)>)>;
+    let mut open: Open = Vec::new();
     let mut counts: PlHashMap<(i64, i64, i64), i64> = PlHashMap::new();
-    let close = |open: &mut Vec<(i64, PlHashSet<(i64, i64, u64)>)>, counts: &mut PlHashMap<_, i64>, until: i64| {
+    let close = |open: &mut Open, counts: &mut PlHashMap<_, i64>, until: i64| {
         open.retain(|(start, set)| {
             if start + s.density_slot > until {
                 return true;
