@@ -36,6 +36,19 @@ fn full_mall() -> tempfile::TempDir {
     dir
 }
 
+/// Generates a mall into `<dir>/mall` (`footfall generate` with these options) and returns it.
+fn generated(dir: &Path, days: u32, visitors: u32, shops: u32, staff: Option<u32>, seed: u64, tz: &str) -> PathBuf {
+    let (days, visitors, shops, seed) = (days.to_string(), visitors.to_string(), shops.to_string(), seed.to_string());
+    let mut args = vec!["generate", "--out", "mall", "--days", &days, "--visitors", &visitors, "--shops", &shops];
+    let staff = staff.map(|n| n.to_string());
+    if let Some(n) = &staff {
+        args.extend(["--staff", n.as_str()]);
+    }
+    args.extend(["--seed", &seed, "--timezone", tz, "--quiet"]);
+    ok(dir, &args);
+    dir.join("mall")
+}
+
 fn add(d: &Path, rel: &Path) {
     add_from(&golden(), d, rel)
 }
@@ -63,26 +76,7 @@ fn random_arrival_orders_equal_one_run() {
 fn random_arrival_orders_over_five_weeks_equal_one_run() {
     // Long enough for every staff and loyalty window; staff, weekly and daily visitors occur.
     let dir = tempfile::tempdir().unwrap();
-    let gen = [
-        "generate",
-        "--out",
-        "mall",
-        "--days",
-        "30",
-        "--visitors",
-        "8",
-        "--shops",
-        "3",
-        "--staff",
-        "1",
-        "--seed",
-        "9",
-        "--timezone",
-        "Asia/Shanghai",
-        "--quiet",
-    ];
-    ok(dir.path(), &gen);
-    let src = dir.path().join("mall");
+    let src = generated(dir.path(), 30, 8, 3, Some(1), 9, "Asia/Shanghai");
     let files: Vec<PathBuf> = files_under(&src.join("probes"));
     arrival_orders(&src, &files, 100..104);
 }
@@ -281,26 +275,7 @@ fn late_first_day_republishes_every_date_whose_staff_or_loyalty_moves() {
     // (first_time: forever), so dates far after the late day must be re-published.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let gen = [
-        "generate",
-        "--out",
-        "mall",
-        "--days",
-        "35",
-        "--visitors",
-        "12",
-        "--shops",
-        "4",
-        "--staff",
-        "2",
-        "--seed",
-        "5",
-        "--timezone",
-        "Europe/Berlin",
-        "--quiet",
-    ];
-    ok(d, &gen);
-    let m = d.join("mall");
+    let m = generated(d, 35, 12, 4, Some(2), 5, "Europe/Berlin");
     std::fs::rename(m.join("probes/date=2026-03-02"), d.join("held")).unwrap();
     ok(&m, &["update", "--config", "footfall.toml", "--quiet"]);
     std::fs::rename(d.join("held"), m.join("probes/date=2026-03-02")).unwrap();
@@ -362,24 +337,7 @@ fn an_update_after_a_gap_longer_than_the_loyalty_window_still_knows_earlier_visi
     // the kept first visitor-days.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let gen = [
-        "generate",
-        "--out",
-        "mall",
-        "--days",
-        "45",
-        "--visitors",
-        "40",
-        "--shops",
-        "4",
-        "--seed",
-        "7",
-        "--timezone",
-        "UTC",
-        "--quiet",
-    ];
-    ok(d, &gen);
-    let m = d.join("mall");
+    let m = generated(d, 45, 40, 4, None, 7, "UTC");
     let mut later = Vec::new();
     for e in std::fs::read_dir(m.join("probes")).unwrap() {
         let name = e.unwrap().file_name().into_string().unwrap();
