@@ -132,19 +132,29 @@ pub fn latest_positions(c: &DayCtx) -> PolarsResult<LazyFrame> {
     Ok(with_place(pos.take(&idx)?.lazy(), c.dims))
 }
 
-/// Visits per (device, shop) that day with their summed dwell: (device, shop, visits, dwell).
+/// Visits per (device, shop) that day with their summed dwell: (device, shop, visits, dwell),
+/// summed by each visit's pair number (see [`crate::pipeline::visits::DayVisits`]), in pair
+/// order. Pairs of devices dropped since (staff) have no visits and are left out.
 fn visits_per_shop<'a>(c: &'a DayCtx) -> PolarsResult<Vec<(u64, &'a str, i64, i64)>> {
     let v = &c.visits;
     let (mac, shop, dwell) = (v.column(MAC)?.u64()?, v.column("shop_code")?.str()?, v.column("dwell")?.i64()?);
-    let mut per: PlHashMap<(u64, &str), (i64, i64)> = PlHashMap::new();
-    for ((m, s), d) in mac.iter().zip(shop.iter()).zip(dwell.iter()) {
-        let (Some(m), Some(s), Some(d)) = (m, s, d) else {
+    let pair = v.column("pair")?.u32()?;
+    let n = pair.max().map_or(0, |p| p as usize + 1);
+    let mut per: Vec<(u64, &str, i64, i64)> = vec![(0, "", 0, 0); n];
+    for (((m, s), d), p) in mac.iter().zip(shop.iter()).zip(dwell.iter()).zip(pair.iter()) {
+        let (Some(m), Some(s), Some(d), Some(p)) = (m, s, d, p) else {
             polars_bail!(ComputeError: "a day's visits have null keys");
         };
-        let e = per.entry((m, s)).or_default();
-        (e.0, e.1) = (e.0 + 1, e.1 + d);
+        let e = &mut per[p as usize];
+        if e.2 == 0 {
+            (e.0, e.1) = (m, s);
+        } else if (e.0, e.1) != (m, s) {
+            polars_bail!(ComputeError: "a visit pair number names two (device, shop) pairs");
+        }
+        (e.2, e.3) = (e.2 + 1, e.3 + d);
     }
-    Ok(per.into_iter().map(|((m, s), (n, d))| (m, s, n, d)).collect())
+    per.retain(|e| e.2 > 0);
+    Ok(per)
 }
 
 fn shop_visits_frame(rows: Vec<(u64, &str, i64, i64)>) -> PolarsResult<DataFrame> {

@@ -18,9 +18,11 @@ pub fn visits(pos: &DataFrame, gap: i64) -> Result<DataFrame> {
 }
 
 /// A day's shop visits and mall visits (SPEC §2, §7.2). Every shop visit carries
-/// `mall_visit`: the id of the mall visit holding its first record.
+/// `mall_visit`: the id of the mall visit holding its first record, and `pair`: the number of
+/// its (device, shop) among the day's pairs (0, 1, … in order of first visit), so per-pair
+/// totals are an indexed sum instead of a hash aggregation over the day's visits.
 pub struct DayVisits {
-    /// device, shop_code, start, end, dwell, rssi_max, mall_visit.
+    /// device, shop_code, start, end, dwell, rssi_max, mall_visit, pair.
     pub shop: DataFrame,
     /// device, start, end, dwell, rssi_max, mall_visit.
     pub mall: DataFrame,
@@ -41,9 +43,10 @@ pub fn day_visits(pos: &DataFrame, s: &Settings) -> Result<DayVisits> {
         bail!("a day's rollup has null keys");
     }
     let (mut mall, mut shops) = (Spans::default(), Spans::default());
-    let (mut shop_of, mut mall_of) = (Vec::new(), Vec::new());
+    let (mut shop_of, mut mall_of, mut pair_of) = (Vec::new(), Vec::new(), Vec::new());
     let mut open_mall: PlHashMap<u64, usize> = PlHashMap::new();
-    let mut open_shop: PlHashMap<(u64, &str), usize> = PlHashMap::new();
+    // (device, shop) → (its open shop visit, its pair number).
+    let mut open_shop: PlHashMap<(u64, &str), (usize, u32)> = PlHashMap::new();
     let mut last = i64::MIN;
     let rows = second.into_no_null_iter().zip(mac.into_no_null_iter());
     for ((t, m), (code, r)) in rows.zip(shop.iter().map(Option::unwrap_or_default).zip(rssi.into_no_null_iter())) {
@@ -59,15 +62,17 @@ pub fn day_visits(pos: &DataFrame, s: &Settings) -> Result<DayVisits> {
                 i
             }
         };
-        match open_shop.get(&(m, code)) {
-            Some(&i) if t - shops.end[i] <= s.visit_gap => {
+        let pairs = open_shop.len() as u32;
+        let open = open_shop.entry((m, code)).or_insert((usize::MAX, pairs));
+        match open.0 {
+            i if i != usize::MAX && t - shops.end[i] <= s.visit_gap => {
                 shops.extend(i, t, r);
             }
             _ => {
-                let i = shops.open(m, t, r);
+                open.0 = shops.open(m, t, r);
                 shop_of.push(code);
                 mall_of.push(mv as u32 + 1);
-                open_shop.insert((m, code), i);
+                pair_of.push(open.1);
             }
         }
     }
@@ -75,6 +80,7 @@ pub fn day_visits(pos: &DataFrame, s: &Settings) -> Result<DayVisits> {
     let mut shop = shops.frame()?;
     shop.insert_column(1, StringChunked::from_iter_values("shop_code".into(), shop_of.into_iter()).into_column())?;
     shop.with_column(Column::new("mall_visit".into(), mall_of))?;
+    shop.with_column(Column::new("pair".into(), pair_of))?;
     let mut mall = mall.frame()?;
     mall.with_column(Column::new("mall_visit".into(), (1..=n_mall).collect::<Vec<u32>>()))?;
     Ok(DayVisits { shop, mall })
@@ -209,6 +215,21 @@ mod tests {
                     sorted(want_shop.select(cols).unwrap(), &[MAC, "shop_code", "start"]),
                     "seed {seed}"
                 );
+                // One pair number per (device, shop), numbered 0.. in order of first visit.
+                let pairs = got
+                    .shop
+                    .clone()
+                    .lazy()
+                    .group_by([col(MAC), col("shop_code")])
+                    .agg([col("pair").n_unique().alias("numbers"), col("pair").first(), col("start").min()])
+                    .sort(["pair"], Default::default())
+                    .collect()
+                    .unwrap();
+                assert!(pairs.column("numbers").unwrap().u32().unwrap().into_no_null_iter().all(|n| n == 1));
+                let numbers: Vec<u32> = pairs.column("pair").unwrap().u32().unwrap().into_no_null_iter().collect();
+                assert_eq!(numbers, (0..pairs.height() as u32).collect::<Vec<_>>(), "seed {seed}");
+                let firsts: Vec<i64> = pairs.column("start").unwrap().i64().unwrap().into_no_null_iter().collect();
+                assert!(firsts.windows(2).all(|w| w[0] <= w[1]), "seed {seed}: numbered out of first-visit order");
             }
         }
     }
