@@ -142,7 +142,7 @@ fn retract(out: &Location, date: NaiveDate) -> Result<()> {
 }
 
 /// Publishes every snapshot table and stores, beside them in the state, what the next update
-/// compares against (the statuses of the days decided again, customers, the settled part);
+/// compares against (the statuses of the days decided again, the settled customers part);
 /// the two sets of writes are independent, so they overlap.
 pub fn publish_snapshots(
     out: &Location,
@@ -161,7 +161,6 @@ pub fn publish_snapshots(
             })
         },
         || {
-            state.put_customers(&mut ctx.customers.clone())?;
             if let Some((before, settled)) = st.settled.as_ref().filter(|_| st.settled_new) {
                 state.put_settled(*before, &mut settled.clone())?;
             }

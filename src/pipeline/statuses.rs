@@ -226,9 +226,9 @@ pub fn changed_status_days(old: &DataFrame, new: &DataFrame, since: i32) -> Resu
     Ok(j.column("day")?.i32()?.iter().flatten().collect())
 }
 
-/// The `customers` snapshot from device-day statuses; with `staff.policy = "exclude"` the days
-/// a device was staff do not count. Also each device's first visitor-day (`first_visit`,
-/// kept in the state only).
+/// The `customers` snapshot from device-day statuses, sorted by device; with
+/// `staff.policy = "exclude"` the days a device was staff do not count. Also each device's
+/// first visitor-day (`first_visit`, kept in the state only).
 pub fn customers(statuses: &DataFrame, s: &Settings) -> Result<DataFrame> {
     let mut lf = statuses.clone().lazy();
     if s.staff_exclude {
@@ -244,23 +244,89 @@ pub fn customers(statuses: &DataFrame, s: &Settings) -> Result<DataFrame> {
             col("day").n_unique().cast(DataType::Int64).alias("days_seen"),
             col("day").filter(col("visitor")).min().alias("first_visit"),
         ])
+        .sort([MAC], SortMultipleOptions::default())
         .collect()?)
 }
 
-/// Customers aggregates of disjoint sets of days, combined.
-fn merge_customers(parts: Vec<DataFrame>) -> Result<DataFrame> {
-    let lfs: Vec<LazyFrame> = parts.into_iter().map(|d| d.lazy()).collect();
-    Ok(concat(lfs, UnionArgs::default())?
-        .group_by([col(MAC)])
-        .agg([
-            col("first_seen").min(),
-            col("last_seen").max(),
-            col("first_date").min(),
-            col("last_date").max(),
-            col("days_seen").sum(),
-            col("first_visit").min(),
-        ])
-        .collect()?)
+/// Customers aggregates of two disjoint sets of days (each sorted by device), combined in
+/// one merge pass; the result is sorted by device, the published order. A group-by over
+/// both would hash every device ever seen and leave them to be sorted again, each update.
+pub fn merge_customers(a: &DataFrame, b: &DataFrame) -> Result<DataFrame> {
+    if b.height() == 0 {
+        return Ok(a.clone());
+    }
+    if a.height() == 0 {
+        return Ok(b.clone());
+    }
+    // A state written before the settled part was kept sorted holds it in hash order.
+    let sorted = |df: &DataFrame| -> Result<DataFrame> {
+        let m = df.column(MAC)?.u64()?;
+        let ordered =
+            m.null_count() == 0 && m.into_no_null_iter().zip(m.into_no_null_iter().skip(1)).all(|(x, y)| x < y);
+        Ok(if ordered { df.clone() } else { df.sort([MAC], SortMultipleOptions::default())? })
+    };
+    let (a, b) = (&sorted(a)?, &sorted(b)?);
+    let macs = |df: &DataFrame| -> Result<Vec<u64>> { Ok(df.column(MAC)?.u64()?.into_no_null_iter().collect()) };
+    let (ma, mb) = (macs(a)?, macs(b)?);
+    // Row pairs in device order: (row of a, row of b), either absent.
+    let mut pairs: Vec<(Option<IdxSize>, Option<IdxSize>)> = Vec::with_capacity(ma.len() + mb.len());
+    let (mut i, mut j) = (0, 0);
+    while i < ma.len() || j < mb.len() {
+        let take_a = j == mb.len() || (i < ma.len() && ma[i] <= mb[j]);
+        let take_b = i == ma.len() || (j < mb.len() && mb[j] <= ma[i]);
+        pairs.push((take_a.then_some(i as IdxSize), take_b.then_some(j as IdxSize)));
+        i += take_a as usize;
+        j += take_b as usize;
+    }
+    let (ia, ib): (IdxCa, IdxCa) = (pairs.iter().map(|p| p.0).collect(), pairs.iter().map(|p| p.1).collect());
+    let (ga, gb) = (a.take(&ia)?, b.take(&ib)?);
+    let mac: UInt64Chunked = pairs
+        .iter()
+        .map(|(x, y)| match x {
+            Some(x) => ma[*x as usize],
+            None => mb[y.expect("one side present") as usize],
+        })
+        .collect_ca(MAC.into());
+    let mut cols = vec![mac.into_column()];
+    for (name, min) in [
+        ("first_seen", true),
+        ("last_seen", false),
+        ("first_date", true),
+        ("last_date", false),
+        ("days_seen", false),
+        ("first_visit", true),
+    ] {
+        let (x, y) = (ga.column(name)?.as_materialized_series(), gb.column(name)?.as_materialized_series());
+        let merged = if name == "days_seen" {
+            let (x, y) = (x.i64()?, y.i64()?);
+            Int64Chunked::from_iter_options(
+                name.into(),
+                x.iter().zip(y.iter()).map(|(x, y)| x.map_or(y, |x| Some(x + y.unwrap_or(0)))),
+            )
+            .into_series()
+        } else if x.dtype() == &DataType::Int64 {
+            pick(x.i64()?, y.i64()?, min).into_series()
+        } else {
+            pick(x.i32()?, y.i32()?, min).into_series()
+        };
+        cols.push(merged.with_name(name.into()).into_column());
+    }
+    Ok(DataFrame::new(pairs.len(), cols)?)
+}
+
+/// Row-wise min (or max) of two columns, a missing value standing aside.
+fn pick<T>(x: &ChunkedArray<T>, y: &ChunkedArray<T>, min: bool) -> ChunkedArray<T>
+where
+    T: PolarsNumericType,
+    T::Native: PartialOrd,
+{
+    x.iter()
+        .zip(y.iter())
+        .map(|(x, y)| match (x, y) {
+            (Some(x), Some(y)) => Some(if (x <= y) == min { x } else { y }),
+            (x, y) => x.or(y),
+        })
+        .collect_ca(x.name().clone())
 }
 
 /// What the statuses pass decides.
@@ -288,7 +354,6 @@ pub struct Statuses {
 /// rollup is built once (see `publish::walk_days`).
 pub struct Classifier<'a> {
     state: &'a State<'a>,
-    prior: Option<(&'a State<'a>, Option<i32>)>,
     s: &'a Settings,
     since: Option<i32>,
     /// Statuses of the decided or kept days of the last 27, by day.
@@ -299,12 +364,15 @@ pub struct Classifier<'a> {
     first_visit: PlHashMap<u64, i32>,
     /// Statuses of the days decided, in day order.
     decided: Vec<DataFrame>,
+    /// The previous run's settled aggregate (with its boundary) and its customers.
+    prior_settled: Option<(i32, DataFrame)>,
     prior_customers: Option<DataFrame>,
 }
 
 impl<'a> Classifier<'a> {
     /// Reads what deciding the days from the earliest changed one needs: the kept statuses
     /// of the 27 days before it and, for an update, the previous customers (first days).
+    /// Days before `since` did not change: what they decided stands.
     pub fn start(
         state: &'a State<'a>,
         prior: Option<(&'a State<'a>, Option<i32>)>,
@@ -315,15 +383,21 @@ impl<'a> Classifier<'a> {
         let since = changed.first().copied();
         let mut c = Classifier {
             state,
-            prior,
             s,
             since,
             window: BTreeMap::new(),
             first_date: PlHashMap::new(),
             first_visit: PlHashMap::new(),
             decided: Vec::new(),
+            prior_settled: None,
             prior_customers: None,
         };
+        if let Some((p, boundary)) = prior {
+            // Every day the previous run had is still there or changed.
+            let days: BTreeSet<i32> = all_days.union(changed).copied().collect();
+            let (settled, customers) = prior_customers(p, boundary, &days, s)?;
+            (c.prior_settled, c.prior_customers) = (settled, Some(customers));
+        }
         let Some(since) = since else { return Ok(c) };
         let context_days: Vec<i32> = all_days.range(since - 27..since).copied().collect();
         let frames = crate::par::map(&context_days, |d| {
@@ -335,11 +409,7 @@ impl<'a> Classifier<'a> {
             })
         })?;
         c.window = context_days.into_iter().zip(frames).collect();
-        if let Some((p, _)) = prior {
-            c.prior_customers = p.get_customers()?;
-        }
         if let Some(old) = &c.prior_customers {
-            // Days before `since` did not change: what they decided stands.
             let macs = old.column(MAC)?.u64()?;
             c.first_date.reserve(old.height());
             c.first_visit.reserve(old.height());
@@ -424,16 +494,12 @@ impl<'a> Classifier<'a> {
 
     /// The customers snapshot (and its settled part) once every day from `since` is decided.
     pub fn finish(&mut self, all_days: &BTreeSet<i32>, changed: &BTreeSet<i32>) -> Result<Statuses> {
-        let (state, prior, s) = (self.state, self.prior, self.s);
+        let (state, s) = (self.state, self.s);
         let empty = || -> Result<DataFrame> { statuses(vec![], None, &|_| false, s) };
         let (Some(since), Some(&latest)) = (self.since, all_days.last()) else {
             // Nothing changed (the kept customers stand), or no data is left at all.
-            let kept = match prior {
-                Some((p, b)) if changed.is_empty() => {
-                    let settled =
-                        b.map(|b| Ok::<_, anyhow::Error>(p.get_settled(b)?.map(|f| (b, f)))).transpose()?.flatten();
-                    p.get_customers()?.map(|c| (c, settled))
-                }
+            let kept = match self.prior_customers.take() {
+                Some(c) if changed.is_empty() => Some((c, self.prior_settled.take())),
                 _ => None,
             };
             let (customers, settled) = match kept {
@@ -455,28 +521,18 @@ impl<'a> Classifier<'a> {
             d => concat_frames(d)?,
         };
         // customers = settled (days before the boundary) + the days from the boundary on.
-        let (customers, settled, settled_new) = match prior {
-            Some((p, Some(boundary))) if since >= boundary => {
-                let old = p.get_settled(boundary)?.ok_or_else(|| {
-                    anyhow::anyhow!("state is missing its settled customers; run `footfall run` to rebuild")
-                })?;
+        let (customers, settled, settled_new) = match self.prior_settled.take() {
+            Some((boundary, old)) if since >= boundary => {
                 let between: Vec<i32> = all_days.range(boundary..since).copied().collect();
                 let kept = crate::par::map(&between, |d| state.get_day_statuses(*d))?;
                 let mut live: Vec<DataFrame> = kept.into_iter().flatten().collect();
                 live.push(recent.clone());
                 let live = concat_frames(live)?;
                 let before_latest = live.clone().lazy().filter(col("day").lt(lit(latest))).collect()?;
-                let settled = if latest > boundary {
-                    merge_customers(vec![old.clone(), customers(&before_latest, s)?])?
-                } else {
-                    old.clone()
-                };
+                let settled =
+                    if latest > boundary { merge_customers(&old, &customers(&before_latest, s)?)? } else { old };
                 let at_latest = live.lazy().filter(col("day").gt_eq(lit(latest))).collect()?;
-                (
-                    merge_customers(vec![settled.clone(), customers(&at_latest, s)?])?,
-                    (latest, settled),
-                    latest > boundary,
-                )
+                (merge_customers(&settled, &customers(&at_latest, s)?)?, (latest, settled), latest > boundary)
             }
             _ => {
                 // Every day's statuses: the kept ones before `since`, the new ones after.
@@ -487,7 +543,7 @@ impl<'a> Classifier<'a> {
                 let all = concat_frames(all)?;
                 let settled = customers(&all.clone().lazy().filter(col("day").lt(lit(latest))).collect()?, s)?;
                 let at_latest = all.lazy().filter(col("day").gt_eq(lit(latest))).collect()?;
-                (merge_customers(vec![settled.clone(), customers(&at_latest, s)?])?, (latest, settled), true)
+                (merge_customers(&settled, &customers(&at_latest, s)?)?, (latest, settled), true)
             }
         };
         let gone = changed.iter().filter(|d| !all_days.contains(d)).copied().collect();
@@ -502,6 +558,35 @@ impl<'a> Classifier<'a> {
             settled_new,
         })
     }
+}
+
+/// The previous run's settled aggregate and its customers: the settled part merged with the
+/// customers of the kept statuses from its boundary on (usually the latest day only; the
+/// state keeps no second copy of every device to read and rewrite each update).
+fn prior_customers(
+    p: &State,
+    boundary: Option<i32>,
+    days: &BTreeSet<i32>,
+    s: &Settings,
+) -> Result<(Option<(i32, DataFrame)>, DataFrame)> {
+    let settled = match boundary {
+        None => None,
+        Some(b) => Some((
+            b,
+            p.get_settled(b)?.ok_or_else(|| {
+                anyhow::anyhow!("state is missing its settled customers; run `footfall run` to rebuild")
+            })?,
+        )),
+    };
+    let from: Vec<i32> = days.range(boundary.unwrap_or(i32::MIN)..).copied().collect();
+    let kept: Vec<DataFrame> = crate::par::map(&from, |d| p.get_day_statuses(*d))?.into_iter().flatten().collect();
+    let recent = if kept.is_empty() { statuses(vec![], None, &|_| false, s)? } else { concat_frames(kept)? };
+    let recent = customers(&recent, s)?;
+    let customers = match &settled {
+        Some((_, old)) => merge_customers(old, &recent)?,
+        None => recent,
+    };
+    Ok((settled, customers))
 }
 
 fn concat_frames(frames: Vec<DataFrame>) -> Result<DataFrame> {
@@ -671,6 +756,42 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn merging_sorted_customers_equals_a_group_by_over_both() {
+        // Two aggregates over disjoint days with overlapping devices, one side in hash order.
+        let part = |macs: &[u64], day: i32| {
+            let n = macs.len();
+            let fv: Vec<Option<i32>> = macs.iter().map(|m| (m % 3 != 0).then_some(day + (*m % 2) as i32)).collect();
+            df!(MAC => macs, "first_seen" => macs.iter().map(|m| (day as i64) * 86_400 + *m as i64).collect::<Vec<_>>(),
+                "last_seen" => macs.iter().map(|m| (day as i64) * 86_400 + 50_000 - *m as i64).collect::<Vec<_>>(),
+                "first_date" => vec![day; n], "last_date" => vec![day + 1; n],
+                "days_seen" => macs.iter().map(|m| 1 + (*m % 4) as i64).collect::<Vec<_>>(), "first_visit" => fv)
+            .unwrap()
+        };
+        let a = part(&[9, 2, 7, 4, 11, 1], 10);
+        let b = part(&[1, 3, 4, 12, 20], 12);
+        let got = merge_customers(&a, &b).unwrap();
+        let want = concat([a.lazy(), b.lazy()], UnionArgs::default())
+            .unwrap()
+            .group_by([col(MAC)])
+            .agg([
+                col("first_seen").min(),
+                col("last_seen").max(),
+                col("first_date").min(),
+                col("last_date").max(),
+                col("days_seen").sum(),
+                col("first_visit").min(),
+            ])
+            .sort([MAC], SortMultipleOptions::default())
+            .collect()
+            .unwrap();
+        assert_eq!(
+            got.column(MAC).unwrap().u64().unwrap().into_no_null_iter().collect::<Vec<_>>(),
+            [1, 2, 3, 4, 7, 9, 11, 12, 20]
+        );
+        assert!(got.equals_missing(&want), "{got}\n{want}");
     }
 
     #[test]

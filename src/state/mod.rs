@@ -8,7 +8,6 @@
 //! _state/lock                                     held by a running run/update
 //! _state/<gen>/segments/date=D/<file-key>.parquet one file's rollup for one local day
 //! _state/<gen>/devices/date=D.parquet             each device's day: first/last second, mall dwell, qualifying
-//! _state/<gen>/customers.parquet                  the customers last published, with first visitor-day
 //! _state/<gen>/customers-settled/before=D.parquet customers over the days before D (the manifest names D)
 //! _state/<gen>/statuses/date=D.parquet            staff/visitor/loyalty of each device of day D
 //! _state/<gen>/pseudonyms.parquet                 device id → pseudonym (only with privacy.mac_key)
@@ -228,15 +227,6 @@ impl State<'_> {
 
     pub fn delete_summary(&self, day: i32) -> Result<()> {
         self.out.delete(&self.summary_rel(day))
-    }
-
-    /// The customers snapshot last published.
-    pub fn put_customers(&self, df: &mut DataFrame) -> Result<()> {
-        self.put(&self.whole_rel("customers"), df)
-    }
-
-    pub fn get_customers(&self) -> Result<Option<DataFrame>> {
-        self.get_opt(&self.whole_rel("customers"))
     }
 
     fn statuses_rel(&self, day: i32) -> String {
