@@ -72,6 +72,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     if dry_run {
         return Ok(report);
     }
+    trace("listed", t0);
     let state = manifest.objects(out);
     let prior_state = prior.as_ref().map(|m| m.objects(out));
     let dims = dims::load(plan.dims.as_ref(), settings.mac_key.as_ref())?;
@@ -97,6 +98,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     let shared = Shared { dims: &dims, settings, names };
     let prior_ctx = prior_state.as_ref().map(|p| (p, prior.as_ref().and_then(|m| m.settled_before)));
     let mut cls = statuses::Classifier::start(&state, prior_ctx, &all_days, &changed, settings)?;
+    trace("context and prior customers read", t0);
     let walked = publish::walk_days(out, &state, &by_day, &all_days, &changed, &mut cls, &shared, progress)?;
     trace("days walked", t0);
     fault::point("after-days-walked");
@@ -124,7 +126,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     let snap = SnapshotCtx { customers: &st.customers, manifest: &manifest, settings, names };
     let old_settled = manifest.settled_before;
     publish::publish_snapshots(out, &state, &snap, &st, &all_days, pseudonyms.as_ref().map(|(df, _)| df))?;
-    manifest.settled_before = st.settled.as_ref().map(|(b, _)| *b);
+    manifest.settled_before = st.settled_before;
     trace("snapshots", t0);
     fault::point("after-snapshots");
 
@@ -137,6 +139,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
         outcome: "ok".into(),
     });
     manifest.save(out)?;
+    trace("manifest saved", t0);
     fault::point("after-manifest");
     if let Some(old) = old_settled.filter(|b| Some(*b) != manifest.settled_before) {
         state.delete_settled(old)?;

@@ -155,13 +155,16 @@ pub fn publish_snapshots(
     crate::par::join(
         || {
             crate::par::map(snapshots::SNAPSHOTS, |s| {
-                let schema = crate::schema::get(s.name)?;
+                let (schema, t0) = (crate::schema::get(s.name)?, std::time::Instant::now());
                 let df = schema.conform_with((s.query)(ctx)?, &ctx.settings.tz_name, ctx.names)?;
-                tables::publish_snapshot(out, schema, df)
+                tables::publish_snapshot(out, schema, df)?;
+                super::trace(&format!("  {} published", s.name), t0);
+                Ok(())
             })
         },
         || {
-            if let Some((before, settled)) = st.settled.as_ref().filter(|_| st.settled_new) {
+            let t0 = std::time::Instant::now();
+            if let Some((before, settled)) = &st.settled_new {
                 state.put_settled(*before, &mut settled.clone())?;
             }
             if let Some(since) = st.since {
@@ -178,6 +181,7 @@ pub fn publish_snapshots(
             if let Some(dict) = pseudonyms {
                 state.put_pseudonyms(&mut dict.clone())?;
             }
+            super::trace("  state written", t0);
             Ok(())
         },
     )?;

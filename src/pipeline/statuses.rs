@@ -252,81 +252,125 @@ pub fn customers(statuses: &DataFrame, s: &Settings) -> Result<DataFrame> {
 /// one merge pass; the result is sorted by device, the published order. A group-by over
 /// both would hash every device ever seen and leave them to be sorted again, each update.
 pub fn merge_customers(a: &DataFrame, b: &DataFrame) -> Result<DataFrame> {
-    if b.height() == 0 {
-        return Ok(a.clone());
+    Aggregate::of(a)?.merge(&Aggregate::of(b)?).frame()
+}
+
+/// The columns of a customers aggregate, in device order, as plain vectors (the merge
+/// touches every device ever seen each update: no per-value `Option`s or iterators).
+struct Aggregate {
+    mac: Vec<u64>,
+    first_seen: Vec<i64>,
+    last_seen: Vec<i64>,
+    first_date: Vec<i32>,
+    last_date: Vec<i32>,
+    days_seen: Vec<i64>,
+    /// `NO_VISIT` for a device without a visitor-day.
+    first_visit: Vec<i32>,
+}
+
+const NO_VISIT: i32 = i32::MAX;
+
+impl Aggregate {
+    fn with_capacity(n: usize) -> Self {
+        Aggregate {
+            mac: Vec::with_capacity(n),
+            first_seen: Vec::with_capacity(n),
+            last_seen: Vec::with_capacity(n),
+            first_date: Vec::with_capacity(n),
+            last_date: Vec::with_capacity(n),
+            days_seen: Vec::with_capacity(n),
+            first_visit: Vec::with_capacity(n),
+        }
     }
-    if a.height() == 0 {
-        return Ok(b.clone());
-    }
-    // A state written before the settled part was kept sorted holds it in hash order.
-    let sorted = |df: &DataFrame| -> Result<DataFrame> {
+
+    /// The aggregate's columns, sorted by device if they are not (a state written before
+    /// the settled part was kept sorted holds it in hash order).
+    fn of(df: &DataFrame) -> Result<Self> {
         let m = df.column(MAC)?.u64()?;
         let ordered =
             m.null_count() == 0 && m.into_no_null_iter().zip(m.into_no_null_iter().skip(1)).all(|(x, y)| x < y);
-        Ok(if ordered { df.clone() } else { df.sort([MAC], SortMultipleOptions::default())? })
-    };
-    let (a, b) = (&sorted(a)?, &sorted(b)?);
-    let macs = |df: &DataFrame| -> Result<Vec<u64>> { Ok(df.column(MAC)?.u64()?.into_no_null_iter().collect()) };
-    let (ma, mb) = (macs(a)?, macs(b)?);
-    // Row pairs in device order: (row of a, row of b), either absent.
-    let mut pairs: Vec<(Option<IdxSize>, Option<IdxSize>)> = Vec::with_capacity(ma.len() + mb.len());
-    let (mut i, mut j) = (0, 0);
-    while i < ma.len() || j < mb.len() {
-        let take_a = j == mb.len() || (i < ma.len() && ma[i] <= mb[j]);
-        let take_b = i == ma.len() || (j < mb.len() && mb[j] <= ma[i]);
-        pairs.push((take_a.then_some(i as IdxSize), take_b.then_some(j as IdxSize)));
-        i += take_a as usize;
-        j += take_b as usize;
-    }
-    let (ia, ib): (IdxCa, IdxCa) = (pairs.iter().map(|p| p.0).collect(), pairs.iter().map(|p| p.1).collect());
-    let (ga, gb) = (a.take(&ia)?, b.take(&ib)?);
-    let mac: UInt64Chunked = pairs
-        .iter()
-        .map(|(x, y)| match x {
-            Some(x) => ma[*x as usize],
-            None => mb[y.expect("one side present") as usize],
+        let df = if ordered { df.clone() } else { df.sort([MAC], SortMultipleOptions::default())? };
+        fn values<T: PolarsNumericType>(ca: &ChunkedArray<T>) -> Result<Vec<T::Native>> {
+            anyhow::ensure!(ca.null_count() == 0, "customers aggregate: nulls in '{}'", ca.name());
+            let ca = ca.rechunk();
+            Ok(ca.cont_slice().map(<[_]>::to_vec).unwrap_or_else(|_| ca.into_no_null_iter().collect()))
+        }
+        let fv = df.column("first_visit")?.i32()?;
+        Ok(Aggregate {
+            mac: values(df.column(MAC)?.u64()?)?,
+            first_seen: values(df.column("first_seen")?.i64()?)?,
+            last_seen: values(df.column("last_seen")?.i64()?)?,
+            first_date: values(df.column("first_date")?.i32()?)?,
+            last_date: values(df.column("last_date")?.i32()?)?,
+            days_seen: values(df.column("days_seen")?.i64()?)?,
+            first_visit: if fv.null_count() == 0 {
+                values(fv)?
+            } else {
+                fv.iter().map(|v| v.unwrap_or(NO_VISIT)).collect()
+            },
         })
-        .collect_ca(MAC.into());
-    let mut cols = vec![mac.into_column()];
-    for (name, min) in [
-        ("first_seen", true),
-        ("last_seen", false),
-        ("first_date", true),
-        ("last_date", false),
-        ("days_seen", false),
-        ("first_visit", true),
-    ] {
-        let (x, y) = (ga.column(name)?.as_materialized_series(), gb.column(name)?.as_materialized_series());
-        let merged = if name == "days_seen" {
-            let (x, y) = (x.i64()?, y.i64()?);
-            Int64Chunked::from_iter_options(
-                name.into(),
-                x.iter().zip(y.iter()).map(|(x, y)| x.map_or(y, |x| Some(x + y.unwrap_or(0)))),
-            )
-            .into_series()
-        } else if x.dtype() == &DataType::Int64 {
-            pick(x.i64()?, y.i64()?, min).into_series()
-        } else {
-            pick(x.i32()?, y.i32()?, min).into_series()
-        };
-        cols.push(merged.with_name(name.into()).into_column());
     }
-    Ok(DataFrame::new(pairs.len(), cols)?)
-}
 
-/// Row-wise min (or max) of two columns, a missing value standing aside.
-fn pick<T>(x: &ChunkedArray<T>, y: &ChunkedArray<T>, min: bool) -> ChunkedArray<T>
-where
-    T: PolarsNumericType,
-    T::Native: PartialOrd,
-{
-    x.iter()
-        .zip(y.iter())
-        .map(|(x, y)| match (x, y) {
-            (Some(x), Some(y)) => Some(if (x <= y) == min { x } else { y }),
-            (x, y) => x.or(y),
-        })
-        .collect_ca(x.name().clone())
+    fn merge(&self, b: &Aggregate) -> Aggregate {
+        let (a, na, nb) = (self, self.mac.len(), b.mac.len());
+        let mut out = Aggregate::with_capacity(na + nb);
+        let (mut i, mut j) = (0, 0);
+        while i < na || j < nb {
+            if j == nb || (i < na && a.mac[i] < b.mac[j]) {
+                out.push(a, i);
+                i += 1;
+            } else if i == na || b.mac[j] < a.mac[i] {
+                out.push(b, j);
+                j += 1;
+            } else {
+                out.push(a, i);
+                let k = out.mac.len() - 1;
+                out.first_seen[k] = out.first_seen[k].min(b.first_seen[j]);
+                out.last_seen[k] = out.last_seen[k].max(b.last_seen[j]);
+                out.first_date[k] = out.first_date[k].min(b.first_date[j]);
+                out.last_date[k] = out.last_date[k].max(b.last_date[j]);
+                out.days_seen[k] += b.days_seen[j];
+                out.first_visit[k] = out.first_visit[k].min(b.first_visit[j]);
+                (i, j) = (i + 1, j + 1);
+            }
+        }
+        out
+    }
+
+    /// A device's row.
+    fn find(&self, mac: u64) -> Option<usize> {
+        self.mac.binary_search(&mac).ok()
+    }
+
+    fn push(&mut self, from: &Aggregate, i: usize) {
+        self.mac.push(from.mac[i]);
+        self.first_seen.push(from.first_seen[i]);
+        self.last_seen.push(from.last_seen[i]);
+        self.first_date.push(from.first_date[i]);
+        self.last_date.push(from.last_date[i]);
+        self.days_seen.push(from.days_seen[i]);
+        self.first_visit.push(from.first_visit[i]);
+    }
+
+    fn frame(self) -> Result<DataFrame> {
+        let n = self.mac.len();
+        let first_visit = Int32Chunked::from_iter_options(
+            "first_visit".into(),
+            self.first_visit.iter().map(|d| (*d != NO_VISIT).then_some(*d)),
+        );
+        Ok(DataFrame::new(
+            n,
+            vec![
+                UInt64Chunked::from_vec(MAC.into(), self.mac).into_column(),
+                Int64Chunked::from_vec("first_seen".into(), self.first_seen).into_column(),
+                Int64Chunked::from_vec("last_seen".into(), self.last_seen).into_column(),
+                Int32Chunked::from_vec("first_date".into(), self.first_date).into_column(),
+                Int32Chunked::from_vec("last_date".into(), self.last_date).into_column(),
+                Int64Chunked::from_vec("days_seen".into(), self.days_seen).into_column(),
+                first_visit.into_column(),
+            ],
+        )?)
+    }
 }
 
 /// What the statuses pass decides.
@@ -335,15 +379,15 @@ pub struct Statuses {
     pub recent: DataFrame,
     pub since: Option<i32>,
     pub customers: DataFrame,
-    /// The settled customers aggregate and its boundary, to keep for the next update.
-    pub settled: Option<(i32, DataFrame)>,
+    /// The boundary of the settled customers aggregate kept for the next update.
+    pub settled_before: Option<i32>,
+    /// The settled aggregate with its boundary, when it differs from the one kept (to write).
+    pub settled_new: Option<(i32, DataFrame)>,
     /// Changed days without data any more (their kept statuses go).
     pub gone: Vec<i32>,
     /// Against the previous run's customers: the old and new first day of every device whose
     /// first day moved (their new-customer figures change).
     pub moved_first_days: BTreeSet<i32>,
-    /// Whether `settled` differs from the one kept (else it is not written again).
-    pub settled_new: bool,
 }
 
 /// Decides statuses a day at a time, in day order from the earliest changed day (`since`)
@@ -358,21 +402,20 @@ pub struct Classifier<'a> {
     since: Option<i32>,
     /// Statuses of the decided or kept days of the last 27, by day.
     window: BTreeMap<i32, DataFrame>,
-    /// Each device's first day (a non-staff day with `staff.policy = "exclude"`) and first
-    /// visitor-day, over the kept days before `since` and the days decided since.
+    /// First day (a non-staff day with `staff.policy = "exclude"`) and first visitor-day of
+    /// the devices whose first one is a day decided here; earlier ones are in `prior`.
     first_date: PlHashMap<u64, i32>,
     first_visit: PlHashMap<u64, i32>,
     /// Statuses of the days decided, in day order.
     decided: Vec<DataFrame>,
     /// The previous run's settled aggregate (with its boundary) and its customers.
-    prior_settled: Option<(i32, DataFrame)>,
-    prior_customers: Option<DataFrame>,
+    prior_settled: Option<(i32, Aggregate)>,
+    prior: Option<Aggregate>,
 }
 
 impl<'a> Classifier<'a> {
     /// Reads what deciding the days from the earliest changed one needs: the kept statuses
     /// of the 27 days before it and, for an update, the previous customers (first days).
-    /// Days before `since` did not change: what they decided stands.
     pub fn start(
         state: &'a State<'a>,
         prior: Option<(&'a State<'a>, Option<i32>)>,
@@ -390,13 +433,13 @@ impl<'a> Classifier<'a> {
             first_visit: PlHashMap::new(),
             decided: Vec::new(),
             prior_settled: None,
-            prior_customers: None,
+            prior: None,
         };
         if let Some((p, boundary)) = prior {
             // Every day the previous run had is still there or changed.
             let days: BTreeSet<i32> = all_days.union(changed).copied().collect();
             let (settled, customers) = prior_customers(p, boundary, &days, s)?;
-            (c.prior_settled, c.prior_customers) = (settled, Some(customers));
+            (c.prior_settled, c.prior) = (settled, Some(customers));
         }
         let Some(since) = since else { return Ok(c) };
         let context_days: Vec<i32> = all_days.range(since - 27..since).copied().collect();
@@ -409,22 +452,19 @@ impl<'a> Classifier<'a> {
             })
         })?;
         c.window = context_days.into_iter().zip(frames).collect();
-        if let Some(old) = &c.prior_customers {
-            let macs = old.column(MAC)?.u64()?;
-            c.first_date.reserve(old.height());
-            c.first_visit.reserve(old.height());
-            for (key, map) in [("first_date", &mut c.first_date), ("first_visit", &mut c.first_visit)] {
-                let days = old.column(key)?.i32()?;
-                for (m, d) in macs.iter().zip(days.iter()) {
-                    if let (Some(m), Some(d)) = (m, d) {
-                        if d < since {
-                            map.insert(m, d);
-                        }
-                    }
-                }
-            }
-        }
         Ok(c)
+    }
+
+    /// A device's first day (`visit`: first visitor-day) so far: the previous run's when
+    /// before `since` (those days did not change, so what they decided stands), else one
+    /// decided here.
+    fn first_of(&self, mac: u64, visit: bool) -> Option<i32> {
+        let since = self.since.unwrap_or(i32::MAX);
+        let kept = self.prior.as_ref().and_then(|p| {
+            let i = p.find(mac)?;
+            Some(if visit { p.first_visit[i] } else { p.first_date[i] }).filter(|d| *d < since)
+        });
+        kept.or_else(|| if visit { self.first_visit.get(&mac) } else { self.first_date.get(&mac) }.copied())
     }
 
     /// The statuses of `day` (the next day from `since` on, in order) from its summary.
@@ -433,17 +473,16 @@ impl<'a> Classifier<'a> {
         self.window = self.window.split_off(&lo);
         let context =
             if self.window.is_empty() { None } else { Some(concat_frames(self.window.values().cloned().collect())?) };
-        let fv = &self.first_visit;
-        let st = statuses(vec![summary.lazy()], context, &|m| fv.get(&m).is_some_and(|d| *d < lo), self.s)?;
+        let st = statuses(vec![summary.lazy()], context, &|m| self.first_of(m, true).is_some_and(|d| d < lo), self.s)?;
         let macs = st.column(MAC)?.u64()?;
         let (staff, visitor) = (st.column("staff")?.bool()?, st.column("visitor")?.bool()?);
         for ((m, st), v) in macs.iter().zip(staff.iter()).zip(visitor.iter()) {
             let Some(m) = m else { continue };
-            if !(self.s.staff_exclude && st == Some(true)) {
-                self.first_date.entry(m).or_insert(day);
+            if !(self.s.staff_exclude && st == Some(true)) && self.first_of(m, false).is_none() {
+                self.first_date.insert(m, day);
             }
-            if v == Some(true) {
-                self.first_visit.entry(m).or_insert(day);
+            if v == Some(true) && self.first_of(m, true).is_none() {
+                self.first_visit.insert(m, day);
             }
         }
         self.window.insert(day, st.clone());
@@ -454,7 +493,7 @@ impl<'a> Classifier<'a> {
     /// Each device of a decided day's statuses with its first day (final once the day is).
     pub fn first_dates(&self, status: &DataFrame) -> Result<DataFrame> {
         let macs = status.column(MAC)?.u64()?;
-        let first: Int32Chunked = macs.iter().map(|m| m.and_then(|m| self.first_date.get(&m).copied())).collect();
+        let first: Int32Chunked = macs.iter().map(|m| m.and_then(|m| self.first_of(m, false))).collect();
         Ok(DataFrame::new(
             macs.len(),
             vec![macs.clone().into_column(), first.with_name("first_date".into()).into_column()],
@@ -463,46 +502,40 @@ impl<'a> Classifier<'a> {
 
     /// Days whose new-customer figures change: for every device whose first day moved
     /// against the previous run's customers, its old and new first day. Days before `since`
-    /// did not change, so only first days from `since` on can differ.
-    fn moved_first_days(&self, since: i32) -> Result<BTreeSet<i32>> {
+    /// did not change, so only first days from `since` on can differ (and those decided
+    /// here are all in `first_date`).
+    fn moved_first_days(&self, since: i32) -> BTreeSet<i32> {
         let mut out = BTreeSet::new();
-        let Some(old) = &self.prior_customers else { return Ok(out) };
-        let macs = old.column(MAC)?.u64()?;
-        let firsts = old.column("first_date")?.i32()?;
-        let mut old_from_since = PlHashMap::new();
-        for (m, d) in macs.iter().zip(firsts.iter()) {
-            if let (Some(m), Some(d)) = (m, d) {
-                if d >= since {
-                    old_from_since.insert(m, d);
-                }
-            }
-        }
-        for (m, d) in &old_from_since {
-            if self.first_date.get(m) != Some(d) {
+        let Some(old) = &self.prior else { return out };
+        for (m, d) in old.mac.iter().zip(&old.first_date).filter(|(_, d)| **d >= since) {
+            let new = self.first_date.get(m);
+            if new != Some(d) {
                 out.insert(*d);
-                out.extend(self.first_date.get(m));
+                out.extend(new);
             }
         }
-        for (m, d) in self.first_date.iter().filter(|(_, d)| **d >= since) {
-            if old_from_since.get(m) != Some(d) {
+        for (m, d) in &self.first_date {
+            let was = old.find(*m).map(|i| old.first_date[i]).filter(|d| *d >= since);
+            if was != Some(*d) {
                 out.insert(*d);
-                out.extend(old_from_since.get(m));
+                out.extend(was);
             }
         }
-        Ok(out)
+        out
     }
 
     /// The customers snapshot (and its settled part) once every day from `since` is decided.
     pub fn finish(&mut self, all_days: &BTreeSet<i32>, changed: &BTreeSet<i32>) -> Result<Statuses> {
         let (state, s) = (self.state, self.s);
         let empty = || -> Result<DataFrame> { statuses(vec![], None, &|_| false, s) };
+        let of = |statuses: &DataFrame| Aggregate::of(&customers(statuses, s)?);
         let (Some(since), Some(&latest)) = (self.since, all_days.last()) else {
             // Nothing changed (the kept customers stand), or no data is left at all.
-            let kept = match self.prior_customers.take() {
-                Some(c) if changed.is_empty() => Some((c, self.prior_settled.take())),
+            let kept = match self.prior.take() {
+                Some(c) if changed.is_empty() => Some((c.frame()?, self.prior_settled.take().map(|(b, _)| b))),
                 _ => None,
             };
-            let (customers, settled) = match kept {
+            let (customers, settled_before) = match kept {
                 Some(k) => k,
                 None => (customers(&empty()?, s)?, None),
             };
@@ -510,10 +543,10 @@ impl<'a> Classifier<'a> {
                 recent: empty()?,
                 since: None,
                 customers,
-                settled,
+                settled_before,
+                settled_new: None,
                 gone: changed.iter().copied().collect(),
                 moved_first_days: BTreeSet::new(),
-                settled_new: false,
             });
         };
         let recent = match std::mem::take(&mut self.decided) {
@@ -521,18 +554,20 @@ impl<'a> Classifier<'a> {
             d => concat_frames(d)?,
         };
         // customers = settled (days before the boundary) + the days from the boundary on.
-        let (customers, settled, settled_new) = match self.prior_settled.take() {
+        let (settled, at_latest) = match self.prior_settled.take() {
             Some((boundary, old)) if since >= boundary => {
                 let between: Vec<i32> = all_days.range(boundary..since).copied().collect();
                 let kept = crate::par::map(&between, |d| state.get_day_statuses(*d))?;
                 let mut live: Vec<DataFrame> = kept.into_iter().flatten().collect();
                 live.push(recent.clone());
                 let live = concat_frames(live)?;
-                let before_latest = live.clone().lazy().filter(col("day").lt(lit(latest))).collect()?;
-                let settled =
-                    if latest > boundary { merge_customers(&old, &customers(&before_latest, s)?)? } else { old };
-                let at_latest = live.lazy().filter(col("day").gt_eq(lit(latest))).collect()?;
-                (merge_customers(&settled, &customers(&at_latest, s)?)?, (latest, settled), latest > boundary)
+                let settled = if latest > boundary {
+                    let before_latest = live.clone().lazy().filter(col("day").lt(lit(latest))).collect()?;
+                    (old.merge(&of(&before_latest)?), true)
+                } else {
+                    (old, false)
+                };
+                (settled, live.lazy().filter(col("day").gt_eq(lit(latest))).collect()?)
             }
             _ => {
                 // Every day's statuses: the kept ones before `since`, the new ones after.
@@ -541,21 +576,20 @@ impl<'a> Classifier<'a> {
                 let mut all: Vec<DataFrame> = kept.into_iter().flatten().collect();
                 all.push(recent.clone());
                 let all = concat_frames(all)?;
-                let settled = customers(&all.clone().lazy().filter(col("day").lt(lit(latest))).collect()?, s)?;
-                let at_latest = all.lazy().filter(col("day").gt_eq(lit(latest))).collect()?;
-                (merge_customers(&settled, &customers(&at_latest, s)?)?, (latest, settled), true)
+                let settled = of(&all.clone().lazy().filter(col("day").lt(lit(latest))).collect()?)?;
+                ((settled, true), all.lazy().filter(col("day").gt_eq(lit(latest))).collect()?)
             }
         };
-        let gone = changed.iter().filter(|d| !all_days.contains(d)).copied().collect();
-        let moved_first_days = self.moved_first_days(since)?;
+        let ((settled, settled_new), gone) =
+            (settled, changed.iter().filter(|d| !all_days.contains(d)).copied().collect());
         Ok(Statuses {
+            customers: settled.merge(&of(&at_latest)?).frame()?,
+            settled_new: if settled_new { Some((latest, settled.frame()?)) } else { None },
+            settled_before: Some(latest),
             recent,
             since: Some(since),
-            customers,
-            settled: Some(settled),
             gone,
-            moved_first_days,
-            settled_new,
+            moved_first_days: self.moved_first_days(since),
         })
     }
 }
@@ -568,22 +602,22 @@ fn prior_customers(
     boundary: Option<i32>,
     days: &BTreeSet<i32>,
     s: &Settings,
-) -> Result<(Option<(i32, DataFrame)>, DataFrame)> {
+) -> Result<(Option<(i32, Aggregate)>, Aggregate)> {
     let settled = match boundary {
         None => None,
-        Some(b) => Some((
-            b,
-            p.get_settled(b)?.ok_or_else(|| {
+        Some(b) => {
+            let df = p.get_settled(b)?.ok_or_else(|| {
                 anyhow::anyhow!("state is missing its settled customers; run `footfall run` to rebuild")
-            })?,
-        )),
+            })?;
+            Some((b, Aggregate::of(&df)?))
+        }
     };
     let from: Vec<i32> = days.range(boundary.unwrap_or(i32::MIN)..).copied().collect();
     let kept: Vec<DataFrame> = crate::par::map(&from, |d| p.get_day_statuses(*d))?.into_iter().flatten().collect();
     let recent = if kept.is_empty() { statuses(vec![], None, &|_| false, s)? } else { concat_frames(kept)? };
-    let recent = customers(&recent, s)?;
+    let recent = Aggregate::of(&customers(&recent, s)?)?;
     let customers = match &settled {
-        Some((_, old)) => merge_customers(old, &recent)?,
+        Some((_, old)) => old.merge(&recent),
         None => recent,
     };
     Ok((settled, customers))
