@@ -164,8 +164,9 @@ pub fn publish_snapshots(
         },
         || {
             let t0 = std::time::Instant::now();
-            if let Some((before, settled)) = &st.settled_new {
+            if let Some((before, settled, context)) = &st.settled_new {
                 state.put_settled(*before, &mut settled.clone())?;
+                state.put_context(*before, &mut context.clone())?;
             }
             if let Some(since) = st.since {
                 let mut by_day =

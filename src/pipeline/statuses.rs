@@ -381,8 +381,9 @@ pub struct Statuses {
     pub customers: DataFrame,
     /// The boundary of the settled customers aggregate kept for the next update.
     pub settled_before: Option<i32>,
-    /// The settled aggregate with its boundary, when it differs from the one kept (to write).
-    pub settled_new: Option<(i32, DataFrame)>,
+    /// The settled aggregate with its boundary and the context of the days before it, when
+    /// they differ from the ones kept (to write).
+    pub settled_new: Option<(i32, DataFrame, DataFrame)>,
     /// Changed days without data any more (their kept statuses go).
     pub gone: Vec<i32>,
     /// Against the previous run's customers: the old and new first day of every device whose
@@ -400,8 +401,10 @@ pub struct Classifier<'a> {
     state: &'a State<'a>,
     s: &'a Settings,
     since: Option<i32>,
-    /// Statuses of the decided or kept days of the last 27, by day.
+    /// Statuses of the days decided of the last 27, by day.
     window: BTreeMap<i32, DataFrame>,
+    /// The days before `since` that the next 27 days look back on.
+    kept: Option<Context>,
     /// First day (a non-staff day with `staff.policy = "exclude"`) and first visitor-day of
     /// the devices whose first one is a day decided here; earlier ones are in `prior`.
     first_date: PlHashMap<u64, i32>,
@@ -429,6 +432,7 @@ impl<'a> Classifier<'a> {
             s,
             since,
             window: BTreeMap::new(),
+            kept: None,
             first_date: PlHashMap::new(),
             first_visit: PlHashMap::new(),
             decided: Vec::new(),
@@ -442,16 +446,7 @@ impl<'a> Classifier<'a> {
             (c.prior_settled, c.prior) = (settled, Some(customers));
         }
         let Some(since) = since else { return Ok(c) };
-        let context_days: Vec<i32> = all_days.range(since - 27..since).copied().collect();
-        let frames = crate::par::map(&context_days, |d| {
-            state.get_day_statuses(*d)?.ok_or_else(|| {
-                anyhow::anyhow!(
-                    "state is missing the statuses of {}; run `footfall run` to rebuild",
-                    crate::state::day_str(*d)
-                )
-            })
-        })?;
-        c.window = context_days.into_iter().zip(frames).collect();
+        c.kept = Some(Context::before(state, prior.and_then(|(_, b)| b), all_days, since, s)?);
         Ok(c)
     }
 
@@ -469,10 +464,13 @@ impl<'a> Classifier<'a> {
 
     /// The statuses of `day` (the next day from `since` on, in order) from its summary.
     pub fn decide(&mut self, day: i32, summary: DataFrame) -> Result<DataFrame> {
-        let lo = day - 27;
+        let lo = day - WINDOW;
         self.window = self.window.split_off(&lo);
-        let context =
-            if self.window.is_empty() { None } else { Some(concat_frames(self.window.values().cloned().collect())?) };
+        let mut context: Vec<DataFrame> = self.window.values().cloned().collect();
+        if let Some(kept) = self.kept.as_ref().filter(|k| k.before > lo) {
+            context.push(kept.rows(summary.column(MAC)?.u64()?, lo, self.s));
+        }
+        let context = if context.is_empty() { None } else { Some(concat_frames(context)?) };
         let st = statuses(vec![summary.lazy()], context, &|m| self.first_of(m, true).is_some_and(|d| d < lo), self.s)?;
         let macs = st.column(MAC)?.u64()?;
         let (staff, visitor) = (st.column("staff")?.bool()?, st.column("visitor")?.bool()?);
@@ -582,15 +580,177 @@ impl<'a> Classifier<'a> {
         };
         let ((settled, settled_new), gone) =
             (settled, changed.iter().filter(|d| !all_days.contains(d)).copied().collect());
+        let customers = settled.merge(&of(&at_latest)?).frame()?;
+        let settled_new = match settled_new {
+            false => None,
+            true => {
+                let mut bits = PlHashMap::new();
+                if let Some(kept) = &self.kept {
+                    kept.shift_into(latest, &mut bits);
+                }
+                Context::add(&mut bits, latest, &recent, s)?;
+                Some((latest, settled.frame()?, Context::from_bits(latest, bits).frame()))
+            }
+        };
         Ok(Statuses {
-            customers: settled.merge(&of(&at_latest)?).frame()?,
-            settled_new: if settled_new { Some((latest, settled.frame()?)) } else { None },
+            customers,
+            settled_new,
             settled_before: Some(latest),
             recent,
             since: Some(since),
             gone,
             moved_first_days: self.moved_first_days(since),
         })
+    }
+}
+
+/// Days a status looks back on (D−27..D−1).
+const WINDOW: i32 = 27;
+
+/// What classifying the days from `before` on needs of the 27 days before it, per device as
+/// bits (bit k = day `before − 1 − k`): whether the day's mall dwell reached the staff
+/// threshold (`long`) and whether it was a visitor-day (`visit`); nothing else of those days
+/// enters a later day's status. Kept in the state beside the settled customers (same
+/// boundary), so an update reads one object instead of the 27 days' statuses.
+pub struct Context {
+    before: i32,
+    /// Sorted.
+    mac: Vec<u64>,
+    long: Vec<u32>,
+    visit: Vec<u32>,
+}
+
+impl Context {
+    /// The context of the days before `since`: the one kept with the settled part (shifted,
+    /// with the kept statuses of any days between its boundary and `since`), else from the
+    /// kept statuses of the 27 days (a state without one, a `run`, a late file).
+    fn before(
+        state: &State,
+        boundary: Option<i32>,
+        all_days: &BTreeSet<i32>,
+        since: i32,
+        s: &Settings,
+    ) -> Result<Self> {
+        let kept = match boundary.filter(|b| *b <= since) {
+            Some(b) => state.get_context(b)?.map(|df| Context::of(&df, b)).transpose()?,
+            None => None,
+        };
+        if let Some(k) = &kept {
+            if k.before == since {
+                return Ok(kept.expect("checked"));
+            }
+        }
+        let from = kept.as_ref().map_or(since - WINDOW, |k| k.before.max(since - WINDOW));
+        let days: Vec<i32> = all_days.range(from..since).copied().collect();
+        let frames = crate::par::map(&days, |d| {
+            state.get_day_statuses(*d)?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "state is missing the statuses of {}; run `footfall run` to rebuild",
+                    crate::state::day_str(*d)
+                )
+            })
+        })?;
+        let mut bits = PlHashMap::new();
+        if let Some(k) = &kept {
+            k.shift_into(since, &mut bits);
+        }
+        for f in &frames {
+            Context::add(&mut bits, since, f, s)?;
+        }
+        Ok(Context::from_bits(since, bits))
+    }
+
+    /// Adds the days of `statuses` within the 27 before `before`.
+    fn add(bits: &mut PlHashMap<u64, (u32, u32)>, before: i32, statuses: &DataFrame, s: &Settings) -> Result<()> {
+        let min_dwell = s.staff_min_hours * 3600.0;
+        let macs = statuses.column(MAC)?.u64()?;
+        let days = statuses.column("day")?.i32()?;
+        let dwell = statuses.column("mall_dwell")?.i64()?;
+        let visitor = statuses.column("visitor")?.bool()?;
+        for (((m, d), w), v) in macs.iter().zip(days.iter()).zip(dwell.iter()).zip(visitor.iter()) {
+            let (Some(m), Some(d)) = (m, d) else { continue };
+            let k = before - 1 - d;
+            if !(0..WINDOW).contains(&k) {
+                continue;
+            }
+            let (long, visit) = (w.is_some_and(|w| w as f64 >= min_dwell), v == Some(true));
+            if long || visit {
+                let e = bits.entry(m).or_insert((0, 0));
+                e.0 |= (long as u32) << k;
+                e.1 |= (visit as u32) << k;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds these bits moved to a later boundary (days falling out of its window dropped).
+    fn shift_into(&self, before: i32, bits: &mut PlHashMap<u64, (u32, u32)>) {
+        let by = (before - self.before) as u32;
+        if by >= WINDOW as u32 {
+            return;
+        }
+        let mask = (1u32 << WINDOW) - 1;
+        for i in 0..self.mac.len() {
+            let (long, visit) = ((self.long[i] << by) & mask, (self.visit[i] << by) & mask);
+            if long | visit != 0 {
+                let e = bits.entry(self.mac[i]).or_insert((0, 0));
+                e.0 |= long;
+                e.1 |= visit;
+            }
+        }
+    }
+
+    fn from_bits(before: i32, bits: PlHashMap<u64, (u32, u32)>) -> Self {
+        let mut rows: Vec<(u64, (u32, u32))> = bits.into_iter().collect();
+        rows.sort_unstable_by_key(|r| r.0);
+        Context {
+            before,
+            mac: rows.iter().map(|r| r.0).collect(),
+            long: rows.iter().map(|r| r.1 .0).collect(),
+            visit: rows.iter().map(|r| r.1 .1).collect(),
+        }
+    }
+
+    /// Status rows standing for the kept days from `lo` on of the devices `macs`, for
+    /// [`statuses`]' context: only their day, whether the dwell reached the threshold and
+    /// whether they were visitor-days are read (a context row's own status is not output).
+    fn rows(&self, macs: &UInt64Chunked, lo: i32, s: &Settings) -> DataFrame {
+        let long_dwell = (s.staff_min_hours * 3600.0).ceil().max(0.0) as i64;
+        let (mut mac, mut day, mut dwell, mut visitor) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for m in macs.into_no_null_iter() {
+            let Ok(i) = self.mac.binary_search(&m) else { continue };
+            let (long, visit) = (self.long[i], self.visit[i]);
+            for k in 0..WINDOW {
+                let d = self.before - 1 - k;
+                if d >= lo && (long | visit) >> k & 1 == 1 {
+                    mac.push(m);
+                    day.push(d);
+                    dwell.push(if long >> k & 1 == 1 { long_dwell } else { 0 });
+                    visitor.push(visit >> k & 1 == 1);
+                }
+            }
+        }
+        let n = mac.len();
+        df!(MAC => mac, "day" => day, "first_seen" => vec![0i64; n], "last_seen" => vec![0i64; n],
+            "mall_dwell" => dwell, "days7" => vec![0i64; n], "staff" => vec![false; n], "visitor" => visitor,
+            "loyalty" => vec![None::<i32>; n], "randomized" => vec![false; n])
+        .expect("columns of equal length")
+    }
+
+    fn frame(&self) -> DataFrame {
+        df!(MAC => &self.mac, "long" => &self.long, "visit" => &self.visit).expect("columns of equal length")
+    }
+
+    fn of(df: &DataFrame, before: i32) -> Result<Self> {
+        let mut bits = PlHashMap::with_capacity(df.height());
+        let macs = df.column(MAC)?.u64()?;
+        let (long, visit) = (df.column("long")?.u32()?, df.column("visit")?.u32()?);
+        for ((m, l), v) in macs.iter().zip(long.iter()).zip(visit.iter()) {
+            if let Some(m) = m {
+                bits.insert(m, (l.unwrap_or(0), v.unwrap_or(0)));
+            }
+        }
+        Ok(Context::from_bits(before, bits))
     }
 }
 
@@ -826,6 +986,56 @@ mod tests {
             [1, 2, 3, 4, 7, 9, 11, 12, 20]
         );
         assert!(got.equals_missing(&want), "{got}\n{want}");
+    }
+
+    #[test]
+    fn a_kept_context_moved_to_a_later_boundary_equals_one_built_there() {
+        // Status rows (device, day, mall dwell, visitor) over days 0..40.
+        let s = Settings::default();
+        let h6 = (s.staff_min_hours * 3600.0) as i64;
+        let rows: Vec<(u64, i32, i64, bool)> = (0..40)
+            .flat_map(|d| {
+                (0..6u64)
+                    .filter(move |m| (d as u64 + m) % 3 != 0)
+                    .map(move |m| (m, d, (m as i64 % 3) * h6 / 2, (d + m as i32) % 2 == 0))
+            })
+            .collect();
+        let frame = |keep: &dyn Fn(i32) -> bool| {
+            let r: Vec<_> = rows.iter().filter(|r| keep(r.1)).collect();
+            df!(MAC => r.iter().map(|r| r.0).collect::<Vec<_>>(), "day" => r.iter().map(|r| r.1).collect::<Vec<_>>(),
+                "mall_dwell" => r.iter().map(|r| r.2).collect::<Vec<_>>(), "visitor" => r.iter().map(|r| r.3).collect::<Vec<_>>())
+            .unwrap()
+        };
+        let built = |before: i32| {
+            let mut bits = PlHashMap::new();
+            Context::add(&mut bits, before, &frame(&|_| true), &s).unwrap();
+            Context::from_bits(before, bits)
+        };
+        let (old, new) = (built(30), built(33));
+        let mut bits = PlHashMap::new();
+        old.shift_into(33, &mut bits);
+        Context::add(&mut bits, 33, &frame(&|d| d >= 30), &s).unwrap();
+        let moved = Context::from_bits(33, bits);
+        assert_eq!((&moved.mac, &moved.long, &moved.visit), (&new.mac, &new.long, &new.visit));
+        assert!(new.long.iter().any(|l| *l != 0) && new.visit.iter().any(|v| *v != 0));
+        // Bit k is day 32 − k: device 1 on day 31 has dwell h6/2 (short) and is a visitor,
+        // device 2 on day 32 has h6 and is one too; device 1 has no row on day 32.
+        let (i, j) = (new.mac.binary_search(&1).unwrap(), new.mac.binary_search(&2).unwrap());
+        assert_eq!((new.long[i] >> 1 & 1, new.visit[i] >> 1 & 1, new.long[i] & 1, new.visit[i] & 1), (0, 1, 0, 0));
+        assert_eq!((new.long[j] & 1, new.visit[j] & 1), (1, 1));
+        // The rows it stands for: exactly the long or visitor days from `lo` on.
+        let macs = UInt64Chunked::from_vec("m".into(), vec![1, 2, 9]);
+        let got = new.rows(&macs, 20, &s);
+        let want =
+            rows.iter().filter(|r| [1, 2].contains(&r.0) && (20..33).contains(&r.1) && (r.2 >= h6 || r.3)).count();
+        assert_eq!(got.height(), want);
+        let visitor = got.column("visitor").unwrap().bool().unwrap();
+        let dwell = got.column("mall_dwell").unwrap().i64().unwrap();
+        let (macs, days) = (got.column(MAC).unwrap().u64().unwrap(), got.column("day").unwrap().i32().unwrap());
+        for i in 0..got.height() {
+            let r = rows.iter().find(|r| Some(r.0) == macs.get(i) && Some(r.1) == days.get(i)).unwrap();
+            assert_eq!((visitor.get(i), dwell.get(i).unwrap() >= h6), (Some(r.3), r.2 >= h6));
+        }
     }
 
     #[test]

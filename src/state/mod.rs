@@ -9,6 +9,7 @@
 //! _state/<gen>/segments/date=D/<file-key>.parquet one file's rollup for one local day
 //! _state/<gen>/devices/date=D.parquet             each device's day: first/last second, mall dwell, qualifying
 //! _state/<gen>/customers-settled/before=D.parquet customers over the days before D (the manifest names D)
+//! _state/<gen>/context/before=D.parquet           per device, its staff-threshold and visitor days of D−27..D−1
 //! _state/<gen>/statuses/date=D.parquet            staff/visitor/loyalty of each device of day D
 //! _state/<gen>/pseudonyms.parquet                 device id → pseudonym (only with privacy.mac_key)
 //! ```
@@ -260,8 +261,23 @@ impl State<'_> {
         self.get_opt(&self.settled_rel(before))
     }
 
+    /// Deletes the settled aggregate and the context kept with it.
     pub fn delete_settled(&self, before: i32) -> Result<()> {
-        self.out.delete(&self.settled_rel(before))
+        self.out.delete(&self.settled_rel(before))?;
+        self.out.delete(&self.context_rel(before))
+    }
+
+    fn context_rel(&self, before: i32) -> String {
+        format!("{}/context/before={}.parquet", self.gen_dir, day_str(before))
+    }
+
+    /// Per device, its staff-threshold and visitor days among the 27 before `before` (bits).
+    pub fn put_context(&self, before: i32, df: &mut DataFrame) -> Result<()> {
+        self.put(&self.context_rel(before), df)
+    }
+
+    pub fn get_context(&self, before: i32) -> Result<Option<DataFrame>> {
+        self.get_opt(&self.context_rel(before))
     }
 
     /// Device id → pseudonym (only with a MAC key).
