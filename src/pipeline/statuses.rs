@@ -406,14 +406,15 @@ pub struct Classifier<'a> {
     /// The days before `since` that the next 27 days look back on.
     kept: Option<Context>,
     /// First day (a non-staff day with `staff.policy = "exclude"`) and first visitor-day of
-    /// the devices whose first one is a day decided here; earlier ones are in `prior`.
+    /// the devices whose first one is a day decided here; earlier ones are the previous run's.
     first_date: PlHashMap<u64, i32>,
     first_visit: PlHashMap<u64, i32>,
     /// Statuses of the days decided, in day order.
     decided: Vec<DataFrame>,
-    /// The previous run's settled aggregate (with its boundary) and its customers.
+    /// The previous run's customers: its settled aggregate (with its boundary) and the
+    /// aggregate of its days from that boundary on (usually one day).
     prior_settled: Option<(i32, Aggregate)>,
-    prior: Option<Aggregate>,
+    prior_recent: Option<Aggregate>,
 }
 
 impl<'a> Classifier<'a> {
@@ -437,13 +438,13 @@ impl<'a> Classifier<'a> {
             first_visit: PlHashMap::new(),
             decided: Vec::new(),
             prior_settled: None,
-            prior: None,
+            prior_recent: None,
         };
         if let Some((p, boundary)) = prior {
             // Every day the previous run had is still there or changed.
             let days: BTreeSet<i32> = all_days.union(changed).copied().collect();
-            let (settled, customers) = prior_customers(p, boundary, &days, s)?;
-            (c.prior_settled, c.prior) = (settled, Some(customers));
+            let (settled, recent) = read_prior(p, boundary, &days, s)?;
+            (c.prior_settled, c.prior_recent) = (settled, Some(recent));
         }
         let Some(since) = since else { return Ok(c) };
         c.kept = Some(Context::before(state, prior.and_then(|(_, b)| b), all_days, since, s)?);
@@ -455,11 +456,20 @@ impl<'a> Classifier<'a> {
     /// decided here.
     fn first_of(&self, mac: u64, visit: bool) -> Option<i32> {
         let since = self.since.unwrap_or(i32::MAX);
-        let kept = self.prior.as_ref().and_then(|p| {
-            let i = p.find(mac)?;
-            Some(if visit { p.first_visit[i] } else { p.first_date[i] }).filter(|d| *d < since)
-        });
-        kept.or_else(|| if visit { self.first_visit.get(&mac) } else { self.first_date.get(&mac) }.copied())
+        self.prior_first(mac, visit)
+            .filter(|d| *d < since)
+            .or_else(|| if visit { self.first_visit.get(&mac) } else { self.first_date.get(&mac) }.copied())
+    }
+
+    /// A device's first day (`visit`: first visitor-day) in the previous run's customers.
+    fn prior_first(&self, mac: u64, visit: bool) -> Option<i32> {
+        let pick = |a: &Aggregate| a.find(mac).map(|i| if visit { a.first_visit[i] } else { a.first_date[i] });
+        let settled = self.prior_settled.as_ref().and_then(|(_, a)| pick(a));
+        let d = match (settled, self.prior_recent.as_ref().and_then(pick)) {
+            (Some(x), Some(y)) => x.min(y),
+            (x, y) => x.or(y)?,
+        };
+        (d != NO_VISIT).then_some(d)
     }
 
     /// The statuses of `day` (the next day from `since` on, in order) from its summary.
@@ -504,8 +514,18 @@ impl<'a> Classifier<'a> {
     /// here are all in `first_date`).
     fn moved_first_days(&self, since: i32) -> BTreeSet<i32> {
         let mut out = BTreeSet::new();
-        let Some(old) = &self.prior else { return out };
-        for (m, d) in old.mac.iter().zip(&old.first_date).filter(|(_, d)| **d >= since) {
+        // The previous first days from `since` on: in its latest days' aggregate, or in the
+        // settled one only when its boundary is after `since` (a late file).
+        let mut was: PlHashMap<u64, i32> = PlHashMap::new();
+        let settled = self.prior_settled.as_ref().filter(|(b, _)| *b > since).map(|(_, a)| a);
+        for a in self.prior_recent.iter().chain(settled) {
+            for m in &a.mac {
+                if let Some(d) = self.prior_first(*m, false).filter(|d| *d >= since) {
+                    was.insert(*m, d);
+                }
+            }
+        }
+        for (m, d) in &was {
             let new = self.first_date.get(m);
             if new != Some(d) {
                 out.insert(*d);
@@ -513,10 +533,10 @@ impl<'a> Classifier<'a> {
             }
         }
         for (m, d) in &self.first_date {
-            let was = old.find(*m).map(|i| old.first_date[i]).filter(|d| *d >= since);
-            if was != Some(*d) {
+            let old = was.get(m);
+            if old != Some(d) {
                 out.insert(*d);
-                out.extend(was);
+                out.extend(old);
             }
         }
         out
@@ -529,8 +549,11 @@ impl<'a> Classifier<'a> {
         let of = |statuses: &DataFrame| Aggregate::of(&customers(statuses, s)?);
         let (Some(since), Some(&latest)) = (self.since, all_days.last()) else {
             // Nothing changed (the kept customers stand), or no data is left at all.
-            let kept = match self.prior.take() {
-                Some(c) if changed.is_empty() => Some((c.frame()?, self.prior_settled.take().map(|(b, _)| b))),
+            let kept = match (self.prior_recent.take(), self.prior_settled.take()) {
+                (Some(recent), settled) if changed.is_empty() => match settled {
+                    Some((b, settled)) => Some((settled.merge(&recent).frame()?, Some(b))),
+                    None => Some((recent.frame()?, None)),
+                },
                 _ => None,
             };
             let (customers, settled_before) = match kept {
@@ -754,10 +777,10 @@ impl Context {
     }
 }
 
-/// The previous run's settled aggregate and its customers: the settled part merged with the
-/// customers of the kept statuses from its boundary on (usually the latest day only; the
-/// state keeps no second copy of every device to read and rewrite each update).
-fn prior_customers(
+/// The previous run's customers as its settled aggregate and the aggregate of its kept
+/// statuses from that boundary on (usually the latest day only): the state keeps no
+/// second copy of every device to read and rewrite each update.
+fn read_prior(
     p: &State,
     boundary: Option<i32>,
     days: &BTreeSet<i32>,
@@ -775,12 +798,7 @@ fn prior_customers(
     let from: Vec<i32> = days.range(boundary.unwrap_or(i32::MIN)..).copied().collect();
     let kept: Vec<DataFrame> = crate::par::map(&from, |d| p.get_day_statuses(*d))?.into_iter().flatten().collect();
     let recent = if kept.is_empty() { statuses(vec![], None, &|_| false, s)? } else { concat_frames(kept)? };
-    let recent = Aggregate::of(&customers(&recent, s)?)?;
-    let customers = match &settled {
-        Some((_, old)) => old.merge(&recent),
-        None => recent,
-    };
-    Ok((settled, customers))
+    Ok((settled, Aggregate::of(&customers(&recent, s)?)?))
 }
 
 fn concat_frames(frames: Vec<DataFrame>) -> Result<DataFrame> {
