@@ -90,38 +90,54 @@ fn list_local(root: &FsPath, rel: &str) -> Option<Vec<Entry>> {
     if !rel.split('/').filter(|p| !p.is_empty()).all(plain) {
         return None;
     }
-    let mut out = Vec::new();
-    let mut dirs = vec![(root.join(rel), rel.to_string())];
-    while let Some((dir, name)) = dirs.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && name == rel => return Some(out),
-            Err(_) => return None,
-        };
-        for e in entries {
-            let e = e.ok()?;
-            let file = e.file_name().into_string().ok().filter(|f| plain(f))?;
-            let child = if name.is_empty() { file } else { format!("{name}/{file}") };
-            let kind = e.file_type().ok()?;
-            if kind.is_dir() {
-                dirs.push((e.path(), child));
-            } else if kind.is_file() {
-                let meta = e.metadata().ok()?;
-                let modified = meta.modified().ok()?;
-                let micros = modified.duration_since(std::time::UNIX_EPOCH).ok()?.as_micros();
-                let inode = std::os::unix::fs::MetadataExt::ino(&meta);
-                out.push(Entry {
-                    rel: child,
-                    size: meta.len(),
-                    e_tag: Some(format!("{inode:x}-{micros:x}-{:x}", meta.len())),
-                    last_modified: chrono::DateTime::<chrono::Utc>::from(modified).timestamp_millis(),
-                });
-            } else {
-                return None;
-            }
+    let mut out = walk(root.join(rel), rel.to_string(), true, &plain)?;
+    out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Some(out)
+}
+
+/// One directory's files and its subdirectories', those of the root in parallel (a date
+/// directory each below the probes root: listing is most of what an update's planning grows by).
+#[cfg(unix)]
+fn walk(
+    dir: std::path::PathBuf,
+    name: String,
+    root: bool,
+    plain: &(dyn Fn(&str) -> bool + Sync),
+) -> Option<Vec<Entry>> {
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && root => return Some(Vec::new()),
+        Err(_) => return None,
+    };
+    let (mut out, mut dirs) = (Vec::new(), Vec::new());
+    for e in entries {
+        let e = e.ok()?;
+        let file = e.file_name().into_string().ok().filter(|f| plain(f))?;
+        let child = if name.is_empty() { file } else { format!("{name}/{file}") };
+        let kind = e.file_type().ok()?;
+        if kind.is_dir() {
+            dirs.push((e.path(), child));
+        } else if kind.is_file() {
+            let meta = e.metadata().ok()?;
+            let modified = meta.modified().ok()?;
+            let micros = modified.duration_since(std::time::UNIX_EPOCH).ok()?.as_micros();
+            let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+            out.push(Entry {
+                rel: child,
+                size: meta.len(),
+                e_tag: Some(format!("{inode:x}-{micros:x}-{:x}", meta.len())),
+                last_modified: chrono::DateTime::<chrono::Utc>::from(modified).timestamp_millis(),
+            });
+        } else {
+            return None;
         }
     }
-    out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    let below = |(d, n): &(std::path::PathBuf, String)| walk(d.clone(), n.clone(), false, plain);
+    let below: Option<Vec<Vec<Entry>>> = match root {
+        true => crate::par::map(&dirs, |d| Ok(below(d))).ok()?.into_iter().collect(),
+        false => dirs.iter().map(below).collect(),
+    };
+    out.extend(below?.into_iter().flatten());
     Some(out)
 }
 
