@@ -78,7 +78,15 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     let dims = dims::load(plan.dims.as_ref(), settings.mac_key.as_ref())?;
     trace("planned", t0);
 
-    let processed = rollup::ingest_files(plan, &dims, &work, &state, progress)?;
+    // The previous run's customers and context do not depend on the new files: read meanwhile.
+    let boundary = prior.as_ref().and_then(|m| m.settled_before);
+    let (processed, prior_read) = crate::par::join(
+        || rollup::ingest_files(plan, &dims, &work, &state, progress),
+        || match (&prior_state, &prior) {
+            (Some(p), Some(m)) => Ok(Some(statuses::Prior::read(p, boundary, &m.days(), settings)?)),
+            _ => Ok(None),
+        },
+    )?;
     report.probe_reads = plan.probes.reads.load(std::sync::atomic::Ordering::Relaxed);
     let rollup::Recorded { changed, names: new_names } =
         rollup::record_files(&mut manifest, processed, &state, &mut report)?;
@@ -96,14 +104,25 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     };
     let names = pseudonyms.as_ref().map(|(_, map)| map);
     let shared = Shared { dims: &dims, settings, names };
-    let prior_ctx = prior_state.as_ref().map(|p| (p, prior.as_ref().and_then(|m| m.settled_before)));
-    let mut cls = statuses::Classifier::start(&state, prior_ctx, &all_days, &changed, settings)?;
+    let mut cls = statuses::Classifier::start(&state, prior_read, &all_days, &changed, settings)?;
     trace("context and prior customers read", t0);
-    let walked = publish::walk_days(out, &state, &by_day, &all_days, &changed, &mut cls, &shared, progress)?;
+    let first_partition = std::sync::Once::new();
+    let walked =
+        publish::walk_days(out, &state, &by_day, &all_days, &changed, &mut cls, &shared, progress, &first_partition)?;
     trace("days walked", t0);
+    // The last day's tables are written while the snapshots are computed and published.
+    let (last, st) = crate::par::join(
+        || walked.last.map(|p| p.publish(out, &shared, &first_partition)).transpose(),
+        || {
+            let st = cls.finish(&all_days, &changed)?;
+            let snap = SnapshotCtx { customers: &st.customers, manifest: &manifest, settings, names };
+            publish::publish_snapshot_tables(out, &snap)?;
+            Ok(st)
+        },
+    )?;
+    trace("last day and snapshots published", t0);
     fault::point("after-days-walked");
 
-    let st = cls.finish(&all_days, &changed)?;
     let mut republish = statuses::republish_days(prior_state.as_ref(), &changed, &st)?;
     republish.retain(|d| !changed.contains(d));
     trace("statuses and customers", t0);
@@ -120,14 +139,13 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
         &shared,
         progress,
     )?;
-    report.dates_published = walked.into_iter().chain(later).collect();
+    report.dates_published = walked.published.into_iter().chain(last).chain(later).collect();
     report.dates_published.sort();
     fault::point("after-partitions");
-    let snap = SnapshotCtx { customers: &st.customers, manifest: &manifest, settings, names };
     let old_settled = manifest.settled_before;
-    publish::publish_snapshots(out, &state, &snap, &st, &all_days, pseudonyms.as_ref().map(|(df, _)| df))?;
+    publish::keep_state(&state, &st, &all_days, pseudonyms.as_ref().map(|(df, _)| df))?;
     manifest.settled_before = st.settled_before;
-    trace("snapshots", t0);
+    trace("state kept", t0);
     fault::point("after-snapshots");
 
     manifest.last_run = Some(RunRecord {

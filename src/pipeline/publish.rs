@@ -27,7 +27,7 @@ use crate::timeutil::days_to_date;
 /// summary (kept in the state) derived, and its tables published right then, so each rollup
 /// is built once and memory holds one day; an unchanged day is only decided again (from its
 /// kept summary). A changed day without data any more loses its summary and its partitions.
-/// Returns the changed dates published.
+/// The last day, when it changed, is decided but left to publish ([`Walked::last`]).
 #[allow(clippy::too_many_arguments)]
 pub fn walk_days(
     out: &Location,
@@ -38,12 +38,12 @@ pub fn walk_days(
     cls: &mut Classifier,
     shared: &Shared,
     progress: Progress,
-) -> Result<Vec<NaiveDate>> {
-    let Some(&since) = changed.first() else { return Ok(Vec::new()) };
+    first_partition: &std::sync::Once,
+) -> Result<Walked> {
+    let mut walked = Walked { published: Vec::with_capacity(changed.len()), last: None };
+    let Some(&since) = changed.first() else { return Ok(walked) };
     let days: BTreeSet<i32> = all_days.range(since..).chain(changed).copied().collect();
     let bar = progress.bar(days.len() as u64, "days");
-    let mut published = Vec::with_capacity(changed.len());
-    let first_partition = std::sync::Once::new();
     for &day in &days {
         if !by_day.contains_key(&day) {
             state.delete_summary(day)?;
@@ -56,17 +56,44 @@ pub fn walk_days(
             state.put_summary(day, &mut summary)?;
             let status = cls.decide(day, summary)?;
             super::trace(&format!("  {} rollup, visits, statuses", days_to_date(day)), t0);
-            let first = cls.first_dates(&status)?;
-            publish_day(out, day, pos, Some(visits), status, &first, shared, &first_partition)?;
-            published.push(days_to_date(day));
-            super::release_memory();
+            let pending = Pending { day, first: cls.first_dates(&status)?, pos, visits, status };
+            if days.last() == Some(&day) {
+                walked.last = Some(pending);
+            } else {
+                walked.published.push(pending.publish(out, shared, first_partition)?);
+            }
         } else {
             cls.decide(day, state.get_summary(day)?)?;
         }
         bar.inc(1);
     }
     bar.finish_and_clear();
-    Ok(published)
+    Ok(walked)
+}
+
+/// What [`walk_days`] did: the changed dates it published, and the last day of the walk
+/// when it changed, decided but not published yet: its tables are written while the
+/// snapshots, which need every day decided, are computed and published beside them.
+pub struct Walked {
+    pub published: Vec<NaiveDate>,
+    pub last: Option<Pending>,
+}
+
+/// A decided day with what its tables are computed from.
+pub struct Pending {
+    day: i32,
+    pos: DataFrame,
+    visits: DayVisits,
+    status: DataFrame,
+    first: DataFrame,
+}
+
+impl Pending {
+    pub fn publish(self, out: &Location, shared: &Shared, first_partition: &std::sync::Once) -> Result<NaiveDate> {
+        publish_day(out, self.day, self.pos, Some(self.visits), self.status, &self.first, shared, first_partition)?;
+        super::release_memory();
+        Ok(days_to_date(self.day))
+    }
 }
 
 /// Publishes the tables of `days` that did not change but whose statuses or new-customer
@@ -141,51 +168,45 @@ fn retract(out: &Location, date: NaiveDate) -> Result<()> {
     Ok(())
 }
 
-/// Publishes every snapshot table and stores, beside them in the state, what the next update
-/// compares against (the statuses of the days decided again, the settled customers part);
-/// the two sets of writes are independent, so they overlap.
-pub fn publish_snapshots(
-    out: &Location,
+/// Publishes every snapshot table (outputs only: each is recomputed whole by every run).
+pub fn publish_snapshot_tables(out: &Location, ctx: &SnapshotCtx) -> Result<()> {
+    crate::par::map(snapshots::SNAPSHOTS, |s| {
+        let (schema, t0) = (crate::schema::get(s.name)?, std::time::Instant::now());
+        let df = schema.conform_with((s.query)(ctx)?, &ctx.settings.tz_name, ctx.names)?;
+        tables::publish_snapshot(out, schema, df)?;
+        super::trace(&format!("  {} published", s.name), t0);
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Stores what the next update compares against and builds on: the statuses of the days
+/// decided again, the settled customers part and its context, the pseudonyms. Written after
+/// every partition: an update that dies before its manifest leaves statuses the next one
+/// compares against, so they must not be ahead of what is published.
+pub fn keep_state(
     state: &State,
-    ctx: &SnapshotCtx,
     st: &Statuses,
     all_days: &BTreeSet<i32>,
     pseudonyms: Option<&DataFrame>,
 ) -> Result<()> {
-    crate::par::join(
-        || {
-            crate::par::map(snapshots::SNAPSHOTS, |s| {
-                let (schema, t0) = (crate::schema::get(s.name)?, std::time::Instant::now());
-                let df = schema.conform_with((s.query)(ctx)?, &ctx.settings.tz_name, ctx.names)?;
-                tables::publish_snapshot(out, schema, df)?;
-                super::trace(&format!("  {} published", s.name), t0);
-                Ok(())
-            })
-        },
-        || {
-            let t0 = std::time::Instant::now();
-            if let Some((before, settled, context)) = &st.settled_new {
-                state.put_settled(*before, &mut settled.clone())?;
-                state.put_context(*before, &mut context.clone())?;
-            }
-            if let Some(since) = st.since {
-                let mut by_day =
-                    super::statuses::split_statuses(&st.recent, &all_days.range(since..).copied().collect())?;
-                for day in all_days.range(since..) {
-                    let mut df = by_day.remove(day).unwrap_or_else(|| st.recent.clear());
-                    state.put_day_statuses(*day, &mut df)?;
-                }
-            }
-            for day in &st.gone {
-                state.delete_day_statuses(*day)?;
-            }
-            if let Some(dict) = pseudonyms {
-                state.put_pseudonyms(&mut dict.clone())?;
-            }
-            super::trace("  state written", t0);
-            Ok(())
-        },
-    )?;
+    if let Some((before, settled, context)) = &st.settled_new {
+        state.put_settled(*before, &mut settled.clone())?;
+        state.put_context(*before, &mut context.clone())?;
+    }
+    if let Some(since) = st.since {
+        let mut by_day = super::statuses::split_statuses(&st.recent, &all_days.range(since..).copied().collect())?;
+        for day in all_days.range(since..) {
+            let mut df = by_day.remove(day).unwrap_or_else(|| st.recent.clear());
+            state.put_day_statuses(*day, &mut df)?;
+        }
+    }
+    for day in &st.gone {
+        state.delete_day_statuses(*day)?;
+    }
+    if let Some(dict) = pseudonyms {
+        state.put_pseudonyms(&mut dict.clone())?;
+    }
     Ok(())
 }
 

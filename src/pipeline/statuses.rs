@@ -422,7 +422,7 @@ impl<'a> Classifier<'a> {
     /// of the 27 days before it and, for an update, the previous customers (first days).
     pub fn start(
         state: &'a State<'a>,
-        prior: Option<(&'a State<'a>, Option<i32>)>,
+        prior: Option<Prior>,
         all_days: &BTreeSet<i32>,
         changed: &BTreeSet<i32>,
         s: &'a Settings,
@@ -440,14 +440,12 @@ impl<'a> Classifier<'a> {
             prior_settled: None,
             prior_recent: None,
         };
-        if let Some((p, boundary)) = prior {
-            // Every day the previous run had is still there or changed.
-            let days: BTreeSet<i32> = all_days.union(changed).copied().collect();
-            let (settled, recent) = read_prior(p, boundary, &days, s)?;
-            (c.prior_settled, c.prior_recent) = (settled, Some(recent));
+        let mut context = None;
+        if let Some(p) = prior {
+            (c.prior_settled, c.prior_recent, context) = (p.settled, Some(p.recent), p.context);
         }
         let Some(since) = since else { return Ok(c) };
-        c.kept = Some(Context::before(state, prior.and_then(|(_, b)| b), all_days, since, s)?);
+        c.kept = Some(Context::before(state, context, all_days, since, s)?);
         Ok(c)
     }
 
@@ -649,15 +647,12 @@ impl Context {
     /// kept statuses of the 27 days (a state without one, a `run`, a late file).
     fn before(
         state: &State,
-        boundary: Option<i32>,
+        kept: Option<Context>,
         all_days: &BTreeSet<i32>,
         since: i32,
         s: &Settings,
     ) -> Result<Self> {
-        let kept = match boundary.filter(|b| *b <= since) {
-            Some(b) => state.get_context(b)?.map(|df| Context::of(&df, b)).transpose()?,
-            None => None,
-        };
+        let kept = kept.filter(|k| k.before <= since);
         if let Some(k) = &kept {
             if k.before == since {
                 return Ok(kept.expect("checked"));
@@ -765,9 +760,18 @@ impl Context {
     }
 
     fn of(df: &DataFrame, before: i32) -> Result<Self> {
-        let mut bits = PlHashMap::with_capacity(df.height());
         let macs = df.column(MAC)?.u64()?;
         let (long, visit) = (df.column("long")?.u32()?, df.column("visit")?.u32()?);
+        let plain = [macs.null_count(), long.null_count(), visit.null_count()] == [0, 0, 0];
+        if plain && macs.into_no_null_iter().zip(macs.into_no_null_iter().skip(1)).all(|(x, y)| x < y) {
+            return Ok(Context {
+                before,
+                mac: macs.into_no_null_iter().collect(),
+                long: long.into_no_null_iter().collect(),
+                visit: visit.into_no_null_iter().collect(),
+            });
+        }
+        let mut bits = PlHashMap::with_capacity(df.height());
         for ((m, l), v) in macs.iter().zip(long.iter()).zip(visit.iter()) {
             if let Some(m) = m {
                 bits.insert(m, (l.unwrap_or(0), v.unwrap_or(0)));
@@ -777,28 +781,35 @@ impl Context {
     }
 }
 
-/// The previous run's customers as its settled aggregate and the aggregate of its kept
-/// statuses from that boundary on (usually the latest day only): the state keeps no
-/// second copy of every device to read and rewrite each update.
-fn read_prior(
-    p: &State,
-    boundary: Option<i32>,
-    days: &BTreeSet<i32>,
-    s: &Settings,
-) -> Result<(Option<(i32, Aggregate)>, Aggregate)> {
-    let settled = match boundary {
-        None => None,
-        Some(b) => {
-            let df = p.get_settled(b)?.ok_or_else(|| {
-                anyhow::anyhow!("state is missing its settled customers; run `footfall run` to rebuild")
-            })?;
-            Some((b, Aggregate::of(&df)?))
-        }
-    };
-    let from: Vec<i32> = days.range(boundary.unwrap_or(i32::MIN)..).copied().collect();
-    let kept: Vec<DataFrame> = crate::par::map(&from, |d| p.get_day_statuses(*d))?.into_iter().flatten().collect();
-    let recent = if kept.is_empty() { statuses(vec![], None, &|_| false, s)? } else { concat_frames(kept)? };
-    Ok((settled, Aggregate::of(&customers(&recent, s)?)?))
+/// What an update reads of the previous run's state before deciding anything: its
+/// customers as the settled aggregate and the aggregate of its kept statuses from that
+/// boundary on (usually the latest day only: the state keeps no second copy of every device
+/// to read and rewrite each update), and the context kept with the settled part. None of it
+/// depends on the new files, so it is read while they are ingested.
+pub struct Prior {
+    settled: Option<(i32, Aggregate)>,
+    recent: Aggregate,
+    context: Option<Context>,
+}
+
+impl Prior {
+    /// `days`: the days the previous run had.
+    pub fn read(p: &State, boundary: Option<i32>, days: &BTreeSet<i32>, s: &Settings) -> Result<Prior> {
+        let (settled, context) = match boundary {
+            None => (None, None),
+            Some(b) => {
+                let df = p.get_settled(b)?.ok_or_else(|| {
+                    anyhow::anyhow!("state is missing its settled customers; run `footfall run` to rebuild")
+                })?;
+                let context = p.get_context(b)?.map(|df| Context::of(&df, b)).transpose()?;
+                (Some((b, Aggregate::of(&df)?)), context)
+            }
+        };
+        let from: Vec<i32> = days.range(boundary.unwrap_or(i32::MIN)..).copied().collect();
+        let kept: Vec<DataFrame> = crate::par::map(&from, |d| p.get_day_statuses(*d))?.into_iter().flatten().collect();
+        let recent = if kept.is_empty() { statuses(vec![], None, &|_| false, s)? } else { concat_frames(kept)? };
+        Ok(Prior { settled, recent: Aggregate::of(&customers(&recent, s)?)?, context })
+    }
 }
 
 fn concat_frames(frames: Vec<DataFrame>) -> Result<DataFrame> {
