@@ -68,15 +68,16 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     let (out, settings) = (&plan.out, &plan.settings);
     let lock = if dry_run { None } else { Some(Lock::acquire(out, LOCK_TTL_SECS)?) };
     fault::point("after-lock");
-    let plan::Prepared { mut manifest, prior, work, mut report } = plan::prepare(plan, mode)?;
     if dry_run {
-        return Ok(report);
+        return Ok(plan::prepare(plan, mode)?.report);
     }
-    trace("listed", t0);
+    // The listing grows with the history, the dimensions do not: read them at once.
+    let (prepared, dims) =
+        crate::par::join(|| plan::prepare(plan, mode), || dims::load(plan.dims.as_ref(), settings.mac_key.as_ref()))?;
+    let plan::Prepared { mut manifest, prior, work, mut report } = prepared;
     let state = manifest.objects(out);
     let prior_state = prior.as_ref().map(|m| m.objects(out));
-    let dims = dims::load(plan.dims.as_ref(), settings.mac_key.as_ref())?;
-    trace("planned", t0);
+    trace("listed and planned", t0);
 
     // The previous run's customers and context do not depend on the new files: read meanwhile.
     let boundary = prior.as_ref().and_then(|m| m.settled_before);
