@@ -126,8 +126,10 @@ impl Manifest {
         Manifest { format: FORMAT, generation, settings, ..Default::default() }
     }
 
+    /// Compact JSON: the manifest lists every file ever processed and each update reads and
+    /// rewrites it (pretty printed it was 384 KB for a month of hourly files, compact 215 KB).
     pub fn save(&self, out: &Location) -> Result<()> {
-        let text = serde_json::to_vec_pretty(self)?;
+        let text = serde_json::to_vec(self)?;
         out.put(MANIFEST, Bytes::from(text))
     }
 
