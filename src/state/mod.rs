@@ -33,7 +33,7 @@ pub use lock::Lock;
 
 use crate::schema::{Pseudonyms, MAC};
 use crate::store::Location;
-use crate::tables::{parquet_bytes, read_parquet};
+use crate::tables::{read_parquet, state_bytes};
 
 /// Per-file data quality (SPEC §4). Field order matches `schemas/data_quality.json`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -196,7 +196,7 @@ impl State<'_> {
     }
 
     fn put(&self, rel: &str, df: &mut DataFrame) -> Result<()> {
-        self.out.put(rel, parquet_bytes(df)?)
+        self.out.put(rel, state_bytes(df)?)
     }
 
     fn get_opt(&self, rel: &str) -> Result<Option<DataFrame>> {
