@@ -286,10 +286,11 @@ impl Aggregate {
     /// The aggregate's columns, sorted by device if they are not (a state written before
     /// the settled part was kept sorted holds it in hash order).
     fn of(df: &DataFrame) -> Result<Self> {
-        let m = df.column(MAC)?.u64()?;
-        let ordered =
-            m.null_count() == 0 && m.into_no_null_iter().zip(m.into_no_null_iter().skip(1)).all(|(x, y)| x < y);
-        let df = if ordered { df.clone() } else { df.sort([MAC], SortMultipleOptions::default())? };
+        let df = if strictly_increasing(df.column(MAC)?.u64()?) {
+            df.clone()
+        } else {
+            df.sort([MAC], SortMultipleOptions::default())?
+        };
         fn values<T: PolarsNumericType>(ca: &ChunkedArray<T>) -> Result<Vec<T::Native>> {
             anyhow::ensure!(ca.null_count() == 0, "customers aggregate: nulls in '{}'", ca.name());
             let ca = ca.rechunk();
@@ -762,8 +763,7 @@ impl Context {
     fn of(df: &DataFrame, before: i32) -> Result<Self> {
         let macs = df.column(MAC)?.u64()?;
         let (long, visit) = (df.column("long")?.u32()?, df.column("visit")?.u32()?);
-        let plain = [macs.null_count(), long.null_count(), visit.null_count()] == [0, 0, 0];
-        if plain && macs.into_no_null_iter().zip(macs.into_no_null_iter().skip(1)).all(|(x, y)| x < y) {
+        if long.null_count() == 0 && visit.null_count() == 0 && strictly_increasing(macs) {
             return Ok(Context {
                 before,
                 mac: macs.into_no_null_iter().collect(),
@@ -810,6 +810,12 @@ impl Prior {
         let recent = if kept.is_empty() { statuses(vec![], None, &|_| false, s)? } else { concat_frames(kept)? };
         Ok(Prior { settled, recent: Aggregate::of(&customers(&recent, s)?)?, context })
     }
+}
+
+/// No nulls and each device once, in order: a kept object written by this version (an older
+/// one may hold devices in hash order).
+fn strictly_increasing(macs: &UInt64Chunked) -> bool {
+    macs.null_count() == 0 && macs.into_no_null_iter().zip(macs.into_no_null_iter().skip(1)).all(|(x, y)| x < y)
 }
 
 fn concat_frames(frames: Vec<DataFrame>) -> Result<DataFrame> {
