@@ -39,7 +39,7 @@ use publish::Shared;
 const LOCK_TTL_SECS: i64 = 6 * 3600;
 
 /// Step timings on stderr when `FOOTFALL_TRACE=1` (for profiling; off by default), with the
-/// resident memory and its peak so far where the OS reports them (Linux).
+/// process's CPU time, resident memory and peak so far where the OS reports them (Linux).
 pub(crate) fn trace(step: &str, t0: std::time::Instant) {
     if std::env::var("FOOTFALL_TRACE").is_ok_and(|v| v == "1") {
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -48,7 +48,19 @@ pub(crate) fn trace(step: &str, t0: std::time::Instant) {
             kb.map_or("?".to_string(), |kb: u64| (kb / 1024).to_string())
         };
         let (rss, peak) = (mib("VmRSS:"), mib("VmHWM:"));
-        eprintln!("trace: {step} at {:.3}s (rss {rss} MiB, peak {peak} MiB)", t0.elapsed().as_secs_f64());
+        // CPU time so far (utime + stime, in clock ticks of 1/100 s): with the wall time it
+        // shows how many cores a step kept busy.
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let ticks: Vec<u64> = stat
+            .rsplit_once(')')
+            .map_or("", |s| s.1)
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let cpu = if ticks.len() == 2 { format!("{:.2}s", (ticks[0] + ticks[1]) as f64 / 100.0) } else { "?".into() };
+        eprintln!("trace: {step} at {:.3}s (cpu {cpu}, rss {rss} MiB, peak {peak} MiB)", t0.elapsed().as_secs_f64());
     }
 }
 

@@ -32,9 +32,19 @@ pub struct DayVisits {
 /// [`super::rollup::rollup`] leaves them in): each device's open mall visit, and each
 /// (device, shop)'s open shop visit, is extended by a record at most the gap after its last
 /// one, else closed and a new one opened. A shop visit's mall visit is the device's open one
-/// when it starts. One pass, no sort and no group-by: these used to be a sort and three
-/// group-bys over the day's rows.
+/// when it starts. No sort and no group-by: these used to be a sort and three group-bys.
+///
+/// A device's visits depend on its own rows only, so the devices are split into one
+/// partition per worker and each partition's pass runs on its own thread (at 7 M rows a day
+/// the single pass was the largest serial step of the day). Every visit and pair remembers
+/// the row that opened it; merging the partitions by that row gives exactly the single
+/// pass's order and numbering.
 pub fn day_visits(pos: &DataFrame, s: &Settings) -> Result<DayVisits> {
+    let parts = std::thread::available_parallelism().map_or(2, |p| p.get()).clamp(1, 8);
+    day_visits_in(pos, s, if pos.height() < 100_000 { 1 } else { parts })
+}
+
+fn day_visits_in(pos: &DataFrame, s: &Settings, parts: usize) -> Result<DayVisits> {
     let second = pos.column("second")?.i64()?;
     let mac = pos.column(MAC)?.u64()?;
     let shop = pos.column("shop_code")?.str()?;
@@ -42,39 +52,131 @@ pub fn day_visits(pos: &DataFrame, s: &Settings) -> Result<DayVisits> {
     if [second.null_count(), mac.null_count(), shop.null_count(), rssi.null_count()].iter().any(|n| *n > 0) {
         bail!("a day's rollup has null keys");
     }
-    let (mut mall, mut shops) = (Spans::default(), Spans::default());
+    if second.into_no_null_iter().zip(second.into_no_null_iter().skip(1)).any(|(a, b)| b < a) {
+        bail!("a day's rollup is not in time order");
+    }
+    // Shops as small integers: the open-visit maps hash and compare integers, not strings.
+    let codes: Vec<&str> = {
+        let mut seen = PlHashSet::new();
+        shop.iter().map(Option::unwrap_or_default).filter(|c| seen.insert(*c)).collect()
+    };
+    let id_of: PlHashMap<&str, u32> = codes.iter().enumerate().map(|(i, c)| (*c, i as u32)).collect();
+    let cols = Cols { second, mac, shop, rssi, id_of: &id_of };
+    let passes: Vec<usize> = (0..parts).collect();
+    let done = crate::par::map(&passes, |p| Ok(cols.pass(*p, parts, s)))?;
+    Ok(merge(done, &codes)?)
+}
+
+/// The rollup's columns a pass reads.
+struct Cols<'a> {
+    second: &'a Int64Chunked,
+    mac: &'a UInt64Chunked,
+    shop: &'a StringChunked,
+    rssi: &'a Int32Chunked,
+    id_of: &'a PlHashMap<&'a str, u32>,
+}
+
+/// One partition's visits, each with the row that opened it; ids are local to the partition.
+#[derive(Default)]
+struct Pass {
+    mall: Spans,
+    mall_row: Vec<u32>,
+    shops: Spans,
+    shop_row: Vec<u32>,
+    shop_id: Vec<u32>,
+    /// Per shop visit: its mall visit (local index).
+    mall_of: Vec<u32>,
+    /// Per shop visit: its pair (local index); `pair_row`: the row of each pair's first record.
+    pair_of: Vec<u32>,
+    pair_row: Vec<u32>,
+}
+
+fn partition(mac: u64, parts: usize) -> usize {
+    (mac.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % parts
+}
+
+impl Cols<'_> {
+    fn pass(&self, part: usize, parts: usize, s: &Settings) -> Pass {
+        let mut p = Pass::default();
+        let mut open_mall: PlHashMap<u64, usize> = PlHashMap::new();
+        // (device, shop) → (its open shop visit, its pair number).
+        let mut open_shop: PlHashMap<(u64, u32), (usize, u32)> = PlHashMap::new();
+        let rows = self.second.into_no_null_iter().zip(self.mac.into_no_null_iter());
+        let rows = rows.zip(self.shop.iter().map(Option::unwrap_or_default).zip(self.rssi.into_no_null_iter()));
+        for (row, ((t, m), (code, r))) in rows.enumerate() {
+            if parts > 1 && partition(m, parts) != part {
+                continue;
+            }
+            let row = row as u32;
+            let mv = match open_mall.get(&m) {
+                Some(&i) if t - p.mall.end[i] <= s.mall_gap => p.mall.extend(i, t, r),
+                _ => {
+                    let i = p.mall.open(m, t, r);
+                    p.mall_row.push(row);
+                    open_mall.insert(m, i);
+                    i
+                }
+            };
+            let id = self.id_of[code];
+            let pairs = open_shop.len() as u32;
+            let open = open_shop.entry((m, id)).or_insert_with(|| {
+                p.pair_row.push(row);
+                (usize::MAX, pairs)
+            });
+            match open.0 {
+                i if i != usize::MAX && t - p.shops.end[i] <= s.visit_gap => {
+                    p.shops.extend(i, t, r);
+                }
+                _ => {
+                    open.0 = p.shops.open(m, t, r);
+                    p.shop_row.push(row);
+                    p.shop_id.push(id);
+                    p.mall_of.push(mv as u32);
+                    p.pair_of.push(open.1);
+                }
+            }
+        }
+        p
+    }
+}
+
+/// The order of the items of every partition by the row that opened them (rows are
+/// distinct across partitions): (partition, local index) in global order, and each
+/// partition's local → global index.
+fn by_row(rows: &[&[u32]]) -> (Vec<(usize, usize)>, Vec<Vec<u32>>) {
+    let total = rows.iter().map(|r| r.len()).sum();
+    let mut order = Vec::with_capacity(total);
+    let mut global: Vec<Vec<u32>> = rows.iter().map(|r| Vec::with_capacity(r.len())).collect();
+    let mut at = vec![0usize; rows.len()];
+    for g in 0..total {
+        let p = (0..rows.len())
+            .filter(|p| at[*p] < rows[*p].len())
+            .min_by_key(|p| rows[*p][at[*p]])
+            .expect("an item is left");
+        order.push((p, at[p]));
+        global[p].push(g as u32);
+        at[p] += 1;
+    }
+    (order, global)
+}
+
+fn merge(passes: Vec<Pass>, codes: &[&str]) -> Result<DayVisits> {
+    let rows = |f: fn(&Pass) -> &[u32]| -> Vec<&[u32]> { passes.iter().map(f).collect() };
+    let (mall_order, mall_global) = by_row(&rows(|p| &p.mall_row));
+    let (shop_order, _) = by_row(&rows(|p| &p.shop_row));
+    let (_, pair_global) = by_row(&rows(|p| &p.pair_row));
+    let mut mall = Spans::default();
+    for &(p, i) in &mall_order {
+        mall.push(&passes[p].mall, i);
+    }
+    let mut shops = Spans::default();
     let (mut shop_of, mut mall_of, mut pair_of) = (Vec::new(), Vec::new(), Vec::new());
-    let mut open_mall: PlHashMap<u64, usize> = PlHashMap::new();
-    // (device, shop) → (its open shop visit, its pair number).
-    let mut open_shop: PlHashMap<(u64, &str), (usize, u32)> = PlHashMap::new();
-    let mut last = i64::MIN;
-    let rows = second.into_no_null_iter().zip(mac.into_no_null_iter());
-    for ((t, m), (code, r)) in rows.zip(shop.iter().map(Option::unwrap_or_default).zip(rssi.into_no_null_iter())) {
-        if t < last {
-            bail!("a day's rollup is not in time order");
-        }
-        last = t;
-        let mv = match open_mall.get(&m) {
-            Some(&i) if t - mall.end[i] <= s.mall_gap => mall.extend(i, t, r),
-            _ => {
-                let i = mall.open(m, t, r);
-                open_mall.insert(m, i);
-                i
-            }
-        };
-        let pairs = open_shop.len() as u32;
-        let open = open_shop.entry((m, code)).or_insert((usize::MAX, pairs));
-        match open.0 {
-            i if i != usize::MAX && t - shops.end[i] <= s.visit_gap => {
-                shops.extend(i, t, r);
-            }
-            _ => {
-                open.0 = shops.open(m, t, r);
-                shop_of.push(code);
-                mall_of.push(mv as u32 + 1);
-                pair_of.push(open.1);
-            }
-        }
+    for &(p, i) in &shop_order {
+        let pass = &passes[p];
+        shops.push(&pass.shops, i);
+        shop_of.push(codes[pass.shop_id[i] as usize]);
+        mall_of.push(mall_global[p][pass.mall_of[i] as usize] + 1);
+        pair_of.push(pair_global[p][pass.pair_of[i] as usize]);
     }
     let n_mall = mall.mac.len() as u32;
     let mut shop = shops.frame()?;
@@ -102,6 +204,13 @@ impl Spans {
         self.end.push(t);
         self.rssi_max.push(rssi);
         self.mac.len() - 1
+    }
+
+    fn push(&mut self, from: &Spans, i: usize) {
+        self.mac.push(from.mac[i]);
+        self.start.push(from.start[i]);
+        self.end.push(from.end[i]);
+        self.rssi_max.push(from.rssi_max[i]);
     }
 
     fn extend(&mut self, i: usize, t: i64, rssi: i32) -> usize {
@@ -178,6 +287,12 @@ mod tests {
                 .unwrap();
                 let pos = crate::pipeline::rollup::rollup(vec![rows]).unwrap();
                 let got = day_visits(&pos, &s).unwrap();
+                // Split by device over several passes: the single pass's rows, order and ids.
+                for parts in [2, 3, 8] {
+                    let split = day_visits_in(&pos, &s, parts).unwrap();
+                    assert_eq!(split.shop, got.shop, "seed {seed}, {parts} partitions");
+                    assert_eq!(split.mall, got.mall, "seed {seed}, {parts} partitions");
+                }
                 let want_shop = sessions(&pos, &[MAC, "shop_code"], visit_gap).unwrap();
                 let want_mall = sessions(&pos, &[MAC], mall_gap).unwrap();
                 assert!(want_mall.height() > 10, "seed {seed}: {} mall visits", want_mall.height());
