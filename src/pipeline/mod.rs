@@ -48,20 +48,24 @@ pub(crate) fn trace(step: &str, t0: std::time::Instant) {
             kb.map_or("?".to_string(), |kb: u64| (kb / 1024).to_string())
         };
         let (rss, peak) = (mib("VmRSS:"), mib("VmHWM:"));
-        // CPU time so far (utime + stime, in clock ticks of 1/100 s): with the wall time it
-        // shows how many cores a step kept busy.
-        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-        let ticks: Vec<u64> = stat
-            .rsplit_once(')')
-            .map_or("", |s| s.1)
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        let cpu = if ticks.len() == 2 { format!("{:.2}s", (ticks[0] + ticks[1]) as f64 / 100.0) } else { "?".into() };
+        let cpu = cpu_seconds().map_or("?".to_string(), |c| format!("{c:.3}s"));
         eprintln!("trace: {step} at {:.3}s (cpu {cpu}, rss {rss} MiB, peak {peak} MiB)", t0.elapsed().as_secs_f64());
     }
+}
+
+/// The process's CPU time so far (user + system): beside the wall time, how many cores a
+/// step kept busy.
+fn cpu_seconds() -> Option<f64> {
+    #[cfg(unix)]
+    // SAFETY: getrusage only writes the struct it is given.
+    unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut u) == 0 {
+            let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            return Some(secs(u.ru_utime) + secs(u.ru_stime));
+        }
+    }
+    None
 }
 
 /// Hands memory freed by a finished day back to the OS (glibc keeps freed blocks in its

@@ -64,7 +64,7 @@ fn day_visits_in(pos: &DataFrame, s: &Settings, parts: usize) -> Result<DayVisit
     let cols = Cols { second, mac, shop, rssi, id_of: &id_of };
     let passes: Vec<usize> = (0..parts).collect();
     let done = crate::par::map(&passes, |p| Ok(cols.pass(*p, parts, s)))?;
-    Ok(merge(done, &codes)?)
+    merge(done, &codes)
 }
 
 /// The rollup's columns a pass reads.
