@@ -17,7 +17,8 @@ use anyhow::Result;
 /// Stack of each worker thread: room for Polars' planning and readers, whatever the input.
 const STACK: usize = 16 << 20;
 
-fn workers(n: usize) -> usize {
+/// Worker threads for `n` items: one per core, at most `n`.
+pub fn workers(n: usize) -> usize {
     std::thread::available_parallelism().map_or(2, |p| p.get()).min(n).max(1)
 }
 

@@ -40,9 +40,13 @@ pub struct DayVisits {
 /// the row that opened it; merging the partitions by that row gives exactly the single
 /// pass's order and numbering.
 pub fn day_visits(pos: &DataFrame, s: &Settings) -> Result<DayVisits> {
-    let parts = std::thread::available_parallelism().map_or(2, |p| p.get()).clamp(1, 8);
-    day_visits_in(pos, s, if pos.height() < 100_000 { 1 } else { parts })
+    day_visits_in(pos, s, if pos.height() < SPLIT_ROWS { 1 } else { crate::par::workers(MAX_PARTS) })
 }
+
+/// Below this many rows one pass is quicker than starting threads and merging.
+const SPLIT_ROWS: usize = 100_000;
+/// Partitions at most (the merge picks the next item among them linearly).
+const MAX_PARTS: usize = 8;
 
 fn day_visits_in(pos: &DataFrame, s: &Settings, parts: usize) -> Result<DayVisits> {
     let second = pos.column("second")?.i64()?;
