@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""DuckDB baseline for scripts/bench: SPEC §3 translated to SQL, including the parsing and
+"""DuckDB baseline for scripts/bench: the seed tables (docs/tables.md) translated to SQL, including the parsing and
 rejection rules, over the same Parquet files, results written to Parquet.
 
     duckdb_baseline.py PROBES_DIR DIMS_DIR OUT_DIR TIMEZONE [--scan-only]

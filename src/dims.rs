@@ -1,4 +1,4 @@
-//! Dimension tables (SPEC §1.2), read as they are at run time from `<name>.parquet` or
+//! Dimension tables (docs/inputs.md), read as they are at run time from `<name>.parquet` or
 //! `<name>.csv`. Keys are normalised the same way as the facts (MACs to `u64`), so joins
 //! are integer joins; a bad key or number is an error naming file, row and column.
 

@@ -82,7 +82,7 @@ pub fn is_randomized(v: u64) -> bool {
     (v >> 40) & 0x02 != 0
 }
 
-/// MAC pseudonymisation (SPEC §7.2): the published pseudonym is the first 32 hex characters
+/// MAC pseudonymisation (docs/tables.md, "Device"): the published pseudonym is the first 32 hex characters
 /// of HMAC-SHA256(key, normalised MAC).
 ///
 /// Inside the engine a pseudonymised device travels as a `u64` id: the pseudonym's first 64

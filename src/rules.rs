@@ -1,4 +1,4 @@
-//! SPEC definitions that more than one stage applies: what makes a visit qualifying
+//! Definitions (docs/tables.md) that more than one stage applies: what makes a visit qualifying
 //! (§7.2), and the loyalty classes as the statuses store them and the catalogue counts them.
 
 use polars::prelude::*;

@@ -43,7 +43,7 @@ pub const DAILY: &[Metric] = &[
     Metric { name: "latest_positions", query: seed::latest_positions },
     Metric { name: "favorite_shop_daily", query: seed::favorite_shop_daily },
     Metric { name: "repeat_shop_visits_daily", query: seed::repeat_shop_visits_daily },
-    // SPEC §7: staff are never counted here (staff_devices_daily lists them).
+    // docs/tables.md: staff are never counted here (staff_devices_daily lists them).
     Metric { name: "shop_daily_engagement", query: presence::shop_daily_engagement },
     Metric { name: "mall_daily_engagement", query: presence::mall_daily_engagement },
     Metric { name: "mall_daily_loyalty", query: presence::mall_daily_loyalty },

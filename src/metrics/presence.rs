@@ -1,4 +1,4 @@
-//! SPEC §7: who really came in, for how long, how loyal they are — without staff. Queries over
+//! The presence tables (docs/tables.md): who really came in, for how long, how loyal they are — without staff. Queries over
 //! one day's visits and that day's statuses (staff, visitor, loyalty: decided by the
 //! pipeline's statuses stage).
 
@@ -118,7 +118,7 @@ pub fn shop_transitions_daily(c: &DayCtx) -> PolarsResult<LazyFrame> {
 }
 
 /// Distinct devices per (density slot, grid cell): each non-staff device's position in each
-/// second it was heard (SPEC §7.2) — place_info where known, else the RSSI-power-weighted
+/// second it was heard (docs/tables.md, "Position") — place_info where known, else the RSSI-power-weighted
 /// centroid of the hearing APs that ap_info places, each AP once with its strongest RSSI —
 /// binned into slots starting on the local clock and `density_cell` cells.
 ///

@@ -1,4 +1,4 @@
-//! The seed tables (SPEC §3): the original Flink jobs' metrics, with their defects fixed.
+//! The seed tables (docs/tables.md): the original Flink jobs' metrics, with their defects fixed.
 //! Device counts read the day's shop visits, not `pos`: every record lies in exactly one shop
 //! visit of its device and shop, and there are about a third as many visits as rows.
 

@@ -30,7 +30,7 @@ pub const SNAPSHOTS: &[Snapshot] = &[
     Snapshot { name: "data_quality", query: data_quality },
 ];
 
-/// One row per processed file (SPEC §4).
+/// One row per processed file (docs/tables.md, data_quality).
 fn data_quality(c: &SnapshotCtx) -> Result<DataFrame> {
     let m = c.manifest;
     let n = m.files.len();

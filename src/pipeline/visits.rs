@@ -1,4 +1,4 @@
-//! Stage 3, a day's rollup → its visits (SPEC §2, §7.2): shop visits (a device's records at
+//! Stage 3, a day's rollup → its visits (docs/tables.md, "Definitions"): shop visits (a device's records at
 //! one shop, split where consecutive records are more than `visit_gap` apart) and mall visits
 //! (all its records, split at `mall_gap`). Computed once per day and shared by every query
 //! that needs them; a day's rollup never crosses local midnight, so neither do visits.
@@ -17,7 +17,7 @@ pub fn visits(pos: &DataFrame, gap: i64) -> Result<DataFrame> {
     sessions(pos, &[MAC, "shop_code"], gap)
 }
 
-/// A day's shop visits and mall visits (SPEC §2, §7.2). Every shop visit carries
+/// A day's shop visits and mall visits (docs/tables.md, "Definitions"). Every shop visit carries
 /// `mall_visit`: the id of the mall visit holding its first record, and `pair`: the number of
 /// its (device, shop) among the day's pairs (0, 1, … in order of first visit), so per-pair
 /// totals are an indexed sum instead of a hash aggregation over the day's visits.

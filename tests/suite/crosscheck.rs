@@ -1,4 +1,4 @@
-//! Cross-check: a second, deliberately plain formulation of SPEC §3 — arrow-rs to read the
+//! Cross-check: a second, deliberately plain formulation of the seed tables (docs/tables.md) — arrow-rs to read the
 //! probe files, std collections to compute — must agree with the published tables row for
 //! row, on a generated mall whose dates include a DST change (Europe/Berlin, 2026-03-29).
 
@@ -124,7 +124,7 @@ fn published(out: &Path, table: &str, tz: &str) -> Vec<String> {
     rows
 }
 
-/// The tables the seed oracle below works out (SPEC §3).
+/// The tables the seed oracle below works out (docs/tables.md).
 const SEED: [&str; 11] = [
     "mall_daily_visitors",
     "shop_daily_visitors",

@@ -1,4 +1,4 @@
-//! SPEC §7 tables on tiny hand-made inputs; every expected value is worked out by hand in
+//! The presence tables (docs/tables.md) on tiny hand-made inputs; every expected value is worked out by hand in
 //! the comments. (Staff and loyalty windows are unit-tested in `metrics::presence`.)
 
 use crate::frames::*;
