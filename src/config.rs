@@ -1,6 +1,6 @@
 //! `footfall.toml` + command-line flags → a validated [`Plan`], before any work starts.
 //!
-//! Every key is optional in the file; defaults are SPEC's. Unknown keys are errors (a typo in
+//! Every key is optional in the file; defaults are those of docs/inputs.md. Unknown keys are errors (a typo in
 //! a cron job's config should fail loudly, not fall back to a default). Relative paths are
 //! resolved against the directory of the config file, so a config works from any cwd.
 
@@ -88,6 +88,10 @@ pub struct InputCfg {
     /// `update` lists only partition dates from (last processed date − this many days) on;
     /// unset = list everything.
     pub lookback_days: Option<u32>,
+    /// Accepted event times: from this UTC date (default "2000-01-01") …
+    pub occur_time_min: Option<String>,
+    /// … to before this one (default "2100-01-01").
+    pub occur_time_max: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -176,11 +180,15 @@ pub struct Settings {
     pub staff_min_hours: f64,
     pub staff_min_days: u32,
     pub staff_exclude: bool,
-    /// Pseudonymise device MACs (SPEC §7.2) with this key (fingerprinted as a hash only).
+    /// Pseudonymise device MACs (docs/tables.md, "Device") with this key (fingerprinted as a hash only).
     #[serde(serialize_with = "key_fingerprint")]
     pub mac_key: Option<crate::mac::MacKey>,
     pub density_cell: f64,
     pub density_slot: i64,
+    /// Accepted event times `[min, max)`, epoch seconds. Fixed dates, not relative to the
+    /// clock: a run's results never depend on when it runs.
+    pub occur_time_min: i64,
+    pub occur_time_max: i64,
     /// Local opening hours [open, close): only `footfall check` and the report read them.
     #[serde(skip)]
     pub opening: (u32, u32),
@@ -218,6 +226,8 @@ impl Default for Settings {
             mac_key: None,
             density_cell: 5.0,
             density_slot: 900,
+            occur_time_min: 946_684_800,   // 2000-01-01T00:00:00Z
+            occur_time_max: 4_102_444_800, // 2100-01-01T00:00:00Z
             opening: (10, 22),
             mall_name: "The mall".into(),
         }
@@ -272,12 +282,28 @@ pub fn load_file(explicit: Option<&Path>) -> Result<(FileConfig, PathBuf)> {
     Ok((cfg, base))
 }
 
+/// The longest duration a setting takes: a year (longer ones are typos, and bounded values
+/// keep every sum with event times far from overflow).
+const MAX_DURATION: i64 = 366 * 86_400;
+
 fn duration(key: &str, v: &Option<String>, default: i64) -> Result<i64> {
     match v {
         None => Ok(default),
         Some(s) => match parse_duration(s) {
-            Some(d) => Ok(d),
+            Some(d) if d <= MAX_DURATION => Ok(d),
+            Some(_) => bail_usage!("{key}: '{s}' is longer than the limit of 366 days"),
             None => bail_usage!("{key}: invalid duration '{s}' (use e.g. \"90s\", \"10m\", \"1h\")"),
+        },
+    }
+}
+
+/// The first instant of a UTC date given as `YYYY-MM-DD`, in epoch seconds.
+fn utc_date(key: &str, v: &Option<String>, default: i64) -> Result<i64> {
+    match v.as_deref() {
+        None => Ok(default),
+        Some(s) => match chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+            Ok(day) => Ok(day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc().timestamp()),
+            Err(_) => bail_usage!("{key}: expected a date YYYY-MM-DD, got \"{s}\""),
         },
     }
 }
@@ -335,6 +361,11 @@ pub fn settings(cfg: &FileConfig, ov: &Overrides) -> Result<Settings> {
             ),
         },
     };
+    let occur_time_min = utc_date("input.occur_time_min", &cfg.input.occur_time_min, d.occur_time_min)?;
+    let occur_time_max = utc_date("input.occur_time_max", &cfg.input.occur_time_max, d.occur_time_max)?;
+    if occur_time_min >= occur_time_max {
+        bail_usage!("input.occur_time_min must be before input.occur_time_max");
+    }
     let mac_key = cfg
         .privacy
         .mac_key
@@ -357,6 +388,8 @@ pub fn settings(cfg: &FileConfig, ov: &Overrides) -> Result<Settings> {
         mac_key,
         density_cell: cell,
         density_slot,
+        occur_time_min,
+        occur_time_max,
         opening,
         mall_name: cfg.mall.name.clone().unwrap_or(d.mall_name),
     })
@@ -415,12 +448,21 @@ pub fn export_plan(
 ) -> Result<(Location, Settings, crate::export::ExportPlan)> {
     let (cfg, _) = load_file(ov.config.as_deref())?;
     let plan = export_plan_of(&cfg, to, tables, from, until)?;
-    let (out, settings, _, _) = out_plan(ov)?;
-    Ok((out, settings, plan))
+    let r = read_plan(ov)?;
+    Ok((r.out, r.settings, plan))
 }
 
-/// Only the output location and settings (for read-side commands such as `show`).
-pub fn out_plan(ov: &Overrides) -> Result<(Location, Settings, Option<Location>, Option<Location>)> {
+/// What the read-side commands (`show`, `sql`, `check`, `customer`, `report`, `export`) need:
+/// the published outputs and the settings, and the inputs where configured (`sql` reads them).
+pub struct ReadPlan {
+    pub out: Location,
+    pub settings: Settings,
+    pub probes: Option<Location>,
+    pub dims: Option<Location>,
+}
+
+/// The read plan of a config and flags; unlike [`plan`], inputs may be unset.
+pub fn read_plan(ov: &Overrides) -> Result<ReadPlan> {
     let (cfg, base) = load_file(ov.config.as_deref())?;
     let settings = settings(&cfg, ov)?;
     let Some(out) = ov.out.clone().or(cfg.output.dir.clone()) else {
@@ -429,12 +471,12 @@ pub fn out_plan(ov: &Overrides) -> Result<(Location, Settings, Option<Location>,
     let probes = ov.probes.clone().or(cfg.input.probes.clone());
     let dims = ov.dims.clone().or(cfg.input.dims.clone());
     let st = storage(&cfg)?;
-    Ok((
-        Location::parse_with(&out, &base, "output.dir", &st)?,
+    Ok(ReadPlan {
+        out: Location::parse_with(&out, &base, "output.dir", &st)?,
         settings,
-        probes.map(|p| Location::parse_with(&p, &base, "input.probes", &st)).transpose()?,
-        dims.map(|d| Location::parse_with(&d, &base, "input.dims", &st)).transpose()?,
-    ))
+        probes: probes.map(|p| Location::parse_with(&p, &base, "input.probes", &st)).transpose()?,
+        dims: dims.map(|d| Location::parse_with(&d, &base, "input.dims", &st)).transpose()?,
+    })
 }
 
 #[cfg(test)]
@@ -475,6 +517,8 @@ mod tests {
             "[privacy]\nmac_key = \"k\"",
             "[density]\ncell = 4",
             "[density]\nslot = \"30m\"",
+            "[input]\noccur_time_min = \"2010-01-01\"",
+            "[input]\noccur_time_max = \"2030-01-01\"",
         ] {
             assert_ne!(parse(text).unwrap().fingerprint(), base, "{text}");
         }
@@ -500,10 +544,18 @@ mod tests {
             ("[density]\nslot = \"7m\"", "density.slot"),
             ("[devices]\nrandomized = \"drop\"", "devices.randomized"),
             ("[mall]\ntimzone = \"UTC\"", "timzone"),
+            ("[visits]\ngap = \"9223372036854775807d\"", "visits.gap"),
+            ("[visits]\ngap = \"367d\"", "visits.gap"),
+            ("[input]\noccur_time_min = \"2000-13-01\"", "input.occur_time_min"),
+            ("[input]\noccur_time_max = \"soon\"", "input.occur_time_max"),
+            ("[input]\noccur_time_min = \"2030-01-01\"\noccur_time_max = \"2020-01-01\"", "input.occur_time_min"),
         ] {
             let err = parse(text).unwrap_err();
             assert!(format!("{err:#}").contains(key), "{text}: {err:#}");
             assert_eq!(crate::error::exit_code(&err), 2);
         }
+        let cfg: FileConfig = toml::from_str("[storage]\nretry_timeout = \"99999999999999999999s\"").unwrap();
+        let err = storage(&cfg).unwrap_err();
+        assert!(format!("{err:#}").contains("storage.retry_timeout"), "{err:#}");
     }
 }

@@ -13,7 +13,6 @@ use crate::pipeline::ingest::{self, IngestCtx};
 use crate::schema::TableSchema;
 use crate::schema::MAC;
 use crate::store::Location;
-use crate::timeutil::LocalClock;
 
 /// A lazy frame over a published result table.
 pub fn result_table(out: &Location, schema: &TableSchema, tz: &str) -> Result<LazyFrame> {
@@ -74,13 +73,7 @@ pub fn probes(probes: &Location, dims: &Dims, settings: &Settings) -> Result<Laz
     let key = settings.mac_key.as_ref();
     let parsed: Vec<ingest::Parsed> = crate::par::map(&files, |f| {
         let layout = ingest::inspect(probes, f)?;
-        let mut ctx = IngestCtx {
-            clock: LocalClock::new(settings.tz),
-            known_shops: &dims.known_shops,
-            known_aps: dims.known_aps.as_ref(),
-            exclude_randomized: settings.exclude_randomized,
-            key,
-        };
+        let mut ctx = IngestCtx::new(settings, dims);
         ingest::parse(probes.get(&f.entry.rel)?, &probes.show(&f.entry.rel), f, layout, &mut ctx)
     })?;
     // With a key, device ids are rendered as pseudonyms, never as raw MACs.

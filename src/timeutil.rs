@@ -12,9 +12,15 @@ pub fn date_to_days(d: NaiveDate) -> i32 {
     (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32
 }
 
-/// Inverse of [`date_to_days`].
+/// Inverse of [`date_to_days`], saturating at chrono's date range (an `i32` of days reaches
+/// further than a `NaiveDate`; ingest rejects such times, this keeps any other path panic-free).
 pub fn days_to_date(days: i32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + chrono::Duration::days(days as i64)
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+    epoch.checked_add_signed(chrono::Duration::days(days as i64)).unwrap_or(if days < 0 {
+        NaiveDate::MIN
+    } else {
+        NaiveDate::MAX
+    })
 }
 
 /// Parses an IANA zone name.
@@ -74,7 +80,8 @@ impl LocalClock {
     }
 }
 
-/// Parses "90s", "10m", "1h", "1h30m", "2d" or a bare number of seconds.
+/// Parses "90s", "10m", "1h", "1h30m", "2d" or a bare number of seconds. `None` for anything
+/// else, including a value too large for an `i64` of seconds.
 pub fn parse_duration(s: &str) -> Option<i64> {
     let s = s.trim();
     if s.is_empty() {
@@ -91,13 +98,14 @@ pub fn parse_duration(s: &str) -> Option<i64> {
         } else {
             let n: i64 = num.parse().ok()?;
             num.clear();
-            total += n * match c {
+            let unit = match c {
                 's' => 1,
                 'm' => 60,
                 'h' => 3600,
                 'd' => 86_400,
                 _ => return None,
             };
+            total = total.checked_add(n.checked_mul(unit)?)?;
         }
     }
     num.is_empty().then_some(total)
@@ -156,5 +164,19 @@ mod tests {
         assert_eq!(parse_duration("10x"), None);
         assert_eq!(parse_duration("m"), None);
         assert_eq!(parse_duration(""), None);
+        // Overflow is an invalid value, not a panic.
+        assert_eq!(parse_duration("9223372036854775807d"), None);
+        assert_eq!(parse_duration("106751991167300d1d"), None);
+        assert_eq!(parse_duration("99999999999999999999"), None);
+        assert_eq!(parse_duration("9223372036854775807s"), Some(i64::MAX));
+    }
+
+    #[test]
+    fn days_to_date_saturates() {
+        assert_eq!(days_to_date(0), NaiveDate::from_ymd_opt(1970, 1, 1).unwrap());
+        assert_eq!(days_to_date(i32::MAX), NaiveDate::MAX);
+        assert_eq!(days_to_date(i32::MIN), NaiveDate::MIN);
+        let d = NaiveDate::from_ymd_opt(2026, 3, 29).unwrap();
+        assert_eq!(days_to_date(date_to_days(d)), d);
     }
 }

@@ -14,13 +14,13 @@ use std::io::Cursor;
 use anyhow::{anyhow, bail, Context, Result};
 use arrow::datatypes::DataType as ArrowType;
 use bytes::Bytes;
-use chrono::NaiveDate;
 use polars::prelude::*;
 
+pub use super::plan::{discover, ProbeFile};
 use crate::mac::{is_randomized, parse_mac, MacKey};
 use crate::schema::MAC;
 pub use crate::state::{FileQuality, REASONS};
-use crate::store::{Entry, Location};
+use crate::store::Location;
 use crate::timeutil::LocalClock;
 
 /// How a column is stored in one file.
@@ -32,34 +32,6 @@ pub enum Layout {
     Timestamp(i64),
 }
 
-/// A probe file, its partition keys and how to parse it.
-#[derive(Debug, Clone)]
-pub struct ProbeFile {
-    pub entry: Entry,
-    pub part_date: Option<NaiveDate>,
-    pub part_hour: Option<u32>,
-}
-
-impl ProbeFile {
-    pub fn new(entry: Entry) -> Self {
-        let (mut part_date, mut part_hour) = (None, None);
-        for seg in entry.rel.split('/') {
-            if let Some(d) = seg.strip_prefix("date=") {
-                part_date = NaiveDate::parse_from_str(d, "%Y-%m-%d").ok();
-            } else if let Some(h) = seg.strip_prefix("hour=") {
-                part_hour = h.parse::<u32>().ok().filter(|h| *h < 24);
-            }
-        }
-        ProbeFile { entry, part_date, part_hour }
-    }
-
-    /// UTC start of the partition hour, when the path has both keys.
-    pub fn partition_start(&self) -> Option<i64> {
-        let d = self.part_date?;
-        Some(d.and_hms_opt(self.part_hour?, 0, 0)?.and_utc().timestamp())
-    }
-}
-
 /// The parse plan of one file, from its footer.
 #[derive(Debug, Clone, Copy)]
 pub struct FileLayout {
@@ -68,38 +40,6 @@ pub struct FileLayout {
 }
 
 pub const REQUIRED: [&str; 5] = ["occur_time", MAC, "ap_mac", "shop_code", "rssi"];
-
-/// Lists the `.parquet` files under the probes location (other files, e.g. `_SUCCESS`, are ignored).
-pub fn discover(probes: &Location) -> Result<Vec<ProbeFile>> {
-    discover_since(probes, None)
-}
-
-/// Like [`discover`], but with `since` only `date=` partitions on or after it are listed, so
-/// an hourly update does not list years of history.
-pub fn discover_since(probes: &Location, since: Option<NaiveDate>) -> Result<Vec<ProbeFile>> {
-    let entries = match since {
-        None => probes.list()?,
-        Some(since) => {
-            let mut v = Vec::new();
-            for dir in probes.list_dirs("")? {
-                let keep = match dir.strip_prefix("date=").and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()) {
-                    Some(d) => d >= since,
-                    None => true,
-                };
-                if keep {
-                    v.extend(probes.list_under(&dir)?);
-                }
-            }
-            v.sort_by(|a, b| a.rel.cmp(&b.rel));
-            v
-        }
-    };
-    Ok(entries
-        .into_iter()
-        .filter(|e| e.rel.ends_with(".parquet") && !e.rel.split('/').any(|s| s.starts_with('_') || s.starts_with('.')))
-        .map(ProbeFile::new)
-        .collect())
-}
 
 /// Reads a file's footer and decides how to parse it. Errors name the file and column.
 pub fn inspect(probes: &Location, file: &ProbeFile) -> Result<FileLayout> {
@@ -165,9 +105,27 @@ fn unwrap_dict(dt: &ArrowType) -> &ArrowType {
     }
 }
 
+/// Indices into [`REASONS`], in check order.
+pub mod reason {
+    pub const TIME_MISSING: usize = 0;
+    pub const TIME_INVALID: usize = 1;
+    pub const TIME_OUT_OF_RANGE: usize = 2;
+    pub const MAC_MISSING: usize = 3;
+    pub const MAC_INVALID: usize = 4;
+    pub const AP_MISSING: usize = 5;
+    pub const AP_INVALID: usize = 6;
+    pub const SHOP_MISSING: usize = 7;
+    pub const RSSI_MISSING: usize = 8;
+    pub const RSSI_INVALID: usize = 9;
+    pub const RSSI_OUT_OF_RANGE: usize = 10;
+}
+
 /// What parsing needs besides the file.
 pub struct IngestCtx<'a> {
     pub clock: LocalClock,
+    /// Accepted event times, epoch seconds `[min, max]` (inclusive): anything else is
+    /// `occur_time_out_of_range` (a collector writing milliseconds or nanoseconds as seconds).
+    pub valid_times: (i64, i64),
     pub known_shops: &'a HashSet<String>,
     /// Known AP MACs (ap_info); `None` leaves `unknown_ap_rows` null.
     pub known_aps: Option<&'a HashSet<u64>>,
@@ -175,6 +133,21 @@ pub struct IngestCtx<'a> {
     /// With a key, device MACs become keyed ids (see [`MacKey`]) right here, so no raw MAC
     /// goes past parsing.
     pub key: Option<&'a MacKey>,
+}
+
+impl<'a> IngestCtx<'a> {
+    /// The parse context of a run: the mall's clock and settings (with the accepted time
+    /// window), the dimensions' keys.
+    pub fn new(settings: &'a crate::config::Settings, dims: &'a crate::dims::Dims) -> IngestCtx<'a> {
+        IngestCtx {
+            clock: LocalClock::new(settings.tz),
+            valid_times: (settings.occur_time_min, settings.occur_time_max - 1),
+            known_shops: &dims.known_shops,
+            known_aps: dims.known_aps.as_ref(),
+            exclude_randomized: settings.exclude_randomized,
+            key: settings.mac_key.as_ref(),
+        }
+    }
 }
 
 /// One file's accepted events and its quality row.
@@ -196,10 +169,16 @@ fn as_text(df: &DataFrame, col: &str, name: &str) -> Result<StringChunked> {
     Ok(s.str()?.clone())
 }
 
+/// An integer or timestamp column as `i64`; unsigned values beyond `i64::MAX` saturate (so
+/// they fail the range checks instead of turning into nulls, which would read as "missing").
 fn as_i64(df: &DataFrame, col: &str) -> Result<Int64Chunked> {
     let s = df.column(col)?.as_materialized_series();
     let s = match s.dtype() {
         DataType::Datetime(_, _) => s.to_physical_repr().into_owned(),
+        DataType::UInt64 => {
+            let ca: Int64Chunked = s.u64()?.iter().map(|v| v.map(|v| i64::try_from(v).unwrap_or(i64::MAX))).collect();
+            ca.into_series()
+        }
         _ => s.cast(&DataType::Int64)?,
     };
     Ok(s.i64()?.clone())
@@ -264,41 +243,43 @@ pub fn parse_frame(
         let ap_v = ap_it.next().flatten();
         let shop_v = shop_it.next().flatten();
         // occur_time
+        let (t_min, t_max) = ctx.valid_times;
         let t: Result<i64, usize> = match (&t_int, &t_txt) {
             (Some(ca), _) => match ca.get(i) {
-                None => Err(0),
+                None => Err(reason::TIME_MISSING),
                 Some(v) => Ok(v.div_euclid(per_second)),
             },
             (_, Some(ca)) => match ca.get(i).map(str::trim) {
-                None | Some("") => Err(0),
-                Some(s) => parse_epoch_text(s).ok_or(1),
+                None | Some("") => Err(reason::TIME_MISSING),
+                Some(s) => parse_epoch_text(s).ok_or(reason::TIME_INVALID),
             },
             _ => unreachable!(),
-        };
+        }
+        .and_then(|t| if (t_min..=t_max).contains(&t) { Ok(t) } else { Err(reason::TIME_OUT_OF_RANGE) });
         let reason = (|| -> Result<(i64, u64, u64, &str, i32), usize> {
             let t = t?;
             let mac = match mac_v {
-                None | Some("") => return Err(2),
-                Some(s) => parse_mac(s).ok_or(3usize)?,
+                None | Some("") => return Err(reason::MAC_MISSING),
+                Some(s) => parse_mac(s).ok_or(reason::MAC_INVALID)?,
             };
             let ap = match ap_v {
-                None | Some("") => return Err(4),
-                Some(s) => parse_mac(s).ok_or(5usize)?,
+                None | Some("") => return Err(reason::AP_MISSING),
+                Some(s) => parse_mac(s).ok_or(reason::AP_INVALID)?,
             };
             let shop = match shop_v {
-                None | Some("") => return Err(6),
+                None | Some("") => return Err(reason::SHOP_MISSING),
                 Some(s) => s,
             };
             let rssi = match (&r_int, &r_txt) {
-                (Some(ca), _) => ca.get(i).ok_or(7usize)?,
+                (Some(ca), _) => ca.get(i).ok_or(reason::RSSI_MISSING)?,
                 (_, Some(ca)) => match ca.get(i).map(str::trim) {
-                    None | Some("") => return Err(7),
-                    Some(s) => s.parse::<i64>().map_err(|_| 8usize)?,
+                    None | Some("") => return Err(reason::RSSI_MISSING),
+                    Some(s) => s.parse::<i64>().map_err(|_| reason::RSSI_INVALID)?,
                 },
                 _ => unreachable!(),
             };
             if !(-120..=0).contains(&rssi) {
-                return Err(9);
+                return Err(reason::RSSI_OUT_OF_RANGE);
             }
             Ok((t, mac, ap, shop, rssi as i32))
         })();
@@ -394,10 +375,13 @@ pub fn split_by_day(events: DataFrame) -> Result<Vec<(i32, DataFrame)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Entry;
 
     fn ctx(shops: &HashSet<String>) -> IngestCtx<'_> {
         IngestCtx {
             clock: LocalClock::new(chrono_tz::UTC),
+            // The default window, 2000-01-01 .. before 2100-01-01.
+            valid_times: (946_684_800, 4_102_444_799),
             known_shops: shops,
             known_aps: None,
             exclude_randomized: false,
@@ -415,9 +399,10 @@ mod tests {
         let t = "1772445600"; // 2026-03-02T10:00:00Z
         let m = "0C-BB-CC-DD-EE-01"; // 0x0c: globally administered
         let a = "00:1a:00:00:00:01";
-        let rows: [(Option<&str>, Option<&str>, Option<&str>, Option<&str>, Option<&str>); 12] = [
+        let rows: [(Option<&str>, Option<&str>, Option<&str>, Option<&str>, Option<&str>); 13] = [
             (None, Some(m), Some(a), Some("S1"), Some("-50")),
             (Some("soon"), Some(m), Some(a), Some("S1"), Some("-50")),
+            (Some("1772445600000"), Some(m), Some(a), Some("S1"), Some("-50")),
             (Some(t), Some(""), Some(a), Some("S1"), Some("-50")),
             (Some(t), Some("aa:bb"), Some(a), Some("S1"), Some("-50")),
             (Some(t), Some(m), None, Some("S1"), Some("-50")),
@@ -440,8 +425,8 @@ mod tests {
         let shops: HashSet<String> = ["S1".to_string()].into();
         let layout = FileLayout { occur_time: Layout::Text, rssi: Layout::Text };
         let p = parse_frame(&df, "t", &file("date=2026-03-02/hour=10/a.parquet"), layout, &mut ctx(&shops)).unwrap();
-        assert_eq!(p.quality.rejected, [1; 10]);
-        assert_eq!(p.quality.rows_read, 12);
+        assert_eq!(p.quality.rejected, [1; REASONS.len()]);
+        assert_eq!(p.quality.rows_read, 13);
         assert_eq!(p.quality.rows_accepted, 2);
         assert_eq!(p.quality.unknown_shop_rows, 1);
         assert_eq!(p.quality.randomized_rows, 1);
@@ -471,8 +456,8 @@ mod tests {
         df.with_column(Column::new("occur_time".into(), [Some(1772445600i64), Some(1772445601), None])).unwrap();
         let layout = FileLayout { occur_time: Layout::Integer, rssi: Layout::Integer };
         let p = parse_frame(&df, "t", &file("a.parquet"), layout, &mut ctx(&shops)).unwrap();
-        assert_eq!(p.quality.rejected[0], 1, "null occur_time");
-        assert_eq!(p.quality.rejected[7], 1, "null rssi");
+        assert_eq!(p.quality.rejected[reason::TIME_MISSING], 1, "null occur_time");
+        assert_eq!(p.quality.rejected[reason::RSSI_MISSING], 1, "null rssi");
         assert_eq!(p.quality.late_rows, None, "no partition hour in the path");
         // Millisecond timestamps are truncated to their second.
         let mut df = base.clone();
@@ -484,6 +469,89 @@ mod tests {
         let p = parse_frame(&df, "t", &file("a.parquet"), layout, &mut ctx(&shops)).unwrap();
         let secs: Vec<i64> = p.events.column("second").unwrap().i64().unwrap().into_no_null_iter().collect();
         assert_eq!(secs, [1772445600, 1772445601]);
+    }
+
+    #[test]
+    fn reason_indices_name_their_reasons() {
+        use reason::*;
+        let named = [
+            (TIME_MISSING, "occur_time_missing"),
+            (TIME_INVALID, "occur_time_invalid"),
+            (TIME_OUT_OF_RANGE, "occur_time_out_of_range"),
+            (MAC_MISSING, "mac_missing"),
+            (MAC_INVALID, "mac_invalid"),
+            (AP_MISSING, "ap_mac_missing"),
+            (AP_INVALID, "ap_mac_invalid"),
+            (SHOP_MISSING, "shop_code_missing"),
+            (RSSI_MISSING, "rssi_missing"),
+            (RSSI_INVALID, "rssi_invalid"),
+            (RSSI_OUT_OF_RANGE, "rssi_out_of_range"),
+        ];
+        assert_eq!(named.len(), REASONS.len());
+        for (i, name) in named {
+            assert_eq!(REASONS[i], name);
+        }
+    }
+
+    /// Epoch seconds written in finer units, as collectors get it wrong: the row is rejected as
+    /// out of range (no panic, no partition in the year 58,000), and so are the extremes.
+    #[test]
+    fn times_in_the_wrong_unit_are_out_of_range() {
+        let shops: HashSet<String> = ["S1".to_string()].into();
+        let secs = 1_772_445_600i64; // 2026-03-02T10:00:00Z
+        let times = [
+            Some(secs),
+            Some(secs * 1_000),
+            Some(secs * 1_000_000),
+            Some(secs * 1_000_000_000),
+            Some(i64::MAX),
+            Some(i64::MIN),
+            Some(-1),
+            Some(946_684_799), // one second before 2000-01-01
+            Some(946_684_800),
+            None,
+        ];
+        let n = times.len();
+        let df = df!(
+            "occur_time" => times,
+            "user_device_mac" => vec!["aabbccddeeff"; n],
+            "ap_mac" => vec!["00:1a:00:00:00:01"; n],
+            "shop_code" => vec!["S1"; n],
+            "rssi" => vec![-50i32; n],
+        )
+        .unwrap();
+        let layout = FileLayout { occur_time: Layout::Integer, rssi: Layout::Integer };
+        let p = parse_frame(&df, "t", &file("date=2026-03-02/hour=10/a.parquet"), layout, &mut ctx(&shops)).unwrap();
+        assert_eq!(p.quality.rejected[reason::TIME_OUT_OF_RANGE], 7);
+        assert_eq!(p.quality.rejected[reason::TIME_MISSING], 1);
+        assert_eq!(p.quality.rows_accepted, 2);
+        let secs_out: Vec<i64> = p.events.column("second").unwrap().i64().unwrap().into_no_null_iter().collect();
+        assert_eq!(secs_out, [secs, 946_684_800]);
+        // Text and unsigned forms reach the same check.
+        let big = df!(
+            "occur_time" => [u64::MAX, secs as u64],
+            "user_device_mac" => ["aabbccddeeff"; 2],
+            "ap_mac" => ["00:1a:00:00:00:01"; 2],
+            "shop_code" => ["S1"; 2],
+            "rssi" => [u64::MAX, 0],
+        )
+        .unwrap();
+        let p = parse_frame(&big, "t", &file("a.parquet"), layout, &mut ctx(&shops)).unwrap();
+        assert_eq!(p.quality.rejected[reason::TIME_OUT_OF_RANGE], 1);
+        assert_eq!(p.quality.rows_accepted, 1);
+        let text = df!(
+            "occur_time" => ["1772445600000000000", "99999999999999999999", "1772445600"],
+            "user_device_mac" => ["aabbccddeeff"; 3],
+            "ap_mac" => ["00:1a:00:00:00:01"; 3],
+            "shop_code" => ["S1"; 3],
+            "rssi" => ["-50"; 3],
+        )
+        .unwrap();
+        let layout = FileLayout { occur_time: Layout::Text, rssi: Layout::Text };
+        let p = parse_frame(&text, "t", &file("a.parquet"), layout, &mut ctx(&shops)).unwrap();
+        assert_eq!(p.quality.rejected[reason::TIME_OUT_OF_RANGE], 1);
+        assert_eq!(p.quality.rejected[reason::TIME_INVALID], 1, "beyond i64 does not parse");
+        assert_eq!(p.quality.rows_accepted, 1);
     }
 
     #[test]

@@ -1,14 +1,76 @@
-//! Stage 0, what a run will do: the settings check against the committed state, the listing
+//! Stage 0, what a run will do: the settings check against the committed state, the listing of
+//! probe files ([`ProbeFile`], their partition keys)
 //! (within the look-back window) and the diff against the manifest. `status` and
 //! `update --dry-run` stop here, without loading dimensions or reading a probe file.
 
 use std::collections::BTreeSet;
 
 use anyhow::Result;
+use chrono::NaiveDate;
 
-use super::ingest::{self, ProbeFile};
 use crate::config::Plan;
 use crate::state::{new_generation, Manifest};
+use crate::store::{Entry, Location};
+
+/// A probe file and its partition keys.
+#[derive(Debug, Clone)]
+pub struct ProbeFile {
+    pub entry: Entry,
+    pub part_date: Option<NaiveDate>,
+    pub part_hour: Option<u32>,
+}
+
+impl ProbeFile {
+    pub fn new(entry: Entry) -> Self {
+        let (mut part_date, mut part_hour) = (None, None);
+        for seg in entry.rel.split('/') {
+            if let Some(d) = seg.strip_prefix("date=") {
+                part_date = NaiveDate::parse_from_str(d, "%Y-%m-%d").ok();
+            } else if let Some(h) = seg.strip_prefix("hour=") {
+                part_hour = h.parse::<u32>().ok().filter(|h| *h < 24);
+            }
+        }
+        ProbeFile { entry, part_date, part_hour }
+    }
+
+    /// UTC start of the partition hour, when the path has both keys.
+    pub fn partition_start(&self) -> Option<i64> {
+        let d = self.part_date?;
+        Some(d.and_hms_opt(self.part_hour?, 0, 0)?.and_utc().timestamp())
+    }
+}
+
+/// Lists the `.parquet` files under the probes location (other files, e.g. `_SUCCESS`, are ignored).
+pub fn discover(probes: &Location) -> Result<Vec<ProbeFile>> {
+    discover_since(probes, None)
+}
+
+/// Like [`discover`], but with `since` only `date=` partitions on or after it are listed, so
+/// an hourly update does not list years of history.
+pub fn discover_since(probes: &Location, since: Option<NaiveDate>) -> Result<Vec<ProbeFile>> {
+    let entries = match since {
+        None => probes.list()?,
+        Some(since) => {
+            let mut v = Vec::new();
+            for dir in probes.list_dirs("")? {
+                let keep = match dir.strip_prefix("date=").and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()) {
+                    Some(d) => d >= since,
+                    None => true,
+                };
+                if keep {
+                    v.extend(probes.list_under(&dir)?);
+                }
+            }
+            v.sort_by(|a, b| a.rel.cmp(&b.rel));
+            v
+        }
+    };
+    Ok(entries
+        .into_iter()
+        .filter(|e| e.rel.ends_with(".parquet") && !e.rel.split('/').any(|s| s.starts_with('_') || s.starts_with('.')))
+        .map(ProbeFile::new)
+        .collect())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -70,7 +132,7 @@ pub fn prepare(plan: &Plan, mode: Mode) -> Result<Prepared> {
         }
         _ => None,
     };
-    let files = ingest::discover_since(&plan.probes, since)?;
+    let files = discover_since(&plan.probes, since)?;
     let mut report = Report::default();
     let mut work = Vec::new();
     for f in &files {

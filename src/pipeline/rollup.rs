@@ -17,7 +17,6 @@ use crate::fault;
 use crate::progress::Progress;
 use crate::schema::MAC;
 use crate::state::{day_str, FileRecord, Manifest, State};
-use crate::timeutil::LocalClock;
 
 /// Reduces parsed events to the segment grain (the same as `pos`), sorted like `pos`.
 pub fn events_to_segment(events: DataFrame) -> Result<DataFrame> {
@@ -229,13 +228,7 @@ pub fn ingest_files(
     let jobs: Vec<(&ProbeFile, ingest::FileLayout)> = work.iter().zip(layouts).collect();
     let processed = crate::par::map(&jobs, |&(f, layout)| {
         let rel = &f.entry.rel;
-        let mut ctx = IngestCtx {
-            clock: LocalClock::new(plan.settings.tz),
-            known_shops: &dims.known_shops,
-            known_aps: dims.known_aps.as_ref(),
-            exclude_randomized: plan.settings.exclude_randomized,
-            key: plan.settings.mac_key.as_ref(),
-        };
+        let mut ctx = IngestCtx::new(&plan.settings, dims);
         let parsed = ingest::parse(plan.probes.get(rel)?, &plan.probes.show(rel), f, layout, &mut ctx)?;
         let mut days = Vec::new();
         for (day, events) in ingest::split_by_day(parsed.events)? {

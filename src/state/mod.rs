@@ -35,7 +35,7 @@ use crate::schema::{Pseudonyms, MAC};
 use crate::store::Location;
 use crate::tables::{read_parquet, state_bytes};
 
-/// Per-file data quality (SPEC §4). Field order matches `schemas/data_quality.json`.
+/// Per-file data quality (docs/tables.md, data_quality). Field order matches `schemas/data_quality.json`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct FileQuality {
@@ -51,9 +51,10 @@ pub struct FileQuality {
 }
 
 /// Why a row was rejected; the first failing check in this order names the reason.
-pub const REASONS: [&str; 10] = [
+pub const REASONS: [&str; 11] = [
     "occur_time_missing",
     "occur_time_invalid",
+    "occur_time_out_of_range",
     "mac_missing",
     "mac_invalid",
     "ap_mac_missing",
@@ -67,8 +68,9 @@ pub const REASONS: [&str; 10] = [
 pub const MANIFEST: &str = "_state/manifest.json";
 /// 3: the settings fingerprint is derived from `Settings` (JSON); 4: published date partitions
 /// hold no `date` column (Hive convention), so an older output must be rebuilt by `run`;
-/// 5: statuses are kept per day and `customers` as a settled part plus the latest days.
-const FORMAT: u32 = 5;
+/// 5: statuses are kept per day and `customers` as a settled part plus the latest days;
+/// 6: a file's quality counts `occur_time_out_of_range` rejections.
+const FORMAT: u32 = 6;
 
 /// What the state knows of one input file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -110,15 +112,22 @@ pub struct Manifest {
 impl Manifest {
     pub fn load(out: &Location) -> Result<Option<Manifest>> {
         let Some(bytes) = out.get_opt(MANIFEST)? else { return Ok(None) };
-        let m: Manifest = serde_json::from_slice(&bytes)
+        // The format first: an older format's fields need not parse as this one's.
+        #[derive(Deserialize)]
+        struct Head {
+            format: u32,
+        }
+        let head: Head = serde_json::from_slice(&bytes)
             .with_context(|| format!("{}: corrupt state manifest", out.show(MANIFEST)))?;
-        if m.format != FORMAT {
+        if head.format != FORMAT {
             bail!(
                 "{}: state format {} is not supported (expected {FORMAT}); run `footfall run` to rebuild",
                 out.show(MANIFEST),
-                m.format
+                head.format
             );
         }
+        let m: Manifest = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}: corrupt state manifest", out.show(MANIFEST)))?;
         Ok(Some(m))
     }
 
