@@ -1,7 +1,9 @@
 //! Fault injection for crash-safety tests: `FOOTFALL_FAIL_AT=<step>` aborts the process at
 //! that step, as a `kill -9` would; `FOOTFALL_PAUSE_AT=<step>` holds there (to keep the lock
-//! while a concurrency test starts a second run): while the file `FOOTFALL_PAUSE_WHILE` exists
-//! (at most 2 minutes), or for 3 s without it. Steps are listed in [`STEPS`].
+//! while a concurrency test starts a second run, or to stop a server mid-run): while the file
+//! `FOOTFALL_PAUSE_WHILE` exists (at most 2 minutes), or for 3 s without it. On reaching the
+//! pause it creates the file `FOOTFALL_PAUSE_REACHED` if set, so a test waits for that instead
+//! of sleeping. Steps are listed in [`STEPS`].
 
 /// Every step at which a run can be aborted, in execution order.
 pub const STEPS: &[&str] = &[
@@ -27,6 +29,9 @@ pub fn point(step: &str) {
         std::process::abort();
     }
     if std::env::var("FOOTFALL_PAUSE_AT").is_ok_and(|s| s == step) {
+        if let Some(reached) = std::env::var_os("FOOTFALL_PAUSE_REACHED") {
+            let _ = std::fs::write(reached, step);
+        }
         match std::env::var_os("FOOTFALL_PAUSE_WHILE") {
             Some(path) => {
                 let t0 = std::time::Instant::now();

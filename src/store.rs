@@ -366,13 +366,47 @@ impl Location {
         Ok(())
     }
 
-    /// Creates an object only if it does not exist. `Ok(false)` when it already exists.
-    pub fn put_if_absent(&self, rel: &str, data: Bytes) -> Result<bool> {
+    /// Reads an object with the version a conditional write must name; `None` if it does not exist.
+    pub fn get_versioned(&self, rel: &str) -> Result<Option<(Bytes, object_store::UpdateVersion)>> {
+        self.count_read();
+        let p = self.path(rel);
+        let got = block_on(async {
+            let r = self.store.get(&p).await?;
+            let version = object_store::UpdateVersion { e_tag: r.meta.e_tag.clone(), version: r.meta.version.clone() };
+            Ok::<_, object_store::Error>((r.bytes().await?, version))
+        });
+        match got {
+            Ok(v) => Ok(Some(v)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", self.show(rel))),
+        }
+    }
+
+    /// Replaces an object only if it is still at `version` (compare-and-swap). `Ok(Some(new
+    /// version))` on success, `Ok(None)` when it changed or vanished meanwhile; stores without
+    /// conditional updates (the local file system) are an error.
+    pub fn put_if_version(
+        &self,
+        rel: &str,
+        data: Bytes,
+        version: object_store::UpdateVersion,
+    ) -> Result<Option<object_store::UpdateVersion>> {
+        let p = self.path(rel);
+        let opts = PutOptions { mode: PutMode::Update(version), ..Default::default() };
+        match block_on(self.store.put_opts(&p, PutPayload::from(data), opts)) {
+            Ok(r) => Ok(Some(object_store::UpdateVersion { e_tag: r.e_tag, version: r.version })),
+            Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot update {}", self.show(rel))),
+        }
+    }
+
+    /// Creates an object only if it does not exist; its version on success.
+    pub fn create_versioned(&self, rel: &str, data: Bytes) -> Result<Option<object_store::UpdateVersion>> {
         let p = self.path(rel);
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
         match block_on(self.store.put_opts(&p, PutPayload::from(data), opts)) {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Ok(r) => Ok(Some(object_store::UpdateVersion { e_tag: r.e_tag, version: r.version })),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(None),
             Err(e) => Err(e).with_context(|| format!("cannot create {}", self.show(rel))),
         }
     }

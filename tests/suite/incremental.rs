@@ -1,4 +1,4 @@
-//! SPEC §5: after any sequence of `update`s — files arriving in any order and grouping, late
+//! docs/operations.md: after any sequence of `update`s — files arriving in any order and grouping, late
 //! files for old dates, a file replaced by a changed version, runs killed at any step — the
 //! result tables equal those of one `run` over the same files, row for row.
 
@@ -243,6 +243,60 @@ fn stale_lock_of_a_dead_process_is_taken_over() {
     assert!(o.stderr.contains(&format!("{} new", golden_files().len())), "{}", o.explain());
     assert!(!d.join("out/_state/lock").exists(), "lock not released");
     assert_same_as_run(d, "after taking over a stale lock");
+}
+
+/// A changed file's segments are rewritten before the manifest commit: a kill at any step of
+/// the update that reads the changed version (and one new file) must leave a state the next
+/// update finishes exactly.
+#[test]
+fn killed_at_every_step_while_a_changed_file_is_read_then_update_equals_uninterrupted() {
+    let files = golden_files();
+    let (last, rest) = files.split_last().unwrap();
+    for step in footfall::fault::STEPS {
+        let dir = empty_mall();
+        let d = dir.path();
+        for f in rest {
+            add(d, f);
+        }
+        ok(d, &["update", "--config", "footfall.toml", "--quiet"]);
+        // A processed file re-uploaded with fewer rows, and a new one.
+        shrink(&d.join("probes").join(&rest[rest.len() / 2]));
+        add(d, last);
+        let o = run_env(d, &["update", "--config", "footfall.toml"], &[("FOOTFALL_FAIL_AT", step)]);
+        assert_ne!(o.code, 0, "update should have been killed at {step}\n{}", o.explain());
+        assert!(o.stderr.contains(&format!("injected failure at step '{step}'")), "{}", o.explain());
+        ok(d, &["show", "mall_daily_visitors", "--format", "csv"]);
+        let o = ok(d, &["update", "--config", "footfall.toml"]);
+        if !step.ends_with("manifest") {
+            assert!(o.stderr.contains("(1 new, 1 changed"), "the killed update committed nothing\n{}", o.explain());
+        }
+        assert_same_as_run(d, &format!("a changed file, killed at {step}"));
+    }
+}
+
+#[test]
+fn processes_racing_for_a_stale_lock_never_both_hold_it() {
+    let dir = full_mall();
+    let d = dir.path();
+    ok(d, &["run", "--config", "footfall.toml"]);
+    for round in 0..5 {
+        // A lock left by a process that is gone (no OS lock on it any more).
+        std::fs::write(
+            d.join("out/_state/lock"),
+            "{\"pid\":4194304,\"host\":\"gone\",\"started_at\":0,\"expires_at\":0}",
+        )
+        .unwrap();
+        let (holders, outs) = race_for_lock(d, &["update", "--config", "footfall.toml"], &[], 3);
+        assert_eq!(holders, 1, "round {round}: {holders} processes held the lock at once");
+        let (won, lost): (Vec<&Out>, Vec<&Out>) = outs.iter().partition(|o| o.code == 0);
+        assert_eq!(won.len(), 1, "round {round}: {}", outs.iter().map(Out::explain).collect::<Vec<_>>().join("\n"));
+        for o in lost {
+            assert_eq!(o.code, 3, "{}", o.explain());
+            assert!(o.stderr.contains("locked by another footfall run"), "{}", o.explain());
+        }
+        assert!(!d.join("out/_state/lock").exists(), "round {round}: lock not released");
+    }
+    assert_same_as_run(d, "after racing for a stale lock");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Object storage end to end against a real S3-compatible server on 127.0.0.1 (s3s-fs,
 //! installed by `.ci/run` into ~/.cache/footfall-tools). Each test starts its own server.
-//! Without the server binary these tests say so and pass, unless FOOTFALL_REQUIRE_S3=1
-//! (set by `.ci/run`), where a missing server is a failure.
+//! Without the server binary `cargo test` reports these tests as ignored (see build.rs);
+//! with FOOTFALL_REQUIRE_S3=1 (set by `.ci/run`) they run, and a missing server fails them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,18 +12,17 @@ use crate::util::*;
 const KEY: &str = "footfall-test";
 const SECRET: &str = "footfall-test-secret";
 
-fn server_bin() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("FOOTFALL_S3S_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let p = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/footfall-tools/bin/s3s-fs");
-    if p.exists() {
-        return Some(p);
-    }
-    let required = std::env::var("FOOTFALL_REQUIRE_S3").is_ok_and(|v| v == "1");
-    assert!(!required, "FOOTFALL_REQUIRE_S3=1 but s3s-fs is not installed");
-    eprintln!("skipped: s3s-fs not installed (run .ci/run or: cargo install s3s-fs@0.14.1 --features binary --root ~/.cache/footfall-tools)");
-    None
+fn server_bin() -> PathBuf {
+    let p = match std::env::var("FOOTFALL_S3S_BIN") {
+        Ok(p) => PathBuf::from(p),
+        Err(_) => PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/footfall-tools/bin/s3s-fs"),
+    };
+    assert!(
+        p.exists(),
+        "s3s-fs not found at {}: run .ci/run, or cargo install s3s-fs@0.14.1 --features binary --root ~/.cache/footfall-tools, then touch build.rs",
+        p.display()
+    );
+    p
 }
 
 struct Server {
@@ -138,12 +137,12 @@ fn setup(s: &Server, d: &Path) {
 }
 
 /// A temp dir with a running server, dims uploaded, `s3.toml` and the local reference.
-fn bucket() -> Option<(tempfile::TempDir, Server)> {
-    let bin = server_bin()?;
+fn bucket() -> (tempfile::TempDir, Server) {
+    let bin = server_bin();
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(bin, &dir.path().join("s3root"));
     setup(&s, dir.path());
-    Some((dir, s))
+    (dir, s)
 }
 
 fn upload_probes(s: &Server, files: &[PathBuf]) {
@@ -158,8 +157,9 @@ fn assert_equal_to_local(s: &Server, d: &Path) {
 }
 
 #[test]
+#[cfg_attr(not(has_s3s), ignore = "needs s3s-fs: .ci/run installs it (see tests/suite/s3.rs)")]
 fn run_and_updates_in_a_bucket_equal_the_local_run() {
-    let Some((dir, s)) = bucket() else { return };
+    let (dir, s) = bucket();
     let d = dir.path();
     let files = golden_files();
     let third = files.len() / 3;
@@ -190,8 +190,9 @@ fn run_and_updates_in_a_bucket_equal_the_local_run() {
 }
 
 #[test]
+#[cfg_attr(not(has_s3s), ignore = "needs s3s-fs: .ci/run installs it (see tests/suite/s3.rs)")]
 fn server_down_mid_update_is_exit_3_and_the_next_update_completes() {
-    let Some((dir, mut s)) = bucket() else { return };
+    let (dir, mut s) = bucket();
     let d = dir.path();
     let files = golden_files();
     let half = files.len() / 2;
@@ -200,10 +201,10 @@ fn server_down_mid_update_is_exit_3_and_the_next_update_completes() {
     let before = ff(&s, d, &["show", "mall_daily_visitors", "--config", "s3.toml", "--format", "csv"], &[]).stdout;
     upload_probes(&s, &files[half..]);
     // The update pauses after writing its segments; the server dies meanwhile.
-    let child = spawn_paused_update(&s, d, "after-segments");
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (child, paused) = spawn_paused_update(&s, d, "after-segments");
+    paused.wait_reached();
     s.stop();
-    let o = child.wait_with_output().unwrap();
+    let o = paused.resume(child);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(3), "stderr: {stderr}");
     assert!(stderr.contains("s3://bucket/out/"), "the message names the object: {stderr}");
@@ -217,28 +218,79 @@ fn server_down_mid_update_is_exit_3_and_the_next_update_completes() {
     assert_equal_to_local(&s, d);
 }
 
-/// Starts `update` in the background, pausing 3 s at `step` (see src/fault.rs).
-fn spawn_paused_update(s: &Server, d: &Path, step: &str) -> Child {
+/// A background run held at a fault step (src/fault.rs) until [`Paused::resume`].
+struct Paused {
+    hold: PathBuf,
+    reached: PathBuf,
+}
+
+impl Paused {
+    /// Waits until the run has reached its step (it creates `reached` there).
+    fn wait_reached(&self) {
+        wait_for(&self.reached);
+    }
+
+    /// Lets the run go on and waits for it to end.
+    fn resume(self, child: Child) -> std::process::Output {
+        std::fs::remove_file(&self.hold).unwrap();
+        child.wait_with_output().unwrap()
+    }
+}
+
+/// Starts `update` in the background, held at `step` until resumed.
+fn spawn_paused_update(s: &Server, d: &Path, step: &str) -> (Child, Paused) {
+    let paused = Paused { hold: d.join(format!("hold-{step}")), reached: d.join(format!("reached-{step}")) };
+    std::fs::write(&paused.hold, "").unwrap();
+    let _ = std::fs::remove_file(&paused.reached);
     let mut cmd = Command::new(util::bin());
-    cmd.args(["update", "--config", "s3.toml"]).current_dir(d).env("FOOTFALL_PAUSE_AT", step);
+    cmd.args(["update", "--config", "s3.toml"])
+        .current_dir(d)
+        .env("FOOTFALL_PAUSE_AT", step)
+        .env("FOOTFALL_PAUSE_WHILE", &paused.hold)
+        .env("FOOTFALL_PAUSE_REACHED", &paused.reached);
     for (k, v) in s.env() {
         cmd.env(k, v);
     }
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    (cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap(), paused)
 }
 
 #[test]
+#[cfg_attr(not(has_s3s), ignore = "needs s3s-fs: .ci/run installs it (see tests/suite/s3.rs)")]
 fn concurrent_updates_on_one_bucket() {
-    let Some((dir, s)) = bucket() else { return };
+    let (dir, s) = bucket();
     let d = dir.path();
     upload_probes(&s, &golden_files());
-    let first = spawn_paused_update(&s, d, "after-lock");
-    let lock = d.join("s3root/bucket/out/_state/lock");
-    wait_for(&lock);
+    let (mut first, paused) = spawn_paused_update(&s, d, "after-lock");
+    paused.wait_reached();
     let o = ff(&s, d, &["update", "--config", "s3.toml"], &[]);
     assert_eq!(o.code, 3, "{}", o.explain());
     assert!(o.stderr.contains("locked by another footfall run"), "{}", o.explain());
-    let out = first.wait_with_output().unwrap();
+    assert!(first.try_wait().unwrap().is_none(), "the holder ended before the second update failed");
+    let out = paused.resume(first);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_equal_to_local(&s, d);
+}
+
+#[test]
+#[cfg_attr(not(has_s3s), ignore = "needs s3s-fs: .ci/run installs it (see tests/suite/s3.rs)")]
+fn processes_racing_for_an_expired_lease_never_both_hold_it() {
+    let (dir, s) = bucket();
+    let d = dir.path();
+    upload_probes(&s, &golden_files());
+    let env: Vec<(String, String)> = s.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    for round in 0..3 {
+        // A lease whose holder stopped renewing long ago.
+        let stale = d.join("stale-lock");
+        std::fs::write(&stale, "{\"pid\":1,\"host\":\"gone\",\"started_at\":0,\"expires_at\":0}").unwrap();
+        upload(&s, &stale, "out/_state/lock");
+        let (holders, outs) = race_for_lock(d, &["update", "--config", "s3.toml"], &env, 3);
+        assert_eq!(holders, 1, "round {round}: {holders} processes held the lock at once");
+        let winners = outs.iter().filter(|o| o.code == 0).count();
+        assert_eq!(winners, 1, "round {round}: {}", outs.iter().map(Out::explain).collect::<Vec<_>>().join("\n"));
+        for o in outs.iter().filter(|o| o.code != 0) {
+            assert_eq!(o.code, 3, "{}", o.explain());
+            assert!(o.stderr.contains("locked by another footfall run"), "{}", o.explain());
+        }
+    }
     assert_equal_to_local(&s, d);
 }

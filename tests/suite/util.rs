@@ -129,3 +129,60 @@ pub fn shrink(path: &Path) {
     df = df.head(Some(half));
     ParquetWriter::new(std::fs::File::create(path).unwrap()).finish(&mut df).unwrap();
 }
+
+/// Starts `n` runs of footfall `args` at once, each told to pause right after taking the lock
+/// (src/fault.rs); waits until each has either reached that pause (it holds the lock) or ended,
+/// then lets the holders finish. Returns the number that held the lock at the same time and the
+/// outputs of all runs.
+pub fn race_for_lock(cwd: &Path, args: &[&str], env: &[(String, String)], n: usize) -> (usize, Vec<Out>) {
+    let mut runs = Vec::new();
+    for i in 0..n {
+        let (hold, reached) = (cwd.join(format!("race-hold-{i}")), cwd.join(format!("race-reached-{i}")));
+        std::fs::write(&hold, "").unwrap();
+        let _ = std::fs::remove_file(&reached);
+        let mut c = Command::new(bin());
+        c.args(args)
+            .current_dir(cwd)
+            .env_remove("FOOTFALL_FAIL_AT")
+            .env("FOOTFALL_PAUSE_AT", "after-lock")
+            .env("FOOTFALL_PAUSE_WHILE", &hold)
+            .env("FOOTFALL_PAUSE_REACHED", &reached)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        runs.push((c.spawn().expect("cannot start footfall"), hold, reached));
+    }
+    let t0 = std::time::Instant::now();
+    let mut holders = 0;
+    let mut pending: Vec<usize> = (0..n).collect();
+    while !pending.is_empty() {
+        assert!(t0.elapsed().as_secs() < 60, "runs neither reached the lock nor ended");
+        pending.retain(|&i| {
+            let (child, _, reached) = &mut runs[i];
+            if reached.exists() {
+                holders += 1;
+                false
+            } else {
+                child.try_wait().unwrap().is_none()
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let outs = runs
+        .into_iter()
+        .map(|(child, hold, _)| {
+            let _ = std::fs::remove_file(&hold);
+            let o = child.wait_with_output().unwrap();
+            Out {
+                code: o.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+                raw: o.stdout,
+                stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+                cmd: format!("footfall {}", args.join(" ")),
+            }
+        })
+        .collect();
+    (holders, outs)
+}
