@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Overrides;
@@ -139,6 +140,11 @@ pub struct StatusArgs {
     pub plan: PlanArgs,
 }
 
+/// A `YYYY-MM-DD` flag, parsed once here: a bad date is a usage error (exit 2) before any work.
+fn date_arg(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("invalid date '{s}' (expected YYYY-MM-DD)"))
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct GenerateArgs {
     /// Folder to write (probes/, dims/, footfall.toml).
@@ -160,8 +166,8 @@ pub struct GenerateArgs {
     #[arg(long, default_value = "Asia/Shanghai")]
     pub timezone: String,
     /// First local date (YYYY-MM-DD).
-    #[arg(long, default_value = "2026-03-02")]
-    pub start: String,
+    #[arg(long, value_parser = date_arg, default_value = "2026-03-02")]
+    pub start: NaiveDate,
     /// Random seed (same seed, same files).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -187,14 +193,14 @@ pub struct ShowArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
     /// One date (YYYY-MM-DD).
-    #[arg(long, conflicts_with_all = ["from", "to"])]
-    pub date: Option<String>,
+    #[arg(long, value_parser = date_arg, conflicts_with_all = ["from", "to"])]
+    pub date: Option<NaiveDate>,
     /// First date (inclusive).
-    #[arg(long)]
-    pub from: Option<String>,
+    #[arg(long, value_parser = date_arg)]
+    pub from: Option<NaiveDate>,
     /// Last date (inclusive).
-    #[arg(long)]
-    pub to: Option<String>,
+    #[arg(long, value_parser = date_arg)]
+    pub to: Option<NaiveDate>,
     /// Keep rows where COLUMN equals VALUE (repeatable).
     #[arg(long = "where", value_name = "COLUMN=VALUE")]
     pub filters: Vec<String>,
@@ -220,11 +226,11 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
     /// First partition date (inclusive).
-    #[arg(long)]
-    pub from: Option<String>,
+    #[arg(long, value_parser = date_arg)]
+    pub from: Option<NaiveDate>,
     /// Last partition date (inclusive).
-    #[arg(long)]
-    pub to: Option<String>,
+    #[arg(long, value_parser = date_arg)]
+    pub to: Option<NaiveDate>,
     /// Exit 1 when rejected rows exceed this share of rows read.
     #[arg(long)]
     pub max_rejected_share: Option<f64>,
@@ -243,8 +249,8 @@ pub struct CustomerArgs {
     /// Device MAC (any accepted form).
     pub mac: String,
     /// Day to tell (default: the device's last day).
-    #[arg(long)]
-    pub date: Option<String>,
+    #[arg(long, value_parser = date_arg)]
+    pub date: Option<NaiveDate>,
     #[command(flatten)]
     pub plan: PlanArgs,
 }
@@ -252,11 +258,11 @@ pub struct CustomerArgs {
 #[derive(Args, Debug)]
 pub struct ReportArgs {
     /// First date (inclusive); default: the last 7 dates with data.
-    #[arg(long)]
-    pub from: Option<String>,
+    #[arg(long, value_parser = date_arg)]
+    pub from: Option<NaiveDate>,
     /// Last date (inclusive).
-    #[arg(long)]
-    pub to: Option<String>,
+    #[arg(long, value_parser = date_arg)]
+    pub to: Option<NaiveDate>,
     /// The HTML file to write.
     #[arg(long, value_name = "FILE", default_value = "report.html")]
     pub out: std::path::PathBuf,
@@ -274,11 +280,11 @@ pub struct ExportArgs {
     #[arg(long, value_delimiter = ',')]
     pub tables: Option<Vec<String>>,
     /// First date to export (inclusive); snapshots are always exported whole.
-    #[arg(long, value_name = "DATE")]
-    pub from: Option<String>,
+    #[arg(long, value_parser = date_arg, value_name = "DATE")]
+    pub from: Option<NaiveDate>,
     /// Last date to export (inclusive). (`--to` names the target, so the range ends with `--until`.)
-    #[arg(long, value_name = "DATE")]
-    pub until: Option<String>,
+    #[arg(long, value_parser = date_arg, value_name = "DATE")]
+    pub until: Option<NaiveDate>,
     /// The result tables' folder or URL; overrides output.dir.
     #[arg(long, value_name = "DIR")]
     pub results: Option<String>,

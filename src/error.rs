@@ -1,4 +1,4 @@
-//! Exit codes of SPEC §6, decided once in `main` from the error chain.
+//! Exit codes (docs/operations.md), decided once in `main` from the error chain.
 //!
 //! Library code returns `anyhow::Error`; the only classification it makes is wrapping
 //! usage/configuration problems in [`UsageError`]. Everything else is an input/output
@@ -47,11 +47,34 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
     }
 }
 
-/// True when the error is a closed stdout (`footfall show | head`): not a failure.
-pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    // Polars wraps I/O errors in its own type, so the message is checked as well.
+/// True when the error is a closed stdout (`footfall show | head`): not a failure. A broken
+/// pipe anywhere else (a storage or database connection) is an input/output error.
+pub fn is_stdout_closed(err: &anyhow::Error) -> bool {
+    use crate::print::{StdoutClosed, STDOUT_CLOSED};
     err.chain().any(|e| {
-        e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            || e.to_string().contains("Broken pipe")
+        e.is::<StdoutClosed>()
+            || e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).is_some_and(|i| i.is::<StdoutClosed>())
+            // Polars keeps only the message of the I/O error it wraps.
+            || e.to_string().contains(STDOUT_CLOSED)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn only_a_closed_stdout_is_success() {
+        let closed = Error::new(ErrorKind::BrokenPipe, crate::print::StdoutClosed);
+        assert!(is_stdout_closed(&anyhow::Error::new(closed).context("writing rows")));
+        let wrapped = polars::prelude::PolarsError::from(Error::new(ErrorKind::BrokenPipe, crate::print::StdoutClosed));
+        assert!(is_stdout_closed(&anyhow::Error::from(wrapped)));
+        // A broken connection to storage or a database is a failure (exit 3).
+        let net = anyhow::Error::new(Error::new(ErrorKind::BrokenPipe, "Broken pipe (os error 32)"))
+            .context("cannot write s3://bucket/out/_state/manifest.json");
+        assert!(!is_stdout_closed(&net));
+        assert_eq!(exit_code(&net), EXIT_IO);
+        assert!(!is_stdout_closed(&anyhow::anyhow!("connection reset: Broken pipe")));
+    }
 }

@@ -5,13 +5,13 @@
 
 use clap::Parser;
 use footfall::cli::Cli;
-use footfall::error::{exit_code, is_broken_pipe, EXIT_OK};
+use footfall::error::{exit_code, is_stdout_closed, EXIT_OK};
 
 fn main() {
     let cli = Cli::parse();
     let code = match footfall::cmd::dispatch(cli) {
         Ok(code) => code,
-        Err(err) if is_broken_pipe(&err) => EXIT_OK,
+        Err(err) if is_stdout_closed(&err) => EXIT_OK,
         Err(err) => {
             eprintln!("footfall: {err:#}");
             exit_code(&err)

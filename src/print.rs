@@ -1,6 +1,9 @@
 //! One writer-generic printer for every command that prints rows: a readable table,
 //! CSV, JSON, NDJSON or Parquet. Formatting is configured per call, never through
 //! process-wide environment variables.
+//!
+//! Data goes to [`stdout`], which marks a write to a closed pipe (`footfall show … | head`) so
+//! that `main` can tell it from any other broken connection: only a closed stdout is success.
 
 use std::io::{IsTerminal, Write};
 
@@ -37,6 +40,48 @@ pub fn write_frame<W: Write>(w: &mut W, df: &mut DataFrame, format: Format) -> R
     }
     w.flush()?;
     Ok(())
+}
+
+/// The error a write to a closed stdout returns (inside an `io::Error` of kind `BrokenPipe`).
+#[derive(Debug)]
+pub struct StdoutClosed;
+
+/// How [`StdoutClosed`] reads; `main` also looks for it in messages of libraries (Polars) that
+/// wrap the `io::Error` without keeping it as a source.
+pub const STDOUT_CLOSED: &str = "standard output was closed by its reader";
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(STDOUT_CLOSED)
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// Standard output for data, locked for the command's lifetime.
+pub struct Stdout(std::io::StdoutLock<'static>);
+
+/// Where every command writes its data.
+pub fn stdout() -> Stdout {
+    Stdout(std::io::stdout().lock())
+}
+
+fn mark_closed(e: std::io::Error) -> std::io::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::io::Error::new(std::io::ErrorKind::BrokenPipe, StdoutClosed)
+    } else {
+        e
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).map_err(mark_closed)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(mark_closed)
+    }
 }
 
 /// Refuses binary output to a terminal.

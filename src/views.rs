@@ -1,6 +1,7 @@
 //! Read-side views over the published tables that commands print: `check`'s data-quality
-//! summary, one device's story (`customer`) and the demo summary. Commands only parse
-//! arguments and print what these return.
+//! summary, `status`, one device's story (`customer`), `diff`'s and `update --dry-run`'s rows
+//! and the demo summary. Commands only parse arguments and print what these return; every view
+//! is a frame, so every `--format` applies to it.
 
 use anyhow::Result;
 use chrono::NaiveDate;
@@ -16,7 +17,7 @@ fn table(out: &Location, name: &str, tz: &str, from: Option<NaiveDate>, to: Opti
     read_table(out, schema::get(name)?, tz, from, to)
 }
 
-/// `check`: the data-quality report of SPEC §4 over the partition dates in `[from, to]`, one
+/// `check`: the data-quality report (docs/tables.md, data_quality) over the partition dates in `[from, to]`, one
 /// row per measure. Counts are summed over files, except `distinct_devices`: the true number
 /// of distinct devices with kept records on the local dates checked (per-file distinct counts
 /// do not add up). Returns the report and the rejected share.
@@ -95,6 +96,71 @@ pub fn empty_open_hours(
         .collect())
 }
 
+/// `status`: the state's files, what an update would read, the dates covered and the last run,
+/// as one row (`has_state` false and nulls when nothing was processed yet).
+pub fn status(plan: &crate::config::Plan) -> Result<DataFrame> {
+    let m = crate::state::Manifest::load(&plan.out)?;
+    let pending = match &m {
+        Some(_) => Some(crate::pipeline::plan::prepare(plan, crate::pipeline::Mode::Update)?.report),
+        None => None,
+    };
+    let days = m.as_ref().map(|m| m.days()).unwrap_or_default();
+    let date = |d: Option<&i32>| d.map(|d| crate::timeutil::date_to_days(days_to_date(*d)));
+    let count = |n: Option<usize>| n.map(|n| n as i64);
+    let run = m.as_ref().and_then(|m| m.last_run.as_ref());
+    let text = |f: fn(&crate::state::RunRecord) -> &str| run.map(|r| f(r).to_string());
+    let df = df!(
+        "output" => [plan.out.display.as_str()],
+        "has_state" => [m.is_some()],
+        "processed_files" => [count(m.as_ref().map(|m| m.files.len()))],
+        "pending_new" => [count(pending.as_ref().map(|p| p.new_files.len()))],
+        "pending_changed" => [count(pending.as_ref().map(|p| p.changed_files.len()))],
+        "missing_files" => [count(pending.as_ref().map(|p| p.missing_files.len()))],
+        "first_date" => [date(days.first())],
+        "last_date" => [date(days.last())],
+        "dates" => [count(m.as_ref().map(|_| days.len()))],
+        "last_command" => [text(|r| &r.command)],
+        "last_started_at" => [text(|r| &r.started_at)],
+        "last_finished_at" => [text(|r| &r.finished_at)],
+        "last_outcome" => [text(|r| &r.outcome)],
+        "last_files_processed" => [run.map(|r| r.files_processed as i64)],
+        "last_dates_published" => [run.map(|r| r.dates_published as i64)],
+    )?;
+    let dates = [col("first_date").cast(DataType::Date), col("last_date").cast(DataType::Date)];
+    Ok(df.lazy().with_columns(dates).collect()?)
+}
+
+/// `update --dry-run`: one row per file an update would read (`new`, `changed`) or no longer
+/// finds (`missing`).
+pub fn dry_run_rows(r: &crate::pipeline::Report) -> Result<DataFrame> {
+    let groups = [("new", &r.new_files), ("changed", &r.changed_files), ("missing", &r.missing_files)];
+    let (mut change, mut file) = (Vec::new(), Vec::new());
+    for (what, files) in groups {
+        for f in files {
+            change.push(what);
+            file.push(f.as_str());
+        }
+    }
+    Ok(df!("change" => change, "file" => file)?)
+}
+
+/// `diff`: one row per table compared (`equal` true or false, row counts, rows only on each
+/// side, the column mismatch if any).
+pub fn diff_rows(diffs: &[(&str, &crate::diff::TableDiff)]) -> Result<DataFrame> {
+    Ok(df!(
+        "table" => diffs.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+        "equal" => diffs.iter().map(|(_, d)| d.is_equal()).collect::<Vec<_>>(),
+        "left_rows" => diffs.iter().map(|(_, d)| d.left_rows as i64).collect::<Vec<_>>(),
+        "right_rows" => diffs.iter().map(|(_, d)| d.right_rows as i64).collect::<Vec<_>>(),
+        "only_left" => diffs.iter().map(|(_, d)| d.only_left.len() as i64).collect::<Vec<_>>(),
+        "only_right" => diffs.iter().map(|(_, d)| d.only_right.len() as i64).collect::<Vec<_>>(),
+        "columns_differ" => diffs.iter().map(|(_, d)| d.header_mismatch.clone()).collect::<Vec<_>>(),
+    )?)
+}
+
+/// The columns of [`Story::visits`].
+pub const VISIT_COLUMNS: [&str; 5] = ["shop_code", "shop_name", "start", "end", "dwell_seconds"];
+
 /// One device's story on one day.
 pub struct Story {
     /// The device as published: its MAC, or its pseudonym with a MAC key.
@@ -152,7 +218,7 @@ pub fn customer_story(
         .lazy()
         .left_join(shops, col("shop_code"), col("shop_code"))
         .sort(["start", "shop_code"], Default::default())
-        .select([col("shop_code"), col("shop_name"), col("start"), col("end"), col("dwell").alias("dwell_seconds")])
+        .select([col("shop_code"), col("shop_name"), col("start"), col("end"), col("dwell").alias(VISIT_COLUMNS[4])])
         .collect()?;
     for c in ["start", "end"] {
         let s = visits.column(c)?.cast(&DataType::Int64)?;
@@ -163,6 +229,26 @@ pub fn customer_story(
     }
     let favourite = table(out, "favorite_shop_daily", tz, day, day)?.lazy().filter(is_me()).collect()?;
     Ok(Ok(Story { device, date, customer, visits, favourite }))
+}
+
+/// `(date, visitors)` of a frame with those columns (e.g. `mall_daily_new_customers`).
+pub fn visitors_by_date(df: &DataFrame) -> Result<Vec<(NaiveDate, i64)>> {
+    let days = df.column("date")?.cast(&DataType::Int32)?;
+    let visitors = df.column("visitors")?.cast(&DataType::Int64)?;
+    Ok(days
+        .i32()?
+        .iter()
+        .zip(visitors.i64()?.iter())
+        .filter_map(|(d, v)| Some((days_to_date(d?), v.unwrap_or(0))))
+        .collect())
+}
+
+/// The last *full* day: the latest date with at least a tenth of the busiest date's visitors.
+/// The date after a mall's last day often holds only late-night spill-over, which would make a
+/// poor "latest day" for the per-shop views (the demo's top shops, the report's shop charts).
+pub fn last_full_day(visitors_by_date: &[(NaiveDate, i64)]) -> Option<NaiveDate> {
+    let busiest = visitors_by_date.iter().map(|(_, v)| *v).max()?;
+    visitors_by_date.iter().filter(|(_, v)| v.saturating_mul(10) >= busiest).map(|(d, _)| *d).max()
 }
 
 /// What `footfall demo` prints after its run.
@@ -217,27 +303,33 @@ pub fn demo_summary(out: &Location, tz: &str) -> Result<DemoSummary> {
         ])
         .sort(["date"], Default::default())
         .collect()?;
-    // The last full day (the day after the last one only holds late-night spill-over).
-    let busiest = daily.column("visitors")?.i64()?.max().unwrap_or(0);
-    let last = daily
-        .clone()
-        .lazy()
-        .filter(col("visitors").gt_eq(lit(busiest / 10)))
-        .select([col("date").cast(DataType::Int32).max()])
-        .collect()?
-        .column("date")?
-        .i32()?
-        .get(0);
-    let top = match last {
+    let top = match last_full_day(&visitors_by_date(&daily)?) {
         None => None,
         Some(last) => {
-            let top = get("top_shops_daily")?
+            let top = table(out, "top_shops_daily", tz, Some(last), Some(last))?
                 .lazy()
-                .filter(col("date").cast(DataType::Int32).eq(lit(last)))
                 .select([col("rank"), col("shop_code"), col("shop_name"), col("visitors")])
                 .collect()?;
-            Some((days_to_date(last), top))
+            Some((last, top))
         }
     };
     Ok(DemoSummary { daily, engaged, top })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_full_day_has_a_tenth_of_the_busiest() {
+        let d = |n: u32| NaiveDate::from_ymd_opt(2026, 3, n).unwrap();
+        assert_eq!(last_full_day(&[]), None);
+        // 15 busiest: 2 reaches a tenth (20 >= 15), 1 does not (10 < 15). Integer division of
+        // the threshold (15 / 10 = 1) would wrongly call the spill-over day with 1 full.
+        assert_eq!(last_full_day(&[(d(1), 15), (d(2), 2), (d(3), 1)]), Some(d(2)));
+        assert_eq!(last_full_day(&[(d(1), 15), (d(2), 1)]), Some(d(1)));
+        // Order of the input does not matter; a lone day is full.
+        assert_eq!(last_full_day(&[(d(3), 1), (d(1), 15)]), Some(d(1)));
+        assert_eq!(last_full_day(&[(d(5), 0)]), Some(d(5)));
+    }
 }

@@ -2,17 +2,15 @@
 
 use anyhow::Result;
 
-use super::{parse_date, Ctx};
+use super::Ctx;
 use crate::cli::ExportArgs;
 use crate::config::Overrides;
 use crate::error::EXIT_OK;
 use crate::export::{ExportPlan, ExportReport};
 
 pub fn run(ctx: &Ctx, a: ExportArgs) -> Result<i32> {
-    let from = a.from.as_deref().map(|s| parse_date("--from", s)).transpose()?;
-    let until = a.until.as_deref().map(|s| parse_date("--until", s)).transpose()?;
     let ov = Overrides { config: ctx.config.clone(), out: a.results.clone(), ..Default::default() };
-    let (out, _, plan) = crate::config::export_plan(&ov, a.to.as_deref(), a.tables.as_deref(), from, until)?;
+    let (out, _, plan) = crate::config::export_plan(&ov, a.to.as_deref(), a.tables.as_deref(), a.from, a.until)?;
     let report = crate::export::export(&out, &plan, ctx.progress)?;
     say(ctx, &plan, &report);
     Ok(EXIT_OK)

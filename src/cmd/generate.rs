@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::{parse_date, Ctx};
+use super::Ctx;
 use crate::cli::GenerateArgs;
 use crate::error::EXIT_OK;
 use crate::generate::{generate, GenSpec};
@@ -15,7 +15,7 @@ pub fn spec(a: &GenerateArgs) -> Result<GenSpec> {
         shops: a.shops,
         staff: a.staff,
         timezone: a.timezone.clone(),
-        start: parse_date("--start", &a.start)?,
+        start: a.start,
         seed: a.seed,
     })
 }

@@ -63,9 +63,3 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Export(a) => export::run(&ctx, a),
     }
 }
-
-/// Parses a `YYYY-MM-DD` flag.
-pub fn parse_date(flag: &str, s: &str) -> Result<chrono::NaiveDate> {
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| crate::error::usage(format!("{flag}: invalid date '{s}' (expected YYYY-MM-DD)")))
-}

@@ -2,17 +2,15 @@
 
 use anyhow::{Context, Result};
 
-use super::{parse_date, Ctx};
+use super::Ctx;
 use crate::cli::ReportArgs;
 use crate::config::Overrides;
 use crate::error::EXIT_OK;
 
 pub fn run(ctx: &Ctx, a: ReportArgs) -> Result<i32> {
-    let from = a.from.as_deref().map(|s| parse_date("--from", s)).transpose()?;
-    let to = a.to.as_deref().map(|s| parse_date("--to", s)).transpose()?;
     let ov = Overrides { config: ctx.config.clone(), out: a.results.clone(), ..Default::default() };
-    let (out, settings, _, _) = crate::config::out_plan(&ov)?;
-    let path = write(&out, &settings, from, to, &a.out)?;
+    let crate::config::ReadPlan { out, settings, .. } = crate::config::read_plan(&ov)?;
+    let path = write(&out, &settings, a.from, a.to, &a.out)?;
     ctx.say(format!("report: wrote {}", path.display()));
     Ok(EXIT_OK)
 }

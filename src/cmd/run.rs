@@ -1,11 +1,14 @@
 //! `footfall run` and `footfall update`.
 
+use std::io::Write;
+
 use anyhow::{Context, Result};
 
 use super::Ctx;
 use crate::cli::{RunArgs, UpdateArgs};
 use crate::error::EXIT_OK;
 use crate::pipeline::{self, Mode, Report};
+use crate::print::{check_binary, stdout, write_frame, Format};
 
 pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     let plan = crate::config::plan(&a.plan.overrides(ctx.config.as_ref()))?;
@@ -18,15 +21,19 @@ pub fn update(ctx: &Ctx, a: UpdateArgs) -> Result<i32> {
     let plan = crate::config::plan(&a.plan.overrides(ctx.config.as_ref()))?;
     let report = pipeline::execute(&plan, Mode::Update, a.dry_run, ctx.progress)?;
     if a.dry_run {
-        // The list is data: stdout.
-        for f in &report.new_files {
-            println!("new\t{f}");
-        }
-        for f in &report.changed_files {
-            println!("changed\t{f}");
-        }
-        for f in &report.missing_files {
-            println!("missing\t{f}");
+        // The list is data: stdout. The table format (the default) is one `change<TAB>file`
+        // line per file, as shell loops read it.
+        let f = ctx.format.unwrap_or(Format::Table);
+        check_binary(f)?;
+        let mut w = stdout();
+        let mut rows = crate::views::dry_run_rows(&report)?;
+        if f == Format::Table {
+            let (change, file) = (rows.column("change")?.str()?, rows.column("file")?.str()?);
+            for (c, p) in change.iter().zip(file.iter()) {
+                writeln!(w, "{}\t{}", c.unwrap_or_default(), p.unwrap_or_default())?;
+            }
+        } else {
+            write_frame(&mut w, &mut rows, f)?;
         }
         ctx.say(format!(
             "dry run: {} new, {} changed, {} unchanged, {} missing file(s)",

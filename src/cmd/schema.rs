@@ -20,6 +20,6 @@ pub fn run(ctx: &Ctx, a: SchemaArgs) -> Result<i32> {
     )?;
     let f = resolve(ctx.format);
     check_binary(f)?;
-    write_frame(&mut std::io::stdout().lock(), &mut df, f)?;
+    write_frame(&mut crate::print::stdout(), &mut df, f)?;
     Ok(EXIT_OK)
 }

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use polars::prelude::*;
 
-use super::{parse_date, Ctx};
+use super::Ctx;
 use crate::bail_usage;
 use crate::cli::ShowArgs;
 use crate::error::EXIT_OK;
@@ -11,15 +11,9 @@ use crate::print::{check_binary, resolve, write_frame};
 
 pub fn run(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
     let schema = crate::schema::get(&a.table)?;
-    let (from, to) = match (&a.date, &a.from, &a.to) {
-        (Some(d), _, _) => {
-            let d = parse_date("--date", d)?;
-            (Some(d), Some(d))
-        }
-        (None, f, t) => (
-            f.as_deref().map(|s| parse_date("--from", s)).transpose()?,
-            t.as_deref().map(|s| parse_date("--to", s)).transpose()?,
-        ),
+    let (from, to) = match a.date {
+        Some(d) => (Some(d), Some(d)),
+        None => (a.from, a.to),
     };
     let mut filters = Vec::new();
     for f in &a.filters {
@@ -31,7 +25,8 @@ pub fn run(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
     }
     let f = resolve(ctx.format);
     check_binary(f)?;
-    let (out, settings, _, _) = crate::config::out_plan(&a.plan.overrides(ctx.config.as_ref()))?;
+    let crate::config::ReadPlan { out, settings, .. } =
+        crate::config::read_plan(&a.plan.overrides(ctx.config.as_ref()))?;
     let df = crate::tables::read_table(&out, schema, &settings.tz_name, from, to)?;
     let mut lf = df.lazy();
     for (c, v) in filters {
@@ -41,6 +36,6 @@ pub fn run(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
         lf = lf.limit(n as IdxSize);
     }
     let mut df = lf.collect()?;
-    write_frame(&mut std::io::stdout().lock(), &mut df, f)?;
+    write_frame(&mut crate::print::stdout(), &mut df, f)?;
     Ok(EXIT_OK)
 }

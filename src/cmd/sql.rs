@@ -12,7 +12,8 @@ use crate::print::{check_binary, resolve, write_frame};
 pub fn run(ctx: &Ctx, a: SqlArgs) -> Result<i32> {
     let f = resolve(ctx.format);
     check_binary(f)?;
-    let (out, settings, probes, dims_loc) = crate::config::out_plan(&a.plan.overrides(ctx.config.as_ref()))?;
+    let crate::config::ReadPlan { out, settings, probes, dims: dims_loc } =
+        crate::config::read_plan(&a.plan.overrides(ctx.config.as_ref()))?;
     let tz = settings.tz_name.as_str();
     let sql = SQLContext::new();
     for s in crate::schema::results() {
@@ -38,6 +39,6 @@ pub fn run(ctx: &Ctx, a: SqlArgs) -> Result<i32> {
         | PolarsError::SchemaMismatch(_) => usage(format!("SQL: {e}")),
         other => anyhow::Error::from(other),
     })?;
-    write_frame(&mut std::io::stdout().lock(), &mut df, f)?;
+    write_frame(&mut crate::print::stdout(), &mut df, f)?;
     Ok(EXIT_OK)
 }

@@ -74,17 +74,10 @@ pub fn render(out: &Location, settings: &Settings, mall: &str, dates: &[NaiveDat
     let date_strs: Vec<String> = dates.iter().map(|d| d.to_string()).collect();
 
     let daily = table("mall_daily_new_customers", from, to)?;
-    // The per-shop charts show the last full day: the last date with at least a tenth of the
-    // busiest date's visitors (a date after the last full one may hold only late spill-over).
-    let visitors_by_date: Vec<(String, i64)> =
-        strings(&daily, "date")?.into_iter().zip(ints(&daily, "visitors")?).collect();
-    let busiest = visitors_by_date.iter().map(|(_, v)| *v).max().unwrap_or(0);
-    let last = visitors_by_date
-        .iter()
-        .rev()
-        .find(|(_, v)| *v * 10 >= busiest)
-        .and_then(|(d, _)| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-        .unwrap_or(*dates.last().expect("dates is not empty"));
+    // The per-shop charts show the last full day.
+    let last = crate::views::last_full_day(&crate::views::visitors_by_date(&daily)?)
+        .or(dates.last().copied())
+        .ok_or_else(|| anyhow::anyhow!("the report has no dates"))?;
     let hourly = table("mall_hourly_visitors", from, to)?;
     let peak = table("peak_hour_daily", from, to)?;
     let loyalty = table("mall_daily_loyalty", from, to)?;

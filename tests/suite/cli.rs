@@ -262,10 +262,10 @@ fn customer_tells_one_devices_day() {
     let (date, mac, shop, visits) = (row[0], row[1], row[2], row[4]);
     let upper = mac.to_uppercase().replace(':', "-");
     let o = ok(d, &["customer", &upper, "--date", date, "--format", "csv"]);
-    assert!(o.stdout.starts_with(&format!("device {mac}\n")), "{}", o.explain());
-    let visits_at_shop = o.stdout.lines().filter(|l| l.starts_with(&format!("{shop},"))).count();
+    assert!(o.stdout.lines().skip(1).all(|l| l.starts_with(&format!("{mac},{date},"))), "{}", o.explain());
+    let visits_at_shop = o.stdout.lines().filter(|l| l.starts_with(&format!("{mac},{date},{shop},"))).count();
     assert_eq!(visits_at_shop.to_string(), visits, "{}", o.explain());
-    let o = ok(d, &["customer", "00:00:00:00:00:99"]);
+    let o = ok(d, &["customer", "00:00:00:00:00:99", "--format", "table"]);
     assert!(o.stdout.contains("never seen"), "{}", o.explain());
     expect(d, &["customer", "not-a-mac"], 2);
 }
@@ -341,4 +341,106 @@ fn demo_runs_end_to_end_and_summarises_engagement() {
     assert!(o.stdout.contains("mall/report.html"), "{}", o.explain());
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(html.contains("2026-03-05") && html.contains("id=\"footfall-data\""), "report lacks the demo's data");
+}
+
+/// Parses machine-readable output in `format`, returning its number of records; panics naming
+/// the command when it does not parse.
+fn parse_output(o: &Out, format: &str) -> usize {
+    use polars::prelude::*;
+    match format {
+        "csv" => {
+            let df = CsvReadOptions::default()
+                .with_has_header(true)
+                .into_reader_with_file_handle(std::io::Cursor::new(o.raw.clone()))
+                .finish()
+                .unwrap_or_else(|e| panic!("not CSV: {e}\n{}", o.explain()));
+            assert!(df.width() > 0 || o.stdout.is_empty(), "no columns\n{}", o.explain());
+            df.height()
+        }
+        "json" => match serde_json::from_str::<serde_json::Value>(&o.stdout) {
+            Ok(serde_json::Value::Array(a)) => a.len(),
+            Ok(other) => other.as_object().map(|_| 1).unwrap_or_else(|| panic!("not a JSON document\n{}", o.explain())),
+            Err(e) => panic!("not JSON: {e}\n{}", o.explain()),
+        },
+        "ndjson" => o
+            .stdout
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value =
+                    serde_json::from_str(l).unwrap_or_else(|e| panic!("not NDJSON: {e}\n{}", o.explain()));
+                assert!(v.is_object(), "an NDJSON line is not an object\n{}", o.explain());
+            })
+            .count(),
+        "parquet" => ParquetReader::new(std::io::Cursor::new(o.raw.clone()))
+            .finish()
+            .unwrap_or_else(|e| panic!("not Parquet: {e}\n{}", o.explain()))
+            .height(),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn every_commands_machine_readable_output_parses() {
+    let dir = golden_mall();
+    let d = dir.path();
+    ok(d, &["run", "--config", "footfall.toml", "--quiet"]);
+    ok(d, &["run", "--config", "footfall.toml", "--out", "other", "--top-shops", "2", "--quiet"]);
+    let rep = ok(d, &["show", "repeat_shop_visits_daily", "--format", "csv", "--limit", "1"]).stdout;
+    let row: Vec<String> = rep.lines().nth(1).unwrap().split(',').map(str::to_string).collect();
+    let (date, mac) = (row[0].as_str(), row[1].as_str());
+    // (arguments, records expected: None = any number, checked to parse only)
+    let commands: Vec<(Vec<&str>, Option<usize>)> = vec![
+        (vec!["tables"], None),
+        (vec!["schema", "top_shops_daily"], None),
+        (vec!["show", "mall_daily_visitors"], Some(3)),
+        (vec!["sql", "SELECT date, visitors FROM mall_daily_visitors ORDER BY date"], Some(3)),
+        (vec!["check"], None),
+        (vec!["status"], Some(1)),
+        (vec!["update", "--dry-run"], Some(0)),
+        (vec!["diff", "out", "other"], None),
+        (vec!["diff", "out", "out"], None),
+        (vec!["customer", mac, "--date", date], None),
+        (vec!["customer", "00:00:00:00:00:99"], None),
+    ];
+    for (args, want) in &commands {
+        for format in ["csv", "json", "ndjson", "parquet"] {
+            let mut full: Vec<&str> = args.clone();
+            full.extend(["--config", "footfall.toml", "--format", format]);
+            let o = run(d, &full);
+            if args[0] == "customer" && format == "parquet" {
+                assert_eq!(o.code, 2, "customer has no Parquet form\n{}", o.explain());
+                continue;
+            }
+            let expected_code = if args[0] == "diff" && args[2] == "other" { 1 } else { 0 };
+            assert_eq!(o.code, expected_code, "{}", o.explain());
+            let n = parse_output(&o, format);
+            if let Some(want) = want {
+                assert_eq!(n, *want, "records\n{}", o.explain());
+            }
+        }
+    }
+    // The records say what the readable forms say.
+    let status = ok(d, &["status", "--format", "json"]).stdout;
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(v[0]["processed_files"], golden_files().len());
+    assert_eq!((v[0]["pending_new"].as_i64(), v[0]["first_date"].as_str()), (Some(0), Some("2026-03-28")));
+    let diff = ok(d, &["diff", "out", "out", "--format", "json"]).stdout;
+    let v: serde_json::Value = serde_json::from_str(&diff).unwrap();
+    assert!(v.as_array().unwrap().iter().all(|t| t["equal"] == true), "{diff}");
+    let diff = expect(d, &["diff", "out", "other", "--format", "csv"], 1).stdout;
+    let top = diff.lines().find(|l| l.starts_with("top_shops_daily,")).unwrap();
+    assert!(top.starts_with("top_shops_daily,false,"), "{diff}");
+    assert!(diff.lines().any(|l| l.starts_with("mall_daily_visitors,true,")), "{diff}");
+    let story = ok(d, &["customer", mac, "--date", date, "--format", "json"]).stdout;
+    let v: serde_json::Value = serde_json::from_str(&story).unwrap();
+    assert_eq!((v["device"].as_str(), v["date"].as_str(), v["seen"].as_bool()), (Some(mac), Some(date), Some(true)));
+    let visits = ok(d, &["customer", mac, "--date", date, "--format", "csv"]).stdout;
+    assert_eq!(visits.lines().count() - 1, v["visits"].as_array().unwrap().len(), "{visits}");
+    assert!(visits.starts_with("device,date,shop_code,shop_name,start,end,dwell_seconds,favourite\n"), "{visits}");
+    // A new file shows up in the dry run's records.
+    std::fs::create_dir_all(d.join("probes/date=2026-03-30/hour=00")).unwrap();
+    std::fs::copy(d.join("probes").join(&golden_files()[0]), d.join("probes/date=2026-03-30/hour=00/extra.parquet"))
+        .unwrap();
+    let dry = ok(d, &["update", "--dry-run", "--format", "ndjson"]).stdout;
+    assert_eq!(dry.trim(), "{\"change\":\"new\",\"file\":\"date=2026-03-30/hour=00/extra.parquet\"}");
 }
