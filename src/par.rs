@@ -136,17 +136,30 @@ mod tests {
 
     #[test]
     fn polars_inside_the_loop_does_not_nest() {
-        // Each item collects a Polars query (which runs on Polars' own pool); results are
-        // right and in order. The depth itself is covered by the year-of-files test.
+        // Each item collects a Polars query (which runs on Polars' own pool) while a
+        // thread-local depth counts the items in progress on this thread: a worker that
+        // started another item while waiting for Polars (rayon's work-stealing wait) would
+        // see a depth of 2. Every item must run alone on a worker thread, results in order.
         use polars::prelude::*;
+        use std::cell::Cell;
+        thread_local!(static DEPTH: Cell<usize> = const { Cell::new(0) });
+        let deepest = AtomicUsize::new(0);
         let v: Vec<i64> = (0..500).collect();
         let out = map(&v, |x| {
+            let depth = DEPTH.with(|d| {
+                d.set(d.get() + 1);
+                d.get()
+            });
+            deepest.fetch_max(depth, Ordering::Relaxed);
+            assert_eq!(std::thread::current().name(), Some("footfall-worker"));
             let df = df!("a" => [*x, *x + 1, *x + 2])?;
             let s = df.lazy().select([col("a").sum()]).collect()?;
+            DEPTH.with(|d| d.set(d.get() - 1));
             Ok(s.column("a")?.i64()?.get(0).unwrap())
         })
         .unwrap();
-        assert_eq!(out.iter().sum::<i64>(), (0..500i64).map(|x| 3 * x + 3).sum::<i64>());
+        assert_eq!(deepest.load(Ordering::Relaxed), 1, "an item started inside another on one thread");
+        assert_eq!(out, (0..500i64).map(|x| 3 * x + 3).collect::<Vec<_>>());
     }
 
     #[test]

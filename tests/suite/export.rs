@@ -1,7 +1,8 @@
 //! `footfall export` against real servers on 127.0.0.1: PostgreSQL (Debian's, `initdb` into
 //! a temp dir and `pg_ctl`, as the `postgres` user when the tests run as root) and MariaDB
 //! (`mariadb-install-db` + `mariadbd`). Each test starts its own servers. Without them these
-//! tests say so and pass, unless FOOTFALL_REQUIRE_DB=1 (set by `.ci/run`).
+//! tests are reported by `cargo test` as ignored (see build.rs), unless FOOTFALL_REQUIRE_DB=1
+//! (set by `.ci/run`), where a missing server fails them.
 //!
 //! Database contents are compared with the published Parquet tables row for row: each side is
 //! read through its own client (tokio-postgres / mysql_async typed rows here; polars
@@ -19,14 +20,8 @@ use crate::util::*;
 
 const PASSWORD: &str = "pw-Secret-7731";
 
-fn required() -> bool {
-    std::env::var("FOOTFALL_REQUIRE_DB").is_ok_and(|v| v == "1")
-}
-
-fn skip(what: &str) -> Option<()> {
-    assert!(!required(), "FOOTFALL_REQUIRE_DB=1 but {what} is not installed");
-    eprintln!("skipped: {what} not installed (run .ci/run, or apt-get install postgresql mariadb-server)");
-    None
+fn missing(what: &str) -> ! {
+    panic!("{what} is not installed (run .ci/run, or apt-get install postgresql mariadb-server, then touch build.rs)")
 }
 
 fn free_port() -> u16 {
@@ -71,7 +66,7 @@ pub struct Pg {
 }
 
 impl Pg {
-    fn start() -> Option<Pg> {
+    fn start() -> Pg {
         let bin = match std::env::var("FOOTFALL_PG_BIN") {
             Ok(p) => PathBuf::from(p),
             Err(_) => {
@@ -83,7 +78,7 @@ impl Pg {
             }
         };
         if !bin.join("initdb").exists() {
-            return skip("PostgreSQL (initdb)").map(|_| unreachable!());
+            missing("PostgreSQL (initdb)");
         }
         let dir = tempfile::tempdir().unwrap();
         if is_root() {
@@ -113,7 +108,7 @@ impl Pg {
         );
         let pg = Pg { bin, dir, port: free_port() };
         pg.up();
-        Some(pg)
+        pg
     }
 
     fn up(&self) {
@@ -200,10 +195,10 @@ pub struct My {
 }
 
 impl My {
-    fn start() -> Option<My> {
+    fn start() -> My {
         let server = PathBuf::from(std::env::var("FOOTFALL_MARIADB_BIN").unwrap_or("/usr/sbin/mariadbd".into()));
         if !server.exists() {
-            return skip("MariaDB (mariadbd)").map(|_| unreachable!());
+            missing("MariaDB (mariadbd)");
         }
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
@@ -257,7 +252,7 @@ impl My {
                 &format!("CREATE USER 'footfall'@'%' IDENTIFIED BY '{PASSWORD}'; GRANT ALL ON *.* TO 'footfall'@'%'; CREATE DATABASE mall;"),
             ],
         );
-        Some(My { dir, child, port })
+        My { dir, child, port }
     }
 
     pub fn url(&self) -> String {
@@ -414,8 +409,9 @@ fn with_config(d: &Path, extra: &str) {
 }
 
 #[test]
+#[cfg_attr(not(has_postgres), ignore = "needs PostgreSQL: .ci/run installs it")]
 fn postgres_tables_equal_parquet_and_a_second_export_changes_nothing() {
-    let Some(pg) = Pg::start() else { return };
+    let pg = Pg::start();
     let dir = golden_mall();
     let d = dir.path();
     ok(d, &["run", "--config", "footfall.toml", "--quiet"]);
@@ -458,8 +454,9 @@ fn postgres_tables_equal_parquet_and_a_second_export_changes_nothing() {
 }
 
 #[test]
+#[cfg_attr(not(has_postgres), ignore = "needs PostgreSQL: .ci/run installs it")]
 fn update_with_after_update_exports_what_changed_and_equals_a_fresh_run() {
-    let Some(pg) = Pg::start() else { return };
+    let pg = Pg::start();
     let dir = golden_mall();
     let d = dir.path();
     // Hold back the first day's daytime files (late arrivals) and shrink one file of the
@@ -521,8 +518,9 @@ fn update_with_after_update_exports_what_changed_and_equals_a_fresh_run() {
 }
 
 #[test]
+#[cfg_attr(not(has_mariadb), ignore = "needs MariaDB: .ci/run installs it")]
 fn mariadb_tables_equal_parquet_through_updates() {
-    let Some(my) = My::start() else { return };
+    let my = My::start();
     let dir = golden_mall();
     let d = dir.path();
     with_config(d, &format!("[export]\nurl = \"{}\"\nafter_update = true\n", my.url()));
@@ -546,8 +544,9 @@ fn mariadb_tables_equal_parquet_through_updates() {
 }
 
 #[test]
+#[cfg_attr(not(has_postgres), ignore = "needs PostgreSQL: .ci/run installs it")]
 fn an_export_killed_at_any_step_then_rerun_equals_an_uninterrupted_one() {
-    let Some(pg) = Pg::start() else { return };
+    let pg = Pg::start();
     let dir = golden_mall();
     let d = dir.path();
     ok(d, &["run", "--config", "footfall.toml", "--quiet"]);
@@ -574,8 +573,9 @@ fn an_export_killed_at_any_step_then_rerun_equals_an_uninterrupted_one() {
 }
 
 #[test]
+#[cfg_attr(not(has_postgres), ignore = "needs PostgreSQL: .ci/run installs it")]
 fn server_down_is_exit_3_and_the_next_update_exports_what_was_missed() {
-    let Some(pg) = Pg::start() else { return };
+    let pg = Pg::start();
     let dir = golden_mall();
     let d = dir.path();
     with_config(d, &format!("[export]\nurl = \"{}\"\nafter_update = true\n", pg.url()));
@@ -627,8 +627,10 @@ fn server_down_is_exit_3_and_the_next_update_exports_what_was_missed() {
 }
 
 #[test]
+#[cfg_attr(not(has_postgres), ignore = "needs PostgreSQL: .ci/run installs it")]
+#[cfg_attr(not(has_mariadb), ignore = "needs MariaDB: .ci/run installs it")]
 fn refused_credentials_are_exit_3_naming_the_host_without_the_password() {
-    let (Some(pg), Some(my)) = (Pg::start(), My::start()) else { return };
+    let (pg, my) = (Pg::start(), My::start());
     let dir = golden_mall();
     let d = dir.path();
     ok(d, &["run", "--config", "footfall.toml", "--quiet"]);
@@ -654,8 +656,9 @@ fn refused_credentials_are_exit_3_naming_the_host_without_the_password() {
 }
 
 #[test]
+#[cfg_attr(not(has_postgres), ignore = "needs PostgreSQL: .ci/run installs it")]
 fn tables_selection_keyed_mode_and_a_mismatched_table() {
-    let Some(pg) = Pg::start() else { return };
+    let pg = Pg::start();
     let dir = golden_mall();
     let d = dir.path();
     let o = run_env(d, &["run", "--config", "footfall.toml", "--quiet"], &[("FOOTFALL_MAC_KEY", "k-2026")]);

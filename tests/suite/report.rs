@@ -2,8 +2,9 @@
 //! determinism (byte-identical re-render and a golden file, the vendored chart library left
 //! out of the comparison), and in a real headless Chromium with networking cut off: every
 //! chart rendered as SVG with the tables' values in its text, and a screenshot that is not
-//! blank. `.ci/run` installs Debian's chromium; without it the browser part says so and
-//! passes, unless FOOTFALL_REQUIRE_BROWSER=1 (set by `.ci/run`).
+//! blank. `.ci/run` installs Debian's chromium; without it `cargo test` reports the browser
+//! tests as ignored (see build.rs), unless FOOTFALL_REQUIRE_BROWSER=1 (set by `.ci/run`), where
+//! a missing browser fails them.
 
 use std::path::{Path, PathBuf};
 
@@ -12,16 +13,21 @@ use crate::util::*;
 const CHARTS: [&str; 10] =
     ["daily", "hourly", "peak", "top", "engagement", "dwell", "loyalty", "flows", "density", "quality"];
 
-fn chromium() -> Option<PathBuf> {
+fn chromium() -> PathBuf {
     let p =
         std::env::var("FOOTFALL_CHROMIUM").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("/usr/bin/chromium"));
-    if p.exists() {
-        return Some(p);
-    }
-    let required = std::env::var("FOOTFALL_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
-    assert!(!required, "FOOTFALL_REQUIRE_BROWSER=1 but {} is missing", p.display());
-    eprintln!("skipped: no chromium (apt-get install chromium, or set FOOTFALL_CHROMIUM)");
-    None
+    assert!(p.exists(), "{} is missing (apt-get install chromium, or set FOOTFALL_CHROMIUM)", p.display());
+    p
+}
+
+/// The golden mall run, and its report written to `r.html`.
+fn golden_report() -> tempfile::TempDir {
+    let dir = golden_mall();
+    let d = dir.path();
+    ok(d, &["run", "--config", "footfall.toml"]);
+    let o = ok(d, &["report", "--config", "footfall.toml", "--out", "r.html"]);
+    assert!(o.stderr.contains("r.html"), "{}", o.explain());
+    dir
 }
 
 /// Runs headless Chromium on a local file with every network request sent to a closed port.
@@ -56,12 +62,9 @@ fn chart_text(dom: &str, id: &str) -> (bool, Vec<String>) {
 }
 
 #[test]
-fn report_is_self_contained_deterministic_and_renders_every_chart() {
-    let dir = golden_mall();
+fn report_is_self_contained_and_deterministic() {
+    let dir = golden_report();
     let d = dir.path();
-    ok(d, &["run", "--config", "footfall.toml"]);
-    let o = ok(d, &["report", "--config", "footfall.toml", "--out", "r.html"]);
-    assert!(o.stderr.contains("r.html"), "{}", o.explain());
     let html = std::fs::read_to_string(d.join("r.html")).unwrap();
 
     // Nothing fetched from elsewhere: no external src/href/url(), no <link>.
@@ -82,8 +85,14 @@ fn report_is_self_contained_deterministic_and_renders_every_chart() {
     }
     let want = std::fs::read_to_string(&golden).expect("tests/golden/report.html (FOOTFALL_UPDATE_GOLDEN=1 writes it)");
     assert!(got == want, "report differs from tests/golden/report.html (FOOTFALL_UPDATE_GOLDEN=1 rewrites it)");
+}
 
-    let Some(bin) = chromium() else { return };
+#[test]
+#[cfg_attr(not(has_browser), ignore = "needs chromium: .ci/run installs it")]
+fn report_renders_every_chart_with_the_tables_values() {
+    let dir = golden_report();
+    let d = dir.path();
+    let bin = chromium();
     let page = d.join("r.html");
     let dump = browse(&bin, d, &page, &["--dump-dom"]);
     assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
@@ -195,6 +204,7 @@ fn report_is_self_contained_deterministic_and_renders_every_chart() {
 }
 
 #[test]
+#[cfg_attr(not(has_browser), ignore = "needs chromium: .ci/run installs it")]
 fn report_stays_readable_with_200_shops_and_cjk_names() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -212,7 +222,7 @@ fn report_stays_readable_with_200_shops_and_cjk_names() {
     ok(d, &["report", "--config", "m/footfall.toml", "--out", "r.html"]);
     let html = std::fs::read_to_string(d.join("r.html")).unwrap();
     assert!(html.contains("购物中心商店"), "CJK names are kept as text");
-    let Some(bin) = chromium() else { return };
+    let bin = chromium();
     let dump = browse(&bin, d, &d.join("r.html"), &["--dump-dom"]);
     let dom = String::from_utf8_lossy(&dump.stdout);
     // Top shops: the strongest by name plus one "others" bar, not 200 bars.
