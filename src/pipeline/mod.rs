@@ -35,9 +35,6 @@ use crate::state::{merge_pseudonyms, Lock, RunRecord};
 use crate::{dims, fault};
 use publish::Shared;
 
-/// A lock older than this is taken over (a run never takes this long).
-const LOCK_TTL_SECS: i64 = 6 * 3600;
-
 /// Step timings on stderr when `FOOTFALL_TRACE=1` (for profiling; off by default), with the
 /// process's CPU time, resident memory and peak so far where the OS reports them (Linux).
 pub(crate) fn trace(step: &str, t0: std::time::Instant) {
@@ -82,7 +79,7 @@ pub(crate) fn release_memory() {
 pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Result<Report> {
     let (started, t0) = (chrono::Utc::now(), std::time::Instant::now());
     let (out, settings) = (&plan.out, &plan.settings);
-    let lock = if dry_run { None } else { Some(Lock::acquire(out, LOCK_TTL_SECS)?) };
+    let lock = if dry_run { None } else { Some(Lock::acquire(out)?) };
     fault::point("after-lock");
     if dry_run {
         return Ok(plan::prepare(plan, mode)?.report);
@@ -120,16 +117,24 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
         }
     };
     let names = pseudonyms.as_ref().map(|(_, map)| map);
-    let shared = Shared { dims: &dims, settings, names };
+    let first_partition = std::sync::Once::new();
+    let shared = Shared {
+        out,
+        state: &state,
+        by_day: &by_day,
+        dims: &dims,
+        settings,
+        names,
+        progress,
+        first_partition: &first_partition,
+    };
     let mut cls = statuses::Classifier::start(&state, prior_read, &all_days, &changed, settings)?;
     trace("context and prior customers read", t0);
-    let first_partition = std::sync::Once::new();
-    let walked =
-        publish::walk_days(out, &state, &by_day, &all_days, &changed, &mut cls, &shared, progress, &first_partition)?;
+    let walked = publish::walk_days(&shared, &all_days, &changed, &mut cls)?;
     trace("days walked", t0);
     // The last day's tables are written while the snapshots are computed and published.
     let (last, st) = crate::par::join(
-        || walked.last.map(|p| p.publish(out, &shared, &first_partition)).transpose(),
+        || walked.last.map(|p| p.publish(&shared)).transpose(),
         || {
             let st = cls.finish(&all_days, &changed)?;
             let snap = SnapshotCtx { customers: &st.customers, manifest: &manifest, settings, names };
@@ -145,17 +150,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     trace("statuses and customers", t0);
 
     let status_by_day = statuses::split_statuses(&st.recent, &republish)?;
-    let later = publish::publish_days(
-        out,
-        &state,
-        &by_day,
-        &republish,
-        status_by_day,
-        &st.recent.clear(),
-        &cls,
-        &shared,
-        progress,
-    )?;
+    let later = publish::publish_days(&shared, &republish, status_by_day, &st.recent.clear(), &cls)?;
     report.dates_published = walked.published.into_iter().chain(last).chain(later).collect();
     report.dates_published.sort();
     fault::point("after-partitions");
@@ -173,6 +168,9 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
         dates_published: report.dates_published.len(),
         outcome: "ok".into(),
     });
+    if let Some(lock) = &lock {
+        lock.ensure_held()?;
+    }
     manifest.save(out)?;
     trace("manifest saved", t0);
     fault::point("after-manifest");

@@ -28,22 +28,17 @@ use crate::timeutil::days_to_date;
 /// is built once and memory holds one day; an unchanged day is only decided again (from its
 /// kept summary). A changed day without data any more loses its summary and its partitions.
 /// The last day, when it changed, is decided but left to publish ([`Walked::last`]).
-#[allow(clippy::too_many_arguments)]
 pub fn walk_days(
-    out: &Location,
-    state: &State,
-    by_day: &BTreeMap<i32, Vec<&str>>,
+    shared: &Shared,
     all_days: &BTreeSet<i32>,
     changed: &BTreeSet<i32>,
     cls: &mut Classifier,
-    shared: &Shared,
-    progress: Progress,
-    first_partition: &std::sync::Once,
 ) -> Result<Walked> {
+    let Shared { out, state, by_day, .. } = *shared;
     let mut walked = Walked { published: Vec::with_capacity(changed.len()), last: None };
     let Some(&since) = changed.first() else { return Ok(walked) };
     let days: BTreeSet<i32> = all_days.range(since..).chain(changed).copied().collect();
-    let bar = progress.bar(days.len() as u64, "days");
+    let bar = shared.progress.bar(days.len() as u64, "days");
     for &day in &days {
         if !by_day.contains_key(&day) {
             state.delete_summary(day)?;
@@ -60,7 +55,7 @@ pub fn walk_days(
             if days.last() == Some(&day) {
                 walked.last = Some(pending);
             } else {
-                walked.published.push(pending.publish(out, shared, first_partition)?);
+                walked.published.push(pending.publish(shared)?);
             }
         } else {
             cls.decide(day, state.get_summary(day)?)?;
@@ -89,8 +84,8 @@ pub struct Pending {
 }
 
 impl Pending {
-    pub fn publish(self, out: &Location, shared: &Shared, first_partition: &std::sync::Once) -> Result<NaiveDate> {
-        publish_day(out, self.day, self.pos, Some(self.visits), self.status, &self.first, shared, first_partition)?;
+    pub fn publish(self, shared: &Shared) -> Result<NaiveDate> {
+        publish_day(shared, self.day, self.pos, Some(self.visits), self.status, &self.first)?;
         super::release_memory();
         Ok(days_to_date(self.day))
     }
@@ -98,21 +93,19 @@ impl Pending {
 
 /// Publishes the tables of `days` that did not change but whose statuses or new-customer
 /// figures moved (an update's late or changed file), with the statuses decided by the walk.
-#[allow(clippy::too_many_arguments)]
+/// The "after-first-partition" fault point fires again at the first of these.
 pub fn publish_days(
-    out: &Location,
-    state: &State,
-    by_day: &BTreeMap<i32, Vec<&str>>,
+    shared: &Shared,
     days: &BTreeSet<i32>,
     mut status_by_day: HashMap<i32, DataFrame>,
     empty_status: &DataFrame,
     cls: &Classifier,
-    shared: &Shared,
-    progress: Progress,
 ) -> Result<Vec<NaiveDate>> {
-    let bar = progress.bar(days.len() as u64, "publishing");
+    let bar = shared.progress.bar(days.len() as u64, "publishing");
     let mut published = Vec::with_capacity(days.len());
     let first_partition = std::sync::Once::new();
+    let shared = &Shared { first_partition: &first_partition, ..*shared };
+    let Shared { out, state, by_day, .. } = *shared;
     for &day in days {
         let date = days_to_date(day);
         if !by_day.contains_key(&day) {
@@ -123,7 +116,7 @@ pub fn publish_days(
             super::trace(&format!("  {date} rollup"), t0);
             let status = status_by_day.remove(&day).unwrap_or_else(|| empty_status.clone());
             let first = cls.first_dates(&status)?;
-            publish_day(out, day, pos, None, status, &first, shared, &first_partition)?;
+            publish_day(shared, day, pos, None, status, &first)?;
             super::release_memory();
             published.push(date);
         }
@@ -134,16 +127,13 @@ pub fn publish_days(
 }
 
 /// Computes and publishes every daily table of one day.
-#[allow(clippy::too_many_arguments)]
 fn publish_day(
-    out: &Location,
+    shared: &Shared,
     day: i32,
     pos: DataFrame,
     visits: Option<DayVisits>,
     status: DataFrame,
     first_dates: &DataFrame,
-    shared: &Shared,
-    first_partition: &std::sync::Once,
 ) -> Result<()> {
     let (date, t0) = (days_to_date(day), std::time::Instant::now());
     let mut tables = tables_of_day(day, pos, visits, status, first_dates, shared)?;
@@ -152,8 +142,8 @@ fn publish_day(
     // the other); each is its own single PUT.
     tables.sort_by_key(|(_, df)| std::cmp::Reverse(df.height()));
     crate::par::map_owned(tables, |(schema, df)| {
-        tables::publish_partition(out, schema, date, df, &shared.settings.tz_name, shared.names)?;
-        first_partition.call_once(|| fault::point("after-first-partition"));
+        tables::publish_partition(shared.out, schema, date, df, &shared.settings.tz_name, shared.names)?;
+        shared.first_partition.call_once(|| fault::point("after-first-partition"));
         Ok(())
     })?;
     super::trace(&format!("  {date} tables written"), t0);
@@ -230,11 +220,19 @@ pub fn cleanup_after_run(out: &Location, manifest: &Manifest) -> Result<()> {
     Ok(())
 }
 
-/// What every date of a run shares.
+/// What publishing any date of a run needs: where to, the state and the files of each day,
+/// the dimensions and settings, the pseudonyms (with a MAC key).
+#[derive(Clone, Copy)]
 pub struct Shared<'a> {
+    pub out: &'a Location,
+    pub state: &'a State<'a>,
+    pub by_day: &'a BTreeMap<i32, Vec<&'a str>>,
     pub dims: &'a Dims,
     pub settings: &'a Settings,
     pub names: Option<&'a Pseudonyms>,
+    pub progress: Progress,
+    /// Fires the "after-first-partition" fault point at the first partition written.
+    pub first_partition: &'a std::sync::Once,
 }
 
 /// Every table of one date from its rollup (its visits if already computed), its statuses
