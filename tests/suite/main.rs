@@ -13,6 +13,7 @@ mod incremental;
 mod metrics;
 mod presence;
 mod privacy;
+mod properties;
 mod readers;
 mod report;
 mod s3;
