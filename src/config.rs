@@ -69,6 +69,8 @@ pub struct StorageCfg {
     pub retries: Option<usize>,
     /// Give up retrying a request after this long, e.g. "60s".
     pub retry_timeout: Option<String>,
+    /// The lock lease on object storage, e.g. "60s" (3s..1h).
+    pub lock_lease: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -249,12 +251,17 @@ pub struct Plan {
 fn storage(cfg: &FileConfig) -> Result<crate::store::StorageOpts> {
     let d = crate::store::StorageOpts::default();
     let timeout = duration("storage.retry_timeout", &cfg.storage.retry_timeout, d.retry_timeout.as_secs() as i64)?;
+    let lease = duration("storage.lock_lease", &cfg.storage.lock_lease, d.lock_lease.as_secs() as i64)?;
+    if !(3..=3600).contains(&lease) {
+        bail_usage!("storage.lock_lease: {lease}s is outside 3s..1h");
+    }
     Ok(crate::store::StorageOpts {
         endpoint: cfg.storage.endpoint.clone(),
         region: cfg.storage.region.clone(),
         allow_http: cfg.storage.allow_http,
         retries: cfg.storage.retries.unwrap_or(d.retries),
         retry_timeout: std::time::Duration::from_secs(timeout as u64),
+        lock_lease: std::time::Duration::from_secs(lease as u64),
     })
 }
 

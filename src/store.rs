@@ -43,6 +43,8 @@ pub struct Location {
     pub local: Option<PathBuf>,
     /// Object reads (get or ranged get) through this location and its children.
     pub reads: Arc<std::sync::atomic::AtomicU64>,
+    /// Seconds a lock lease lasts without renewal (object stores; see `state::Lock`).
+    pub lease_secs: i64,
 }
 
 impl std::fmt::Debug for Location {
@@ -62,6 +64,8 @@ pub struct StorageOpts {
     pub allow_http: Option<bool>,
     pub retries: usize,
     pub retry_timeout: std::time::Duration,
+    /// How long the lock lease of a run on object storage lasts without renewal.
+    pub lock_lease: std::time::Duration,
 }
 
 impl Default for StorageOpts {
@@ -72,6 +76,7 @@ impl Default for StorageOpts {
             allow_http: None,
             retries: 4,
             retry_timeout: std::time::Duration::from_secs(60),
+            lock_lease: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -213,6 +218,7 @@ impl Location {
                 display: spec.trim_end_matches('/').to_string(),
                 local: None,
                 reads: Default::default(),
+                lease_secs: opts.lock_lease.as_secs() as i64,
             });
         }
         let p = FsPath::new(spec);
@@ -242,6 +248,7 @@ impl Location {
             display: dir.display().to_string(),
             local: Some(abs),
             reads: Default::default(),
+            lease_secs: StorageOpts::default().lock_lease.as_secs() as i64,
         })
     }
 
@@ -253,6 +260,7 @@ impl Location {
             display: "memory:".into(),
             local: None,
             reads: Default::default(),
+            lease_secs: StorageOpts::default().lock_lease.as_secs() as i64,
         }
     }
 
@@ -268,6 +276,7 @@ impl Location {
             display: format!("{}/{}", self.display, rel),
             local: self.local.as_ref().map(|l| l.join(rel)),
             reads: self.reads.clone(),
+            lease_secs: self.lease_secs,
         }
     }
 

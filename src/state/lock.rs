@@ -12,7 +12,9 @@
 //!   compare-and-swap PUT on the exact version it wrote. A lease whose expiry has passed is taken
 //!   over with the same compare-and-swap on the version seen: of two processes racing for it,
 //!   one's swap succeeds and the other's fails. A holder whose renewal fails (taken over after a
-//!   long stall) knows it: [`Lock::ensure_held`] fails before the manifest commit.
+//!   long stall) knows it: [`Lock::ensure_held`] fails before the manifest commit. The lease
+//!   lasts `[storage] lock_lease` (60 s): a holder that stopped renewing for that long is
+//!   presumed dead, so after a run that died with the store unreachable the next waits that long.
 //!
 //! In both cases `_state/lock` holds who holds the lock (pid, host, since), for messages.
 
@@ -28,10 +30,6 @@ use crate::store::Location;
 
 const LOCK: &str = "_state/lock";
 const FLOCK: &str = "_state/lock.flock";
-
-/// How long a lease lasts without renewal: a holder that stopped renewing for this long is
-/// presumed dead. Renewed every third of it.
-pub const LEASE_TTL_SECS: i64 = 60;
 
 #[derive(Serialize, Deserialize)]
 struct LockInfo {
@@ -105,7 +103,7 @@ fn locked_by(out: &Location, info: Option<&[u8]>) -> anyhow::Error {
 impl Lock {
     /// Takes the lock or fails at once.
     pub fn acquire(out: &Location) -> Result<Lock> {
-        Self::acquire_with_ttl(out, LEASE_TTL_SECS)
+        Self::acquire_with_ttl(out, out.lease_secs)
     }
 
     /// [`Lock::acquire`] with a lease TTL (object stores; tests use short ones).
