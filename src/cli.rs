@@ -132,6 +132,10 @@ pub struct UpdateArgs {
     /// List what would be processed, change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// List every partition, not only the late window (input.lookback_days) before the newest
+    /// processed one: picks up files that arrived later than the window (e.g. nightly).
+    #[arg(long)]
+    pub full: bool,
 }
 
 #[derive(Args, Debug)]

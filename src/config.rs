@@ -87,8 +87,8 @@ pub struct MallCfg {
 pub struct InputCfg {
     pub probes: Option<String>,
     pub dims: Option<String>,
-    /// `update` lists only partition dates from (last processed date − this many days) on;
-    /// unset = list everything.
+    /// `update` lists only partition dates from (newest processed partition date − this many
+    /// days) on (default 3); `update --full` lists everything.
     pub lookback_days: Option<u32>,
     /// Accepted event times: from this UTC date (default "2000-01-01") …
     pub occur_time_min: Option<String>,
@@ -243,6 +243,8 @@ pub struct Plan {
     pub dims: Option<Location>,
     pub out: Location,
     pub settings: Settings,
+    /// The late window: `update` lists partition dates from the newest processed one minus
+    /// this many days; `None` (`update --full`) lists every partition.
     pub lookback_days: Option<u32>,
     /// `[export]` with `after_update = true`: what `update` exports after publishing.
     pub export: Option<crate::export::ExportPlan>,
@@ -288,6 +290,9 @@ pub fn load_file(explicit: Option<&Path>) -> Result<(FileConfig, PathBuf)> {
         .map_err(|e| crate::error::usage(format!("config {}: {}", path.display(), e.to_string().trim_end())))?;
     Ok((cfg, base))
 }
+
+/// The default late window of `update`, in days before the newest processed partition date.
+pub const DEFAULT_LOOKBACK_DAYS: u32 = 3;
 
 /// The longest duration a setting takes: a year (longer ones are typos, and bounded values
 /// keep every sum with event times far from overflow).
@@ -421,7 +426,7 @@ pub fn plan(ov: &Overrides) -> Result<Plan> {
         dims: dims.map(|d| Location::parse_with(&d, &base, "input.dims", &st)).transpose()?,
         out: Location::parse_with(&out, &base, "output.dir", &st)?,
         settings,
-        lookback_days: cfg.input.lookback_days,
+        lookback_days: Some(cfg.input.lookback_days.unwrap_or(DEFAULT_LOOKBACK_DAYS)),
         export: match cfg.export.after_update {
             Some(true) => Some(export_plan_of(&cfg, None, None, None, None)?),
             _ => None,

@@ -96,8 +96,9 @@ pub fn empty_open_hours(
         .collect())
 }
 
-/// `status`: the state's files, what an update would read, the dates covered and the last run,
-/// as one row (`has_state` false and nulls when nothing was processed yet).
+/// `status`: the state's files, what a plain update would read (within the late window), the
+/// dates covered, the last run and the last full listing, as one row (`has_state` false and
+/// nulls when nothing was processed yet).
 pub fn status(plan: &crate::config::Plan) -> Result<DataFrame> {
     let m = crate::state::Manifest::load(&plan.out)?;
     let pending = match &m {
@@ -112,7 +113,7 @@ pub fn status(plan: &crate::config::Plan) -> Result<DataFrame> {
     let df = df!(
         "output" => [plan.out.display.as_str()],
         "has_state" => [m.is_some()],
-        "processed_files" => [count(m.as_ref().map(|m| m.files.len()))],
+        "processed_files" => [count(m.as_ref().map(|m| m.file_count()))],
         "pending_new" => [count(pending.as_ref().map(|p| p.new_files.len()))],
         "pending_changed" => [count(pending.as_ref().map(|p| p.changed_files.len()))],
         "missing_files" => [count(pending.as_ref().map(|p| p.missing_files.len()))],
@@ -125,6 +126,8 @@ pub fn status(plan: &crate::config::Plan) -> Result<DataFrame> {
         "last_outcome" => [text(|r| &r.outcome)],
         "last_files_processed" => [run.map(|r| r.files_processed as i64)],
         "last_dates_published" => [run.map(|r| r.dates_published as i64)],
+        "late_window_days" => [plan.lookback_days.map(i64::from)],
+        "last_full_listing" => [m.as_ref().and_then(|m| m.last_full_listing.clone())],
     )?;
     let dates = [col("first_date").cast(DataType::Date), col("last_date").cast(DataType::Date)];
     Ok(df.lazy().with_columns(dates).collect()?)

@@ -18,7 +18,10 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
 }
 
 pub fn update(ctx: &Ctx, a: UpdateArgs) -> Result<i32> {
-    let plan = crate::config::plan(&a.plan.overrides(ctx.config.as_ref()))?;
+    let mut plan = crate::config::plan(&a.plan.overrides(ctx.config.as_ref()))?;
+    if a.full {
+        plan.lookback_days = None;
+    }
     let report = pipeline::execute(&plan, Mode::Update, a.dry_run, ctx.progress)?;
     if a.dry_run {
         // The list is data: stdout. The table format (the default) is one `change<TAB>file`

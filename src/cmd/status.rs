@@ -36,7 +36,13 @@ pub fn run(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
     }
     writeln!(w, "output:      {}", v("output")?)?;
     writeln!(w, "processed:   {} file(s)", v("processed_files")?)?;
-    writeln!(w, "pending:     {} new, {} changed", v("pending_new")?, v("pending_changed")?)?;
+    writeln!(
+        w,
+        "pending:     {} new, {} changed (partitions from {} days before the newest; `update --full` lists all)",
+        v("pending_new")?,
+        v("pending_changed")?,
+        v("late_window_days")?
+    )?;
     writeln!(w, "missing:     {} processed file(s) no longer listed", v("missing_files")?)?;
     match v("dates")?.as_str() {
         "0" => writeln!(w, "dates:       none")?,
@@ -54,5 +60,6 @@ pub fn run(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
             v("last_dates_published")?
         )?;
     }
+    writeln!(w, "full listing: {}", v("last_full_listing")?)?;
     Ok(EXIT_OK)
 }

@@ -309,6 +309,18 @@ fn run<S: Sink>(sink: &mut S, out: &Location, plan: &ExportPlan, progress: Progr
     let recorded = block_on(sink.prepare(&plan.tables))
         .with_context(|| format!("cannot prepare the tables in {target} (schema {})", plan.schema))?;
     fault::point("export-after-tables");
+    // A table exported as a snapshot before and partitioned now (data_quality, state format 7),
+    // or the reverse, cannot be updated part by part.
+    for (table, part) in recorded.keys() {
+        if let Some(t) = plan.tables.iter().find(|t| t.name == *table) {
+            if t.is_snapshot() != (part == SNAPSHOT_PART) {
+                bail_usage!(
+                    "export: table {table} in {target} was exported with another layout (as {}); drop it once and export again",
+                    if part == SNAPSHOT_PART { "one snapshot" } else { "dated partitions" }
+                );
+            }
+        }
+    }
     let selected: BTreeMap<(String, String), String> = recorded
         .into_iter()
         .filter(|((t, p), _)| {

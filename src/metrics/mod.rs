@@ -1,6 +1,7 @@
 //! The catalogue: every result table as one declarative unit — its name (the schema in
 //! `schemas/<name>.json` gives columns, types and key) and its query. A daily table's query
-//! reads one day's context ([`DayCtx`]); a snapshot's reads the run's ([`SnapshotCtx`]).
+//! reads one day's context ([`DayCtx`]); a snapshot's reads the run's ([`SnapshotCtx`]);
+//! `data_quality` ([`quality`]) is a date of the manifest's file list.
 //! Adding a daily table = one schema file + one entry in [`DAILY`].
 //!
 //! A day's context:
@@ -13,6 +14,7 @@
 
 mod context;
 pub mod presence;
+pub mod quality;
 pub mod seed;
 pub mod snapshots;
 

@@ -107,7 +107,10 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     trace("segments written", t0);
     fault::point("after-segments");
 
-    let by_day = manifest.files_by_day();
+    // Days before the earliest changed one are neither read nor published.
+    let since = changed.first().copied().unwrap_or(i32::MAX);
+    manifest.load_days_from(out, since)?;
+    let by_day = manifest.files_by_day(since);
     let all_days = manifest.days();
     let pseudonyms = match settings.mac_key {
         None => None,
@@ -137,8 +140,9 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
         || walked.last.map(|p| p.publish(&shared)).transpose(),
         || {
             let st = cls.finish(&all_days, &changed)?;
-            let snap = SnapshotCtx { customers: &st.customers, manifest: &manifest, settings, names };
+            let snap = SnapshotCtx { customers: &st.customers, settings, names };
             publish::publish_snapshot_tables(out, &snap)?;
+            publish::publish_quality(out, &manifest, settings, names)?;
             Ok(st)
         },
     )?;
@@ -160,6 +164,9 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     trace("state kept", t0);
     fault::point("after-snapshots");
 
+    if report.full_listing {
+        manifest.last_full_listing = Some(started.to_rfc3339());
+    }
     manifest.last_run = Some(RunRecord {
         command: if mode == Mode::Run { "run".into() } else { "update".into() },
         started_at: started.to_rfc3339(),
@@ -171,9 +178,12 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     if let Some(lock) = &lock {
         lock.ensure_held()?;
     }
-    manifest.save(out)?;
+    let obsolete = manifest.save(out)?;
     trace("manifest saved", t0);
     fault::point("after-manifest");
+    for rel in obsolete {
+        out.delete(&rel)?;
+    }
     if let Some(old) = old_settled.filter(|b| Some(*b) != manifest.settled_before) {
         state.delete_settled(old)?;
     }

@@ -94,6 +94,8 @@ pub struct Report {
     pub files_read: usize,
     /// Reads of probe objects (footers and bodies): proves an update opens only new files.
     pub probe_reads: u64,
+    /// Whether every partition was listed (a `run`, `update --full`, a first update).
+    pub full_listing: bool,
 }
 
 /// Where a run starts from.
@@ -121,22 +123,22 @@ pub fn prepare(plan: &Plan, mode: Mode) -> Result<Prepared> {
             )));
         }
     }
-    let (manifest, prior) = match (mode, old) {
+    let (mut manifest, prior) = match (mode, old) {
         (Mode::Update, Some(m)) => (m.clone(), Some(m)),
         _ => (Manifest::new(new_generation(), fingerprint), None),
     };
-    // With a look-back window an update lists only recent partition dates.
+    // An update lists only the partitions of the late window (`update --full`: all).
     let since = match (mode, plan.lookback_days) {
-        (Mode::Update, Some(n)) => {
-            manifest.files.values().filter_map(|f| f.part_date).max().map(|d| d - chrono::Duration::days(n as i64))
-        }
+        (Mode::Update, Some(n)) => manifest.newest_partition().map(|d| d - chrono::Duration::days(n as i64)),
         _ => None,
     };
+    // Only the parts of the file list the listing is compared against are read.
+    manifest.load_listed(&plan.out, since)?;
     let files = discover_since(&plan.probes, since)?;
-    let mut report = Report::default();
+    let mut report = Report { full_listing: since.is_none(), ..Default::default() };
     let mut work = Vec::new();
     for f in &files {
-        match manifest.files.get(&f.entry.rel) {
+        match manifest.get(&f.entry.rel) {
             Some(r)
                 if r.size == f.entry.size && r.e_tag == f.entry.e_tag && r.last_modified == f.entry.last_modified =>
             {
@@ -154,10 +156,11 @@ pub fn prepare(plan: &Plan, mode: Mode) -> Result<Prepared> {
     }
     let listed: BTreeSet<&str> = files.iter().map(|f| f.entry.rel.as_str()).collect();
     report.missing_files = manifest
-        .files
-        .iter()
+        .loaded_parts()
+        .flat_map(|(_, files)| files)
         .filter(|(k, r)| !listed.contains(k.as_str()) && since.is_none_or(|s| r.part_date.is_none_or(|d| d >= s)))
         .map(|(k, _)| k.clone())
         .collect();
+    report.missing_files.sort();
     Ok(Prepared { manifest, prior, work, report })
 }

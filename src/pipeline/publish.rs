@@ -14,7 +14,7 @@ use super::visits::{day_visits, DayVisits};
 use crate::config::Settings;
 use crate::dims::Dims;
 use crate::fault;
-use crate::metrics::{self, snapshots, DayCtx, SnapshotCtx};
+use crate::metrics::{self, quality, snapshots, DayCtx, SnapshotCtx};
 use crate::progress::Progress;
 use crate::schema::{Pseudonyms, TableSchema, MAC};
 use crate::state::{Manifest, State};
@@ -170,6 +170,28 @@ pub fn publish_snapshot_tables(out: &Location, ctx: &SnapshotCtx) -> Result<()> 
     Ok(())
 }
 
+/// Publishes the `data_quality` date of each part of the file list this run changed (a date
+/// left without files loses its partition).
+pub fn publish_quality(
+    out: &Location,
+    manifest: &Manifest,
+    settings: &Settings,
+    names: Option<&Pseudonyms>,
+) -> Result<()> {
+    let schema = crate::schema::get(quality::NAME)?;
+    let parts: Vec<(&str, &BTreeMap<String, crate::state::FileRecord>)> =
+        manifest.loaded_parts().filter(|(k, _)| manifest.dirty_parts().contains(*k)).collect();
+    crate::par::map(&parts, |(key, files)| {
+        let date = NaiveDate::parse_from_str(key, "%Y-%m-%d")?;
+        if files.is_empty() {
+            return out.delete(&tables::partition_rel(quality::NAME, date));
+        }
+        let df = quality::data_quality(date, files)?;
+        tables::publish_partition(out, schema, date, df, &settings.tz_name, names)
+    })?;
+    Ok(())
+}
+
 /// Stores what the next update compares against and builds on: the statuses of the days
 /// decided again, the settled customers part and its context, the pseudonyms. Written after
 /// every partition: an update that dies before its manifest leaves statuses the next one
@@ -215,6 +237,13 @@ pub fn cleanup_after_run(out: &Location, manifest: &Manifest) -> Result<()> {
             if !dates.contains(&d) {
                 out.delete(&tables::partition_rel(m.name, d))?;
             }
+        }
+    }
+    // Before state format 7 data_quality was one file.
+    out.delete(&tables::snapshot_rel(quality::NAME))?;
+    for d in tables::published_dates(out, quality::NAME)? {
+        if !manifest.parts.contains_key(&d.format("%Y-%m-%d").to_string()) {
+            out.delete(&tables::partition_rel(quality::NAME, d))?;
         }
     }
     Ok(())

@@ -273,10 +273,11 @@ pub fn record_files(
 ) -> Result<Recorded> {
     let mut changed = BTreeSet::new();
     let mut names = Vec::new();
+    let mut records = Vec::with_capacity(processed.len());
     report.files_read = processed.len();
     for Processed { names: n, rel, rec } in processed {
         names.extend(n);
-        if let Some(prev) = manifest.files.get(&rel) {
+        if let Some(prev) = manifest.get(&rel) {
             for d in &prev.days {
                 if !rec.days.contains(d) {
                     state.delete_segment(*d, &rel)?;
@@ -287,7 +288,8 @@ pub fn record_files(
         changed.extend(rec.days.iter().copied());
         report.rows_read += rec.quality.rows_read;
         report.rows_rejected += rec.quality.rejected.iter().sum::<i64>();
-        manifest.files.insert(rel, rec);
+        records.push((rel, rec));
     }
+    manifest.insert(records);
     Ok(Recorded { changed, names })
 }

@@ -4,7 +4,8 @@
 //! Layout (one *generation* per `run`; `update` adds to the current one):
 //!
 //! ```text
-//! _state/manifest.json                            committed last: the truth
+//! _state/manifest.json                            the head, committed last: the truth
+//! _state/<gen>/files/date=P/v<n>.json             the processed files of data-quality date P
 //! _state/lock                                     held by a running run/update
 //! _state/<gen>/segments/date=D/<file-key>.parquet one file's rollup for one local day
 //! _state/<gen>/devices/date=D.parquet             each device's day: first/last second, mall dwell, qualifying
@@ -69,8 +70,9 @@ pub const MANIFEST: &str = "_state/manifest.json";
 /// 3: the settings fingerprint is derived from `Settings` (JSON); 4: published date partitions
 /// hold no `date` column (Hive convention), so an older output must be rebuilt by `run`;
 /// 5: statuses are kept per day and `customers` as a settled part plus the latest days;
-/// 6: a file's quality counts `occur_time_out_of_range` rejections.
-const FORMAT: u32 = 6;
+/// 6: a file's quality counts `occur_time_out_of_range` rejections; 7: the file list is split
+/// into versioned parts per date named by a small head.
+const FORMAT: u32 = 7;
 
 /// What the state knows of one input file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -96,17 +98,65 @@ pub struct RunRecord {
     pub outcome: String,
 }
 
+/// One part of the file list in the manifest head: the files whose data-quality date (see
+/// [`FileRecord::part_key`]) is this part's key.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct PartRef {
+    /// Version of the committed part object (`files/date=<key>/v<n>.json`).
+    pub v: u32,
+    pub files: u32,
+    /// Files without a `date=` key in their path (always listed, so always diffed).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub undated: u32,
+    /// Local days the part's files have records for.
+    pub days: Vec<i32>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The committed state: a small head (`_state/manifest.json`, read and written by every
+/// update) naming a versioned part of the file list per date. An update loads only the parts
+/// it diffs against or whose days it recomputes and writes only the parts it changed, so what
+/// it reads and writes does not grow with history (the head grows by one short entry a day).
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Manifest {
     pub format: u32,
     pub generation: String,
     /// Settings that change results; an update with other settings is refused.
     pub settings: String,
-    pub files: BTreeMap<String, FileRecord>,
+    pub parts: BTreeMap<String, PartRef>,
     pub last_run: Option<RunRecord>,
+    /// When an update or run last listed every probe partition (RFC 3339).
+    #[serde(default)]
+    pub last_full_listing: Option<String>,
     /// The day before which the state's settled customers aggregate covers every day.
     #[serde(default)]
     pub settled_before: Option<i32>,
+    /// The parts read or built by this process, by key.
+    #[serde(skip)]
+    loaded: BTreeMap<String, BTreeMap<String, FileRecord>>,
+    /// Which loaded part holds each file.
+    #[serde(skip)]
+    index: HashMap<String, String>,
+    /// Parts changed since loading: written by [`Manifest::save`].
+    #[serde(skip)]
+    dirty: BTreeSet<String>,
+}
+
+impl FileRecord {
+    /// The date of the manifest part and the `data_quality` partition the file belongs to:
+    /// its `date=` partition, or without one the UTC date it was last modified.
+    pub fn part_key(&self) -> String {
+        match self.part_date {
+            Some(d) => d.format("%Y-%m-%d").to_string(),
+            None => chrono::DateTime::from_timestamp(self.last_modified, 0)
+                .unwrap_or_default()
+                .format("%Y-%m-%d")
+                .to_string(),
+        }
+    }
 }
 
 impl Manifest {
@@ -135,23 +185,143 @@ impl Manifest {
         Manifest { format: FORMAT, generation, settings, ..Default::default() }
     }
 
-    /// Compact JSON: the manifest lists every file ever processed and each update reads and
-    /// rewrites it (pretty printed it was 384 KB for a month of hourly files, compact 215 KB).
-    pub fn save(&self, out: &Location) -> Result<()> {
-        let text = serde_json::to_vec(self)?;
-        out.put(MANIFEST, Bytes::from(text))
+    fn part_rel(&self, key: &str, v: u32) -> String {
+        format!("{}/files/date={key}/v{v}.json", self.gen_dir())
+    }
+
+    /// Loads the committed parts `keep` selects (in parallel; loaded ones are kept).
+    pub fn load_parts(&mut self, out: &Location, keep: impl Fn(&str, &PartRef) -> bool) -> Result<()> {
+        let want: Vec<(String, u32)> = self
+            .parts
+            .iter()
+            .filter(|(k, p)| !self.loaded.contains_key(*k) && keep(k, p))
+            .map(|(k, p)| (k.clone(), p.v))
+            .collect();
+        let parts = crate::par::map(&want, |(key, v)| {
+            let rel = self.part_rel(key, *v);
+            let bytes =
+                out.get(&rel).with_context(|| format!("state is missing {rel}; run `footfall run` to rebuild"))?;
+            let files: BTreeMap<String, FileRecord> =
+                serde_json::from_slice(&bytes).with_context(|| format!("{}: corrupt state part", out.show(&rel)))?;
+            Ok(files)
+        })?;
+        for ((key, _), files) in want.into_iter().zip(parts) {
+            for rel in files.keys() {
+                self.index.insert(rel.clone(), key.clone());
+            }
+            self.loaded.insert(key, files);
+        }
+        Ok(())
+    }
+
+    /// Loads the parts of files with a `date=` partition on or after `since` and of every
+    /// file without one: the files a listing from `since` finds.
+    pub fn load_listed(&mut self, out: &Location, since: Option<NaiveDate>) -> Result<()> {
+        let since = since.map(|d| d.format("%Y-%m-%d").to_string());
+        self.load_parts(out, |k, p| p.undated > 0 || since.as_deref().is_none_or(|s| k >= s))
+    }
+
+    /// Loads every part with records on a day on or after `day`: the files whose segments
+    /// recomputing those days reads.
+    pub fn load_days_from(&mut self, out: &Location, day: i32) -> Result<()> {
+        self.load_parts(out, |_, p| p.days.iter().any(|d| *d >= day))
+    }
+
+    /// The newest `date=` partition of any processed file.
+    pub fn newest_partition(&self) -> Option<NaiveDate> {
+        self.parts
+            .iter()
+            .rev()
+            .find(|(_, p)| p.files > p.undated)
+            .and_then(|(k, _)| NaiveDate::parse_from_str(k, "%Y-%m-%d").ok())
+    }
+
+    /// A loaded file's record.
+    pub fn get(&self, rel: &str) -> Option<&FileRecord> {
+        self.loaded.get(self.index.get(rel)?)?.get(rel)
+    }
+
+    /// Records files (each replacing its previous record, whose part must be loaded) and
+    /// updates the head's entries of the parts they left or joined.
+    pub fn insert(&mut self, records: impl IntoIterator<Item = (String, FileRecord)>) {
+        let mut touched = BTreeSet::new();
+        for (rel, rec) in records {
+            let key = rec.part_key();
+            if let Some(old) = self.index.remove(&rel) {
+                if let Some(files) = self.loaded.get_mut(&old) {
+                    files.remove(&rel);
+                }
+                touched.insert(old);
+            }
+            self.loaded.entry(key.clone()).or_default().insert(rel.clone(), rec);
+            self.index.insert(rel, key.clone());
+            touched.insert(key);
+        }
+        for key in touched {
+            let files = self.loaded.get(&key).map(|f| f.values()).into_iter().flatten();
+            let days: BTreeSet<i32> = files.clone().flat_map(|f| f.days.iter().copied()).collect();
+            let part = self.parts.entry(key.clone()).or_default();
+            part.files = files.clone().count() as u32;
+            part.undated = files.filter(|f| f.part_date.is_none()).count() as u32;
+            part.days = days.into_iter().collect();
+            self.dirty.insert(key);
+        }
+    }
+
+    /// The loaded files with their records, by part.
+    pub fn loaded_parts(&self) -> impl Iterator<Item = (&str, &BTreeMap<String, FileRecord>)> {
+        self.loaded.iter().map(|(k, f)| (k.as_str(), f))
+    }
+
+    /// The parts this process changed (their `data_quality` partitions are republished).
+    pub fn dirty_parts(&self) -> &BTreeSet<String> {
+        &self.dirty
+    }
+
+    /// Number of processed files.
+    pub fn file_count(&self) -> usize {
+        self.parts.values().map(|p| p.files as usize).sum()
+    }
+
+    /// Writes the changed parts as new versions, then the head (the commit). Returns the
+    /// objects the commit made obsolete, to delete once it is done.
+    pub fn save(&mut self, out: &Location) -> Result<Vec<String>> {
+        let mut obsolete = Vec::new();
+        let mut writes = Vec::new();
+        for key in &self.dirty {
+            let files = self.loaded.get(key).filter(|f| !f.is_empty());
+            let old = self.parts.get(key).map(|p| p.v).filter(|v| *v > 0);
+            match files {
+                Some(files) => {
+                    let v = old.unwrap_or(0) + 1;
+                    if let Some(p) = self.parts.get_mut(key) {
+                        p.v = v;
+                    }
+                    writes.push((self.part_rel(key, v), Bytes::from(serde_json::to_vec(files)?)));
+                }
+                None => {
+                    self.parts.remove(key);
+                }
+            }
+            obsolete.extend(old.map(|v| self.part_rel(key, v)));
+        }
+        crate::par::map_owned(writes, |(rel, bytes)| out.put(&rel, bytes))?;
+        out.put(MANIFEST, Bytes::from(serde_json::to_vec(&*self)?))?;
+        self.dirty.clear();
+        Ok(obsolete)
     }
 
     /// Every local day with data.
     pub fn days(&self) -> BTreeSet<i32> {
-        self.files.values().flat_map(|f| f.days.iter().copied()).collect()
+        self.parts.values().flat_map(|p| p.days.iter().copied()).collect()
     }
 
-    /// The files contributing to each day (one pass over the files, not one per day).
-    pub fn files_by_day(&self) -> BTreeMap<i32, Vec<&str>> {
+    /// The loaded files contributing to each day from `since` on (complete once
+    /// [`Manifest::load_days_from`] loaded from `since`).
+    pub fn files_by_day(&self, since: i32) -> BTreeMap<i32, Vec<&str>> {
         let mut m: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
-        for (rel, f) in &self.files {
-            for d in &f.days {
+        for (rel, f) in self.loaded.values().flatten() {
+            for d in f.days.iter().filter(|d| **d >= since) {
                 m.entry(*d).or_default().push(rel.as_str());
             }
         }
@@ -345,4 +515,77 @@ pub fn distinct_devices(out: &Location, from: Option<NaiveDate>, to: Option<Naiv
         all.extend(s.u64()?.into_no_null_iter());
     }
     Ok(Some(all.len() as i64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(part_date: Option<&str>, last_modified: i64, days: &[i32]) -> FileRecord {
+        FileRecord {
+            size: 1,
+            e_tag: None,
+            last_modified,
+            days: days.to_vec(),
+            part_date: part_date.map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap()),
+            part_hour: None,
+            quality: FileQuality::default(),
+        }
+    }
+
+    const JAN2: i64 = 1_704_153_600; // 2024-01-02T00:00:00Z
+
+    /// Files of two dates and one undated file, committed; a reload sees only the head until
+    /// parts are loaded, and a listing from the later date loads that part and the undated one.
+    #[test]
+    fn parts_are_saved_versioned_and_loaded_only_as_asked() {
+        let out = Location::memory();
+        let mut m = Manifest::new("gen-x".into(), "s".into());
+        m.insert([
+            ("date=2024-01-01/a.parquet".to_string(), rec(Some("2024-01-01"), 0, &[19723])),
+            ("date=2024-01-03/b.parquet".to_string(), rec(Some("2024-01-03"), 0, &[19725, 19726])),
+            ("loose.parquet".to_string(), rec(None, JAN2 + 5, &[19724])),
+        ]);
+        assert!(m.save(&out).unwrap().is_empty(), "nothing to delete after a first save");
+        let keys: Vec<&str> = m.parts.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["2024-01-01", "2024-01-02", "2024-01-03"]);
+        assert_eq!((m.parts["2024-01-02"].undated, m.parts["2024-01-03"].days.clone()), (1, vec![19725, 19726]));
+
+        let mut r = Manifest::load(&out).unwrap().unwrap();
+        assert_eq!(
+            (r.file_count(), r.days(), r.newest_partition()),
+            (3, m.days(), NaiveDate::from_ymd_opt(2024, 1, 3))
+        );
+        assert!(r.get("date=2024-01-01/a.parquet").is_none(), "parts are not read with the head");
+        r.load_listed(&out, NaiveDate::from_ymd_opt(2024, 1, 3)).unwrap();
+        assert!(r.get("date=2024-01-01/a.parquet").is_none());
+        assert!(r.get("date=2024-01-03/b.parquet").is_some() && r.get("loose.parquet").is_some());
+        r.load_days_from(&out, 19723).unwrap();
+        let by_day = r.files_by_day(19724);
+        assert_eq!(by_day.keys().copied().collect::<Vec<_>>(), [19724, 19725, 19726]);
+        assert_eq!(by_day[&19724], ["loose.parquet"]);
+    }
+
+    /// A changed undated file modified on another day moves to that day's part: the old part
+    /// is emptied (dropped from the head), both replaced versions are returned for deletion.
+    #[test]
+    fn a_changed_file_moves_between_parts_and_old_versions_become_obsolete() {
+        let out = Location::memory();
+        let mut m = Manifest::new("gen-x".into(), "s".into());
+        m.insert([("loose.parquet".to_string(), rec(None, JAN2, &[19724]))]);
+        m.insert([("date=2024-01-03/b.parquet".to_string(), rec(Some("2024-01-03"), 0, &[19725]))]);
+        m.save(&out).unwrap();
+        let mut r = Manifest::load(&out).unwrap().unwrap();
+        r.load_listed(&out, NaiveDate::from_ymd_opt(2024, 1, 3)).unwrap();
+        r.insert([("loose.parquet".to_string(), rec(None, JAN2 + 86_400, &[19725]))]);
+        assert_eq!(r.dirty_parts().iter().map(String::as_str).collect::<Vec<_>>(), ["2024-01-02", "2024-01-03"]);
+        let obsolete = r.save(&out).unwrap();
+        assert_eq!(
+            obsolete,
+            ["_state/gen-x/files/date=2024-01-02/v1.json", "_state/gen-x/files/date=2024-01-03/v1.json"]
+        );
+        let r = Manifest::load(&out).unwrap().unwrap();
+        assert_eq!(r.parts.keys().collect::<Vec<_>>(), ["2024-01-03"]);
+        assert_eq!((r.parts["2024-01-03"].v, r.parts["2024-01-03"].files, r.file_count()), (2, 2, 2));
+    }
 }

@@ -82,7 +82,8 @@ fn random_arrival_orders_over_five_weeks_equal_one_run() {
 }
 
 /// For each seed: the files of `src` arrive in a random order and random batches, one file is
-/// replaced by a smaller version after it was processed, an update after each batch; the
+/// replaced by a smaller version after it was processed, an update after each batch (a plain
+/// one, which lists only the late window, or at random `--full`), a last `--full` update; the
 /// result must equal one `run`.
 fn arrival_orders(src: &Path, files: &[PathBuf], seeds: std::ops::Range<u64>) {
     for seed in seeds {
@@ -108,12 +109,16 @@ fn arrival_orders(src: &Path, files: &[PathBuf], seeds: std::ops::Range<u64>) {
                 shrink(&d.join("probes").join(&changed));
                 shrunk = true;
             }
-            ok(d, &["update", "--config", "footfall.toml", "--quiet"]);
+            let mut args = vec!["update", "--config", "footfall.toml", "--quiet"];
+            if rng.gen_bool(0.5) {
+                args.push("--full");
+            }
+            ok(d, &args);
         }
         if !shrunk {
             shrink(&d.join("probes").join(&changed));
-            ok(d, &["update", "--config", "footfall.toml", "--quiet"]);
         }
+        ok(d, &["update", "--config", "footfall.toml", "--quiet", "--full"]);
         assert_same_as_run(d, &format!("seed {seed}, {batches} batches, changed {}", changed.display()));
     }
 }
@@ -163,6 +168,58 @@ fn an_update_bringing_one_hour_opens_only_that_file() {
     // One footer read (tail + metadata = 2 ranged reads) and one body read of the new file.
     assert!(o.stderr.contains("1 file(s) read (1 new, 0 changed"), "{}", o.explain());
     assert!(o.stderr.contains("; 3 probe object reads)"), "{}", o.explain());
+    assert_same_as_run(d, "one new hour");
+}
+
+/// Every object under `dir` (relative path → bytes).
+fn objects(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    files_under(dir)
+        .into_iter()
+        .map(|f| (f.to_string_lossy().into_owned(), std::fs::read(dir.join(&f)).unwrap()))
+        .collect()
+}
+
+/// The manifest is a head plus a part per date: an update of one hour rewrites the head, that
+/// date's part (a new version, the old one deleted) and that date's data_quality partition,
+/// and leaves every other part and data_quality date byte for byte as it was.
+#[test]
+fn an_update_rewrites_only_the_state_part_and_quality_date_it_touched() {
+    let dir = empty_mall();
+    let d = dir.path();
+    let files = golden_files();
+    let (last, rest) = files.split_last().unwrap();
+    for f in rest {
+        add(d, f);
+    }
+    ok(d, &["run", "--config", "footfall.toml", "--quiet"]);
+    let parts_of = |all: &std::collections::BTreeMap<String, Vec<u8>>| -> std::collections::BTreeMap<String, Vec<u8>> {
+        all.iter()
+            .filter(|(k, _)| k.contains("/files/date=") || k.starts_with("out/data_quality/"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let before = parts_of(&objects(d));
+    assert!(before.keys().filter(|k| k.contains("/files/")).count() >= 2, "{:?}", before.keys());
+    add(d, last);
+    ok(d, &["update", "--config", "footfall.toml", "--quiet"]);
+    let after = parts_of(&objects(d));
+    let date = last.to_string_lossy().split('/').find_map(|s| s.strip_prefix("date=")).unwrap().to_string();
+    let touched = |k: &String| k.contains(&format!("date={date}/"));
+    let unchanged_before: Vec<_> = before.iter().filter(|(k, _)| !touched(k)).collect();
+    let unchanged_after: Vec<_> = after.iter().filter(|(k, _)| !touched(k)).collect();
+    assert_eq!(unchanged_before, unchanged_after, "parts and data_quality dates other than {date}");
+    let versions = |m: &std::collections::BTreeMap<String, Vec<u8>>| -> Vec<String> {
+        m.keys()
+            .filter(|k| touched(k) && k.contains("/files/"))
+            .map(|k| k.rsplit('/').next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(versions(&before), ["v1.json"]);
+    assert_eq!(versions(&after), ["v2.json"], "a new version replaces the old one");
+    let dq = |m: &std::collections::BTreeMap<String, Vec<u8>>| {
+        m.get(&format!("out/data_quality/date={date}/part-0.parquet")).cloned()
+    };
+    assert_ne!(dq(&before), dq(&after), "the touched date's data_quality partition is rewritten");
     assert_same_as_run(d, "one new hour");
 }
 
@@ -324,6 +381,41 @@ fn lookback_window_lists_only_recent_dates() {
 }
 
 #[test]
+fn a_file_older_than_the_late_window_waits_for_a_full_listing() {
+    // Nine days of a generated mall; one early hour file arrives after the rest.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = generated(d, 9, 40, 4, Some(1), 3, "UTC");
+    let late = PathBuf::from("date=2026-03-03/hour=12");
+    let held = d.join("held");
+    std::fs::rename(m.join("probes").join(&late), &held).unwrap();
+    ok(&m, &["update", "--config", "footfall.toml", "--quiet"]);
+    let st = ok(&m, &["status", "--format", "json"]).stdout;
+    let first_full: serde_json::Value = serde_json::from_str(&st).unwrap();
+    assert!(first_full[0]["last_full_listing"].is_string(), "a first update lists everything: {st}");
+    assert_eq!(first_full[0]["late_window_days"], 3, "{st}");
+    std::fs::rename(&held, m.join("probes").join(&late)).unwrap();
+    // A plain update lists only 2026-03-07 onwards (the newest partition, 03-10, minus 3 days).
+    let o = ok(&m, &["update", "--config", "footfall.toml", "--dry-run"]);
+    assert!(o.stdout.is_empty(), "{}", o.explain());
+    let o = ok(&m, &["update", "--config", "footfall.toml"]);
+    assert!(o.stderr.contains("0 file(s) read"), "{}", o.explain());
+    let st = ok(&m, &["status", "--format", "json"]).stdout;
+    let v: serde_json::Value = serde_json::from_str(&st).unwrap();
+    assert_eq!(v[0]["last_full_listing"], first_full[0]["last_full_listing"], "a plain update is not a full listing");
+    // The full listing takes it, once.
+    let o = ok(&m, &["update", "--config", "footfall.toml", "--full", "--dry-run"]);
+    assert!(o.stdout.starts_with("new\tdate=2026-03-03/hour=12/"), "{}", o.explain());
+    let o = ok(&m, &["update", "--config", "footfall.toml", "--full"]);
+    assert!(o.stderr.contains("1 file(s) read (1 new, 0 changed"), "{}", o.explain());
+    let v: serde_json::Value = serde_json::from_str(&ok(&m, &["status", "--format", "json"]).stdout).unwrap();
+    assert_ne!(v[0]["last_full_listing"], first_full[0]["last_full_listing"]);
+    let o = ok(&m, &["update", "--config", "footfall.toml", "--full"]);
+    assert!(o.stderr.contains("0 file(s) read"), "not read twice\n{}", o.explain());
+    assert_same_as_run(&m, "a file later than the window, then --full");
+}
+
+#[test]
 fn late_first_day_republishes_every_date_whose_staff_or_loyalty_moves() {
     // 35 days; the first day's files arrive last. Staff looks back 6 days and loyalty 27
     // (first_time: forever), so dates far after the late day must be re-published.
@@ -347,7 +439,10 @@ fn late_first_day_republishes_every_date_whose_staff_or_loyalty_moves() {
     assert!(staff.contains("2026-03-08"), "{staff:?}");
     let loyalty = differing_dates("mall_daily_loyalty");
     assert!(loyalty.last().is_some_and(|d| d.as_str() >= "2026-03-09"), "{loyalty:?}");
+    // Five weeks late: outside the late window, so only a full listing sees it.
     let o = ok(&m, &["update", "--config", "footfall.toml"]);
+    assert!(o.stderr.contains("0 file(s) read"), "{}", o.explain());
+    let o = ok(&m, &["update", "--config", "footfall.toml", "--full"]);
     assert_same_as_run(&m, &format!("late first day\n{}", o.stderr));
 }
 
