@@ -34,7 +34,11 @@ pub struct TableSchema {
     pub description: String,
     pub grain: String,
     pub primary_key: Vec<String>,
+    /// `date`, `snapshot` (one file) or `view`: not stored, the rows of the `view_of` tables
+    /// by primary key, the first table's row winning.
     pub partitioning: String,
+    #[serde(default)]
+    pub view_of: Vec<String>,
     pub columns: Vec<ColumnSchema>,
 }
 
@@ -76,6 +80,16 @@ pub fn get(name: &str) -> Result<&'static TableSchema> {
 impl TableSchema {
     pub fn is_snapshot(&self) -> bool {
         self.partitioning == "snapshot"
+    }
+
+    /// Not stored: read as its `view_of` tables merged (see [`crate::tables::read_table`]).
+    pub fn is_view(&self) -> bool {
+        self.partitioning == "view"
+    }
+
+    /// Stored in date partitions.
+    pub fn is_partitioned(&self) -> bool {
+        self.partitioning == "date"
     }
 
     pub fn column(&self, name: &str) -> Option<&ColumnSchema> {

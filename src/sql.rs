@@ -16,6 +16,9 @@ use crate::store::Location;
 
 /// A lazy frame over a published result table.
 pub fn result_table(out: &Location, schema: &TableSchema, tz: &str) -> Result<LazyFrame> {
+    if schema.is_view() {
+        return Ok(crate::tables::read_table(out, schema, tz, None, None)?.lazy());
+    }
     if let Some(local) = &out.local {
         let dir = local.join(&schema.name);
         let has_files = dir.exists() && out.list_under(&schema.name)?.iter().any(|e| e.rel.ends_with(".parquet"));

@@ -160,6 +160,9 @@ pub fn read_table(
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
 ) -> Result<DataFrame> {
+    if schema.is_view() {
+        return read_view(out, schema, tz, from, to);
+    }
     // (object, the date its path holds)
     // A snapshot is listed, not fetched, to learn whether it exists: its bytes are read once.
     let rels: Vec<(String, Option<NaiveDate>)> = if schema.is_snapshot() {
@@ -205,6 +208,32 @@ pub fn read_table(
         df = df.lazy().filter(d.clone().gt_eq(lit(lo)).and(d.lt_eq(lit(hi)))).collect()?;
     }
     Ok(df)
+}
+
+/// A view's rows: those of its first table, then of each next one the rows whose primary key
+/// no earlier table has; sorted by primary key.
+fn read_view(
+    out: &Location,
+    schema: &TableSchema,
+    tz: &str,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Result<DataFrame> {
+    let key: Vec<Expr> = schema.primary_key.iter().map(|k| col(k.as_str())).collect();
+    let mut merged: Option<LazyFrame> = None;
+    for name in &schema.view_of {
+        let part = read_table(out, crate::schema::get(name)?, tz, from, to)?.lazy();
+        merged = Some(match merged {
+            None => part,
+            Some(m) => {
+                let rest = part.join(m.clone(), key.clone(), key.clone(), JoinArgs::new(JoinType::Anti));
+                concat([m, rest], UnionArgs::default())?
+            }
+        });
+    }
+    let Some(merged) = merged else { return Ok(schema.empty(tz)) };
+    let keys: Vec<&str> = schema.primary_key.iter().map(String::as_str).collect();
+    Ok(merged.sort(keys, SortMultipleOptions::default()).collect()?)
 }
 
 #[cfg(test)]

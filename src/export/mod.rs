@@ -173,8 +173,12 @@ impl ExportPlan {
                     if t.kind != "result" {
                         bail_usage!("export: '{n}' is not a result table");
                     }
-                    if !out.iter().any(|o: &&TableSchema| o.name == t.name) {
-                        out.push(t);
+                    // A view comes with the tables it reads.
+                    for name in t.view_of.iter().map(String::as_str).chain([t.name.as_str()]) {
+                        let t = crate::schema::get(name)?;
+                        if !out.iter().any(|o: &&TableSchema| o.name == t.name) {
+                            out.push(t);
+                        }
                     }
                 }
                 if out.is_empty() {
@@ -249,7 +253,7 @@ pub fn diff(published: Vec<Part>, recorded: &BTreeMap<(String, String), String>)
 /// Lists the published objects the plan selects, with their versions.
 fn published(out: &Location, plan: &ExportPlan) -> Result<Vec<Part>> {
     let mut parts = Vec::new();
-    for t in &plan.tables {
+    for t in plan.tables.iter().filter(|t| !t.is_view()) {
         for e in out.list_under(&t.name)? {
             let version = e.e_tag.clone().unwrap_or_else(|| format!("{}-{}", e.size, e.last_modified));
             if t.is_snapshot() {
@@ -312,7 +316,7 @@ fn run<S: Sink>(sink: &mut S, out: &Location, plan: &ExportPlan, progress: Progr
     // A table exported as a snapshot before and partitioned now (data_quality, state format 7),
     // or the reverse, cannot be updated part by part.
     for (table, part) in recorded.keys() {
-        if let Some(t) = plan.tables.iter().find(|t| t.name == *table) {
+        if let Some(t) = plan.tables.iter().find(|t| t.name == *table && !t.is_view()) {
             if t.is_snapshot() != (part == SNAPSHOT_PART) {
                 bail_usage!(
                     "export: table {table} in {target} was exported with another layout (as {}); drop it once and export again",
@@ -383,6 +387,36 @@ fn column_list(kind: Kind, t: &TableSchema) -> String {
 }
 
 /// Compares the columns a database reports (name, data type) with what footfall writes.
+/// The SQL of a view (`CREATE OR REPLACE VIEW <name> AS` this): the rows of its first table,
+/// then of each next one the rows whose key no earlier table has (docs/tables.md, customers).
+fn view_sql(k: Kind, q: &dyn Fn(&str) -> String, t: &TableSchema) -> String {
+    let cols: Vec<String> = t.columns.iter().map(|c| format!("t.{}", ident(k, &c.name))).collect();
+    let mut parts = Vec::new();
+    for (i, name) in t.view_of.iter().enumerate() {
+        let earlier: Vec<String> = t.view_of[..i]
+            .iter()
+            .map(|e| {
+                let on: Vec<String> = t.primary_key.iter().map(|c| format!("e.{0} = t.{0}", ident(k, c))).collect();
+                format!(" AND NOT EXISTS (SELECT 1 FROM {} e WHERE {})", q(e), on.join(" AND "))
+            })
+            .collect();
+        parts.push(format!("SELECT {} FROM {} t WHERE 1 = 1{}", cols.join(", "), q(name), earlier.concat()));
+    }
+    parts.join(" UNION ALL ")
+}
+
+/// A view's name must be free or a view already: a table there (`customers` exported by a
+/// footfall before state format 7) is refused, never dropped.
+fn check_view_slot(table: &str, table_type: Option<&str>) -> Result<()> {
+    match table_type {
+        None => Ok(()),
+        Some(t) if t.eq_ignore_ascii_case("VIEW") => Ok(()),
+        Some(_) => bail_usage!(
+            "export: {table} is a table in the database; footfall now exports it as a view over its parts — drop it once"
+        ),
+    }
+}
+
 fn check_columns(table: &str, found: &[(String, String)], want: &[(String, String)]) -> Result<()> {
     for (i, (name, ty)) in want.iter().enumerate() {
         match found.iter().position(|(n, _)| n == name) {
@@ -448,7 +482,9 @@ mod tests {
         assert_eq!(p.schema, "public");
         assert_eq!(p.tables.len(), crate::schema::results().count());
         let p = ExportPlan::new("mysql://u@h/mall", None, Some(&["customers".into()]), None, None).unwrap();
-        assert_eq!((p.schema.as_str(), p.tables.len()), ("mall", 1));
+        // A view comes with the tables it reads.
+        let names: Vec<&str> = p.tables.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!((p.schema.as_str(), names), ("mall", vec!["customers_recent", "customers_settled", "customers"]));
         assert!(ExportPlan::new(url, Some("x; drop"), None, None, None).is_err());
         assert!(ExportPlan::new(url, None, Some(&["nope".into()]), None, None).is_err());
         assert!(ExportPlan::new(url, None, Some(&["probes".into()]), None, None).is_err());

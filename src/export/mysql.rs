@@ -13,7 +13,9 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, OptsBuilder, Params, SslOpts, Value};
 
 use super::rows::{Cell, Rows};
-use super::{check_columns, column_list, ident, Kind, Sink, Target, SNAPSHOT_PART, STATE_TABLE};
+use super::{
+    check_columns, check_view_slot, column_list, ident, view_sql, Kind, Sink, Target, SNAPSHOT_PART, STATE_TABLE,
+};
 use crate::bail_usage;
 use crate::fault;
 use crate::schema::TableSchema;
@@ -162,7 +164,7 @@ impl Sink for My {
                  PRIMARY KEY (table_name, part)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
             ))
             .await?;
-        for t in tables {
+        for t in tables.iter().filter(|t| !t.is_view()) {
             let schema = self.schema.clone();
             let found: Vec<(String, String)> = self
                 .conn()
@@ -194,6 +196,20 @@ impl Sink for My {
                     t.columns.iter().map(|c| (c.name.clone(), col_type(t, c).1.to_string())).collect();
                 check_columns(&format!("{}.{}", self.schema, t.name), &found, &want)?;
             }
+        }
+        for t in tables.iter().filter(|t| t.is_view()) {
+            let schema = self.schema.clone();
+            let kind: Option<String> = self
+                .conn()
+                .exec_first(
+                    "SELECT CAST(TABLE_TYPE AS CHAR) FROM information_schema.tables WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                    (schema, t.name.clone()),
+                )
+                .await?;
+            check_view_slot(&format!("{}.{}", self.schema, t.name), kind.as_deref())?;
+            let body = view_sql(k, &|n| self.q(n), t);
+            let sql = format!("CREATE OR REPLACE VIEW {} AS {body}", self.q(&t.name));
+            self.conn().query_drop(sql).await?;
         }
         let rows: Vec<(String, String, String)> =
             self.conn().query(format!("SELECT table_name, part, version FROM {state}")).await?;

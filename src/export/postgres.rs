@@ -14,7 +14,9 @@ use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::Client;
 
 use super::rows::{Cell, Rows};
-use super::{check_columns, column_list, ident, Kind, Sink, Target, SNAPSHOT_PART, STATE_TABLE};
+use super::{
+    check_columns, check_view_slot, column_list, ident, view_sql, Kind, Sink, Target, SNAPSHOT_PART, STATE_TABLE,
+};
 use crate::bail_usage;
 use crate::fault;
 use crate::schema::TableSchema;
@@ -129,7 +131,7 @@ impl Sink for Pg {
                 self.q(STATE_TABLE)
             ))
             .await?;
-        for t in tables {
+        for t in tables.iter().filter(|t| !t.is_view()) {
             let found: Vec<(String, String)> = self
                 .client
                 .query(
@@ -164,6 +166,19 @@ impl Sink for Pg {
                     t.columns.iter().map(|c| (c.name.clone(), pg_type(&c.ty).1.to_string())).collect();
                 check_columns(&format!("{}.{}", self.schema, t.name), &found, &want)?;
             }
+        }
+        for t in tables.iter().filter(|t| t.is_view()) {
+            let kind = self
+                .client
+                .query_opt(
+                    "SELECT table_type::text FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
+                    &[&self.schema, &t.name],
+                )
+                .await?
+                .map(|r| r.get::<_, String>(0));
+            check_view_slot(&format!("{}.{}", self.schema, t.name), kind.as_deref())?;
+            let body = view_sql(k, &|n| self.q(n), t);
+            self.client.batch_execute(&format!("CREATE OR REPLACE VIEW {} AS {body}", self.q(&t.name))).await?;
         }
         let rows =
             self.client.query(&format!("SELECT table_name, part, version FROM {}", self.q(STATE_TABLE)), &[]).await?;

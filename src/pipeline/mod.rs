@@ -140,7 +140,12 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
         || walked.last.map(|p| p.publish(&shared)).transpose(),
         || {
             let st = cls.finish(&all_days, &changed)?;
-            let snap = SnapshotCtx { customers: &st.customers, settings, names };
+            let snap = SnapshotCtx {
+                customers_recent: st.customers_recent.as_ref(),
+                customers_settled: st.customers_settled.as_ref(),
+                settings,
+                names,
+            };
             publish::publish_snapshot_tables(out, &snap)?;
             publish::publish_quality(out, &manifest, settings, names)?;
             Ok(st)

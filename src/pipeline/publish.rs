@@ -162,7 +162,8 @@ fn retract(out: &Location, date: NaiveDate) -> Result<()> {
 pub fn publish_snapshot_tables(out: &Location, ctx: &SnapshotCtx) -> Result<()> {
     crate::par::map(snapshots::SNAPSHOTS, |s| {
         let (schema, t0) = (crate::schema::get(s.name)?, std::time::Instant::now());
-        let df = schema.conform_with((s.query)(ctx)?, &ctx.settings.tz_name, ctx.names)?;
+        let Some(df) = (s.query)(ctx)? else { return Ok(()) };
+        let df = schema.conform_with(df, &ctx.settings.tz_name, ctx.names)?;
         tables::publish_snapshot(out, schema, df)?;
         super::trace(&format!("  {} published", s.name), t0);
         Ok(())
@@ -239,8 +240,9 @@ pub fn cleanup_after_run(out: &Location, manifest: &Manifest) -> Result<()> {
             }
         }
     }
-    // Before state format 7 data_quality was one file.
+    // Before state format 7 data_quality and customers were one file each.
     out.delete(&tables::snapshot_rel(quality::NAME))?;
+    out.delete(&tables::snapshot_rel("customers"))?;
     for d in tables::published_dates(out, quality::NAME)? {
         if !manifest.parts.contains_key(&d.format("%Y-%m-%d").to_string()) {
             out.delete(&tables::partition_rel(quality::NAME, d))?;

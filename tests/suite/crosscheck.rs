@@ -125,13 +125,15 @@ fn published(out: &Path, table: &str, tz: &str) -> Vec<String> {
 }
 
 /// The tables the seed oracle below works out (docs/tables.md).
-const SEED: [&str; 11] = [
+const SEED: [&str; 13] = [
     "mall_daily_visitors",
     "shop_daily_visitors",
     "mall_hourly_visitors",
     "peak_hour_daily",
     "top_shops_daily",
     "customers",
+    "customers_recent",
+    "customers_settled",
     "mall_daily_new_customers",
     "customer_positions",
     "latest_positions",
@@ -280,6 +282,24 @@ fn plain_formulation_agrees_with_every_table() {
             })
             .collect(),
     );
+    // Its stored parts: the newest day's devices with their totals over all days, and every
+    // device's totals over the days before the newest.
+    let newest = recs.iter().map(|r| r.0).max().unwrap();
+    let row = |m: &str, (f, l, days): &(i64, i64, BTreeSet<NaiveDate>)| {
+        format!("{m},{f},{l},{},{},{}", days.first().unwrap(), days.last().unwrap(), days.len())
+    };
+    expect.insert(
+        "customers_recent",
+        cust.iter().filter(|(_, c)| c.2.contains(&newest)).map(|(m, c)| row(m, c)).collect(),
+    );
+    let mut settled: BTreeMap<&str, (i64, i64, BTreeSet<NaiveDate>)> = BTreeMap::new();
+    for (day, t, m, _, _, _) in recs.iter().filter(|r| r.0 < newest) {
+        let e = settled.entry(m).or_insert((i64::MAX, i64::MIN, BTreeSet::new()));
+        e.0 = e.0.min(*t);
+        e.1 = e.1.max(*t);
+        e.2.insert(*day);
+    }
+    expect.insert("customers_settled", settled.iter().map(|(m, c)| row(m, c)).collect());
     let first_day = |m: &str| *cust[m].2.first().unwrap();
     expect.insert(
         "mall_daily_new_customers",

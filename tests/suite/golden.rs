@@ -31,7 +31,21 @@ fn catalogue_and_schemas_list_the_same_tables() {
     let on_disk = schemas_on_disk(|s| s["kind"] == "result" && s["partitioning"] == "date");
     assert_eq!(daily, on_disk, "catalogue (metrics::DAILY and data_quality) vs date-partitioned schemas");
     let snapshots = schemas_on_disk(|s| s["kind"] == "result" && s["partitioning"] == "snapshot");
-    assert_eq!(snapshots, BTreeSet::from(["customers".to_string()]));
+    let compiled: BTreeSet<String> =
+        footfall::metrics::snapshots::SNAPSHOTS.iter().map(|s| s.name.to_string()).collect();
+    assert_eq!(snapshots, compiled, "metrics::SNAPSHOTS vs snapshot schemas");
+    // A view is read from stored tables only.
+    for v in schemas_on_disk(|s| s["partitioning"] == "view") {
+        let view = footfall::schema::get(&v).unwrap();
+        assert!(!view.view_of.is_empty(), "{v}");
+        for part in &view.view_of {
+            let p = footfall::schema::get(part).unwrap();
+            assert!(
+                !p.is_view() && p.primary_key == view.primary_key && p.columns.len() == view.columns.len(),
+                "{v}: {part}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -107,17 +107,36 @@ impl Aggregate {
                 j += 1;
             } else {
                 out.push(a, i);
-                let k = out.mac.len() - 1;
-                out.first_seen[k] = out.first_seen[k].min(b.first_seen[j]);
-                out.last_seen[k] = out.last_seen[k].max(b.last_seen[j]);
-                out.first_date[k] = out.first_date[k].min(b.first_date[j]);
-                out.last_date[k] = out.last_date[k].max(b.last_date[j]);
-                out.days_seen[k] += b.days_seen[j];
-                out.first_visit[k] = out.first_visit[k].min(b.first_visit[j]);
+                out.combine_last(b, j);
                 (i, j) = (i + 1, j + 1);
             }
         }
         out
+    }
+
+    /// The rows of `latest`'s devices with this aggregate's rows of the same devices merged
+    /// in: `customers_recent` from the settled part and the newest day, without touching the
+    /// settled devices not seen since (a binary search per recent device).
+    pub(super) fn overlay(&self, latest: &Aggregate) -> Aggregate {
+        let mut out = Aggregate::with_capacity(latest.mac.len());
+        for j in 0..latest.mac.len() {
+            out.push(latest, j);
+            if let Some(i) = self.find(latest.mac[j]) {
+                out.combine_last(self, i);
+            }
+        }
+        out
+    }
+
+    /// Folds `from`'s row `i` (the same device, other days) into the last row.
+    fn combine_last(&mut self, from: &Aggregate, i: usize) {
+        let k = self.mac.len() - 1;
+        self.first_seen[k] = self.first_seen[k].min(from.first_seen[i]);
+        self.last_seen[k] = self.last_seen[k].max(from.last_seen[i]);
+        self.first_date[k] = self.first_date[k].min(from.first_date[i]);
+        self.last_date[k] = self.last_date[k].max(from.last_date[i]);
+        self.days_seen[k] += from.days_seen[i];
+        self.first_visit[k] = self.first_visit[k].min(from.first_visit[i]);
     }
 
     /// A device's row.

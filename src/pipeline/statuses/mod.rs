@@ -46,7 +46,11 @@ pub struct Statuses {
     /// Statuses of the days from `since` on (the only ones that can have changed).
     pub recent: DataFrame,
     pub since: Option<i32>,
-    pub customers: DataFrame,
+    /// `customers_recent` (the newest day's devices, totals over all days) and
+    /// `customers_settled` (every device before the newest day) to publish; `None`: the
+    /// published one stands.
+    pub customers_recent: Option<DataFrame>,
+    pub customers_settled: Option<DataFrame>,
     /// The boundary of the settled customers aggregate kept for the next update.
     pub settled_before: Option<i32>,
     /// The settled aggregate with its boundary and the context of the days before it, when
@@ -214,22 +218,16 @@ impl<'a> Classifier<'a> {
         let empty = || -> Result<DataFrame> { statuses(vec![], None, &|_| false, s) };
         let of = |statuses: &DataFrame| Aggregate::of(&customers(statuses, s)?);
         let (Some(since), Some(&latest)) = (self.since, all_days.last()) else {
-            // Nothing changed (the kept customers stand), or no data is left at all.
-            let kept = match (self.prior_recent.take(), self.prior_settled.take()) {
-                (Some(recent), settled) if changed.is_empty() => match settled {
-                    Some((b, settled)) => Some((settled.merge(&recent).frame()?, Some(b))),
-                    None => Some((recent.frame()?, None)),
-                },
-                _ => None,
-            };
-            let (customers, settled_before) = match kept {
-                Some(k) => k,
-                None => (customers(&empty()?, s)?, None),
+            // Nothing changed (the published customers stand), or no data is left at all.
+            let (published, settled_before) = match (&self.prior_recent, &self.prior_settled) {
+                (Some(_), settled) if changed.is_empty() => (None, settled.as_ref().map(|(b, _)| *b)),
+                _ => (Some(customers(&empty()?, s)?), None),
             };
             return Ok(Statuses {
                 recent: empty()?,
                 since: None,
-                customers,
+                customers_recent: published.clone(),
+                customers_settled: published,
                 settled_before,
                 settled_new: None,
                 gone: changed.iter().copied().collect(),
@@ -269,7 +267,7 @@ impl<'a> Classifier<'a> {
         };
         let ((settled, settled_new), gone) =
             (settled, changed.iter().filter(|d| !all_days.contains(d)).copied().collect());
-        let customers = settled.merge(&of(&at_latest)?).frame()?;
+        let customers_recent = settled.overlay(&of(&at_latest)?).frame()?;
         let settled_new = match settled_new {
             false => None,
             true => {
@@ -282,7 +280,8 @@ impl<'a> Classifier<'a> {
             }
         };
         Ok(Statuses {
-            customers,
+            customers_recent: Some(customers_recent),
+            customers_settled: settled_new.as_ref().map(|(_, df, _)| df.clone()),
             settled_new,
             settled_before: Some(latest),
             recent,

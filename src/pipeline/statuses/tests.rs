@@ -143,7 +143,7 @@ fn merging_sorted_customers_equals_a_group_by_over_both() {
     let a = part(&[9, 2, 7, 4, 11, 1], 10);
     let b = part(&[1, 3, 4, 12, 20], 12);
     let got = merge_customers(&a, &b).unwrap();
-    let want = concat([a.lazy(), b.lazy()], UnionArgs::default())
+    let want = concat([a.clone().lazy(), b.clone().lazy()], UnionArgs::default())
         .unwrap()
         .group_by([col(MAC)])
         .agg([
@@ -162,6 +162,11 @@ fn merging_sorted_customers_equals_a_group_by_over_both() {
         [1, 2, 3, 4, 7, 9, 11, 12, 20]
     );
     assert!(got.equals_missing(&want), "{got}\n{want}");
+    // customers_recent: the later part's devices only, each with the full merge's row.
+    let recent = Aggregate::of(&a).unwrap().overlay(&Aggregate::of(&b).unwrap()).frame().unwrap();
+    let b_devices = Series::new("b".into(), [1u64, 3, 4, 12, 20]);
+    let want_recent = want.lazy().filter(col(MAC).is_in(lit(b_devices).implode(false), false)).collect().unwrap();
+    assert!(recent.equals_missing(&want_recent), "{recent}\n{want_recent}");
 }
 
 #[test]
