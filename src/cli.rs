@@ -175,6 +175,10 @@ pub struct GenerateArgs {
     /// Random seed (same seed, same files).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Write the last N days as one file per minute with records (a collector flushing every
+    /// minute) instead of one per hour.
+    #[arg(long, default_value_t = 0)]
+    pub minute_files_days: u32,
 }
 
 #[derive(Args, Debug)]

@@ -42,6 +42,9 @@ pub struct GenSpec {
     pub timezone: String,
     pub start: NaiveDate,
     pub seed: u64,
+    /// The last this many days are written one file per minute (`probes-<seed>-m<MM>.parquet`
+    /// in the hour's partition), as a collector flushing every minute would.
+    pub minute_files_days: u32,
 }
 
 #[derive(Debug, Default)]
@@ -472,17 +475,35 @@ pub fn generate(spec: &GenSpec, progress: Progress) -> Result<GenReport> {
             by_part.entry(r.part).or_default().push(r);
         }
     }
-    let bar = progress.bar(by_part.len() as u64, "writing");
-    let parts: Vec<(i64, Vec<Rec>)> = by_part.into_iter().collect();
-    let written: Vec<(u64, u64)> = parts
+    // Hours from this one on are split into minute files.
+    let minutes_from =
+        by_part.keys().next_back().map_or(i64::MAX, |last| last + 1 - 24 * spec.minute_files_days as i64);
+    let mut files: Vec<(i64, Option<i64>, Vec<Rec>)> = Vec::new();
+    for (part, mut recs) in by_part {
+        recs.sort_by_key(|r| r.t);
+        if part < minutes_from {
+            files.push((part, None, recs));
+            continue;
+        }
+        let mut by_minute: std::collections::BTreeMap<i64, Vec<Rec>> = std::collections::BTreeMap::new();
+        for r in recs {
+            by_minute.entry(r.t.div_euclid(60).rem_euclid(60)).or_default().push(r);
+        }
+        files.extend(by_minute.into_iter().map(|(m, recs)| (part, Some(m), recs)));
+    }
+    let bar = progress.bar(files.len() as u64, "writing");
+    let written: Vec<(u64, u64)> = files
         .into_par_iter()
-        .map(|(part, mut recs)| {
-            recs.sort_by_key(|r| r.t);
+        .map(|(part, minute, recs)| {
             let start = chrono::DateTime::from_timestamp(part * 3600, 0).unwrap();
+            let name = match minute {
+                None => format!("probes-{}.parquet", spec.seed),
+                Some(m) => format!("probes-{}-m{m:02}.parquet", spec.seed),
+            };
             let path = probes
                 .join(format!("date={}", start.format("%Y-%m-%d")))
                 .join(format!("hour={}", start.format("%H")))
-                .join(format!("probes-{}.parquet", spec.seed));
+                .join(name);
             let size = write_file(&path, &recs, &mall, layout_of(part, spec.seed), spec.seed)?;
             bar.inc(1);
             Ok::<_, anyhow::Error>((size, recs.len() as u64))

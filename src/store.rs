@@ -109,6 +109,7 @@ fn walk(
     root: bool,
     plain: &(dyn Fn(&str) -> bool + Sync),
 ) -> Option<Vec<Entry>> {
+    LIST.fetch_add(1, Relaxed);
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && root => return Some(Vec::new()),
@@ -150,6 +151,29 @@ fn walk(
 fn list_local(_: &FsPath, _: &str) -> Option<Vec<Entry>> {
     None
 }
+
+/// Storage requests this process made, by kind (a LIST page counts once per 1,000 keys, as S3
+/// pages them; a local directory read counts as one LIST): what `FOOTFALL_TRACE=1` reports, so
+/// an update's request count can be compared across history sizes.
+pub mod requests {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+    pub(super) static GET: AtomicU64 = AtomicU64::new(0);
+    pub(super) static PUT: AtomicU64 = AtomicU64::new(0);
+    pub(super) static LIST: AtomicU64 = AtomicU64::new(0);
+    pub(super) static DELETE: AtomicU64 = AtomicU64::new(0);
+
+    pub(super) fn list_pages(keys: usize) {
+        LIST.fetch_add(1 + keys as u64 / 1000, Relaxed);
+    }
+
+    /// (gets, puts, lists, deletes) so far.
+    pub fn counts() -> [u64; 4] {
+        [GET.load(Relaxed), PUT.load(Relaxed), LIST.load(Relaxed), DELETE.load(Relaxed)]
+    }
+}
+use requests::{DELETE, GET, LIST, PUT};
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Metadata of one object, relative to a location.
 #[derive(Debug, Clone)]
@@ -316,6 +340,7 @@ impl Location {
         let prefix = self.path(rel);
         let metas: Vec<ObjectMeta> = block_on(self.store.list(Some(&prefix)).try_collect())
             .with_context(|| format!("cannot list {}", self.show(rel)))?;
+        requests::list_pages(metas.len());
         let mut out: Vec<Entry> = metas
             .into_iter()
             .map(|m| Entry {
@@ -330,7 +355,8 @@ impl Location {
     }
 
     fn count_read(&self) {
-        self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.reads.fetch_add(1, Relaxed);
+        GET.fetch_add(1, Relaxed);
     }
 
     /// Names of the immediate sub-"directories" under `rel` (common prefixes).
@@ -338,6 +364,7 @@ impl Location {
         let prefix = self.path(rel);
         let r = block_on(self.store.list_with_delimiter(Some(&prefix)))
             .with_context(|| format!("cannot list {}", self.show(rel)))?;
+        requests::list_pages(r.common_prefixes.len() + r.objects.len());
         let mut out: Vec<String> = r.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
         out.sort();
         Ok(out)
@@ -369,6 +396,7 @@ impl Location {
 
     /// Writes an object with one PUT (atomic replace).
     pub fn put(&self, rel: &str, data: Bytes) -> Result<()> {
+        PUT.fetch_add(1, Relaxed);
         let p = self.path(rel);
         block_on(self.store.put(&p, PutPayload::from(data)))
             .with_context(|| format!("cannot write {}", self.show(rel)))?;
@@ -400,6 +428,7 @@ impl Location {
         data: Bytes,
         version: object_store::UpdateVersion,
     ) -> Result<Option<object_store::UpdateVersion>> {
+        PUT.fetch_add(1, Relaxed);
         let p = self.path(rel);
         let opts = PutOptions { mode: PutMode::Update(version), ..Default::default() };
         match block_on(self.store.put_opts(&p, PutPayload::from(data), opts)) {
@@ -411,6 +440,7 @@ impl Location {
 
     /// Creates an object only if it does not exist; its version on success.
     pub fn create_versioned(&self, rel: &str, data: Bytes) -> Result<Option<object_store::UpdateVersion>> {
+        PUT.fetch_add(1, Relaxed);
         let p = self.path(rel);
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
         match block_on(self.store.put_opts(&p, PutPayload::from(data), opts)) {
@@ -422,6 +452,7 @@ impl Location {
 
     /// Deletes an object; a missing one is fine.
     pub fn delete(&self, rel: &str) -> Result<()> {
+        DELETE.fetch_add(1, Relaxed);
         let p = self.path(rel);
         match block_on(self.store.delete(&p)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),

@@ -22,6 +22,7 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
         timezone: "Asia/Shanghai".into(),
         start: chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
         seed: 42,
+        minute_files_days: 0,
     };
     let t0 = std::time::Instant::now();
     let g = generate(&spec, ctx.progress)?;

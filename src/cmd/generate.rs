@@ -17,6 +17,7 @@ pub fn spec(a: &GenerateArgs) -> Result<GenSpec> {
         timezone: a.timezone.clone(),
         start: a.start,
         seed: a.seed,
+        minute_files_days: a.minute_files_days,
     })
 }
 

@@ -198,5 +198,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     if let Some(lock) = lock {
         lock.release()?;
     }
+    let [g, p, l, d] = crate::store::requests::counts();
+    trace(&format!("done; storage requests: {} (get {g}, put {p}, list {l}, delete {d})", g + p + l + d), t0);
     Ok(report)
 }

@@ -81,6 +81,42 @@ fn random_arrival_orders_over_five_weeks_equal_one_run() {
     arrival_orders(&src, &files, 100..104);
 }
 
+/// A collector flushing every minute: the last day arrives as many small files per hour
+/// partition, in flush order, an update after every few flushes (a late window of one day
+/// over the hourly history); the tables equal one run over the same files.
+#[test]
+fn files_arriving_one_flush_at_a_time_equal_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["generate", "--out", "mall", "--days", "3", "--visitors", "40", "--shops", "4", "--seed", "11"];
+    ok(dir.path(), &[&args[..], &["--timezone", "Europe/Berlin", "--minute-files-days", "1", "--quiet"]].concat());
+    let src = dir.path().join("mall");
+    let files: Vec<PathBuf> = files_under(&src.join("probes"));
+    let (minutes, hourly): (Vec<&PathBuf>, Vec<&PathBuf>) =
+        files.iter().partition(|f| f.to_string_lossy().contains("-m"));
+    let per_hour = |f: &&PathBuf| f.parent().unwrap().to_path_buf();
+    let busiest = minutes.iter().map(per_hour).fold(std::collections::BTreeMap::new(), |mut m, h| {
+        *m.entry(h).or_insert(0) += 1;
+        m
+    });
+    assert!(busiest.values().any(|n| *n >= 20), "many flushes per hour partition: {busiest:?}");
+    let m = empty_mall_like(&src);
+    let d = m.path();
+    for f in &hourly {
+        add_from(&src, d, f);
+    }
+    ok(d, &["update", "--config", "footfall.toml", "--quiet"]);
+    // In flush order: by hour partition, then minute.
+    let mut minutes = minutes;
+    minutes.sort();
+    for batch in minutes.chunks(minutes.len().div_ceil(40)) {
+        for f in batch {
+            add_from(&src, d, f);
+        }
+        ok(d, &["update", "--config", "footfall.toml", "--quiet"]);
+    }
+    assert_same_as_run(d, "minute flushes");
+}
+
 /// For each seed: the files of `src` arrive in a random order and random batches, one file is
 /// replaced by a smaller version after it was processed, an update after each batch (a plain
 /// one, which lists only the late window, or at random `--full`), a last `--full` update; the
