@@ -17,6 +17,53 @@ fn table(out: &Location, name: &str, tz: &str, from: Option<NaiveDate>, to: Opti
     read_table(out, schema::get(name)?, tz, from, to)
 }
 
+/// How far the processed data reaches: the newest accepted event (the *watermark*) and its
+/// local date. Every date before that date is complete; that date (usually today) is a day
+/// "so far" — an update at 10:15 publishes a quarter of it — and is marked so by `show`,
+/// `check`, `status`, the demo and the report.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Freshness {
+    /// The newest accepted event time (UTC epoch seconds).
+    pub watermark: i64,
+    /// Its local date: the first incomplete date.
+    pub partial_from: NaiveDate,
+}
+
+impl Freshness {
+    /// From the committed state's head; `None` without state or data.
+    pub fn of(out: &Location, tz: &str) -> Result<Option<Freshness>> {
+        let Some(w) = crate::state::Manifest::load(out)?.and_then(|m| m.watermark()) else { return Ok(None) };
+        Ok(Some(Freshness::at(w, crate::timeutil::parse_tz(tz)?)))
+    }
+
+    pub fn at(watermark: i64, tz: chrono_tz::Tz) -> Freshness {
+        let day = crate::timeutil::LocalClock::new(tz).local_days(watermark);
+        Freshness { watermark, partial_from: days_to_date(day) }
+    }
+
+    pub fn complete(&self, date: NaiveDate) -> bool {
+        date < self.partial_from
+    }
+
+    /// The watermark as local time, e.g. "2026-03-08 10:14:59 CST".
+    pub fn through(&self, tz: &str) -> String {
+        let tz: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::UTC);
+        chrono::DateTime::from_timestamp(self.watermark, 0)
+            .unwrap_or_default()
+            .with_timezone(&tz)
+            .format("%Y-%m-%d %H:%M:%S %Z")
+            .to_string()
+    }
+
+    /// A `complete` column for a frame with a `date` column.
+    pub fn complete_column(this: Option<Freshness>) -> Expr {
+        match this {
+            Some(f) => col("date").lt(lit(f.partial_from)),
+            None => lit(true),
+        }
+    }
+}
+
 /// `check`: the data-quality report (docs/tables.md, data_quality) over the partition dates in `[from, to]`, one
 /// row per measure. Counts are summed over files, except `distinct_devices`: the true number
 /// of distinct devices with kept records on the local dates checked (per-file distinct counts
@@ -54,6 +101,15 @@ pub fn quality_summary(
     let distinct = crate::state::distinct_devices(out, from, to)?;
     report.with_column(Column::new("distinct_devices".into(), [distinct]))?;
     report.with_column(Column::new("empty_open_hours".into(), [empty]))?;
+    // Whether every date checked is complete (see [`Freshness`]), and how far the data reaches.
+    let fresh = Freshness::of(out, tz)?;
+    let last_checked = days.iter().filter_map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()).max();
+    let complete = match (fresh, last_checked) {
+        (Some(f), Some(d)) => f.complete(d),
+        _ => true,
+    };
+    report.with_column(Column::new("complete".into(), [complete]))?;
+    report.with_column(Column::new("data_through".into(), [fresh.map(|f| f.through(tz)).unwrap_or_default()]))?;
     // One row per measure reads better than one very wide row.
     let names: Vec<String> = report.get_column_names().iter().map(|s| s.to_string()).collect();
     let values: Vec<String> =
@@ -106,6 +162,8 @@ pub fn status(plan: &crate::config::Plan) -> Result<DataFrame> {
         None => None,
     };
     let days = m.as_ref().map(|m| m.days()).unwrap_or_default();
+    let tz = crate::timeutil::parse_tz(&plan.settings.tz_name)?;
+    let fresh = m.as_ref().and_then(|m| m.watermark()).map(|w| Freshness::at(w, tz));
     let date = |d: Option<&i32>| d.map(|d| crate::timeutil::date_to_days(days_to_date(*d)));
     let count = |n: Option<usize>| n.map(|n| n as i64);
     let run = m.as_ref().and_then(|m| m.last_run.as_ref());
@@ -127,9 +185,15 @@ pub fn status(plan: &crate::config::Plan) -> Result<DataFrame> {
         "last_files_processed" => [run.map(|r| r.files_processed as i64)],
         "last_dates_published" => [run.map(|r| r.dates_published as i64)],
         "late_window_days" => [plan.lookback_days.map(i64::from)],
+        "data_through" => [fresh.map(|f| f.through(&plan.settings.tz_name))],
+        "partial_from" => [fresh.map(|f| crate::timeutil::date_to_days(f.partial_from))],
         "last_full_listing" => [m.as_ref().and_then(|m| m.last_full_listing.clone())],
     )?;
-    let dates = [col("first_date").cast(DataType::Date), col("last_date").cast(DataType::Date)];
+    let dates = [
+        col("first_date").cast(DataType::Date),
+        col("last_date").cast(DataType::Date),
+        col("partial_from").cast(DataType::Date),
+    ];
     Ok(df.lazy().with_columns(dates).collect()?)
 }
 
@@ -266,6 +330,7 @@ pub struct DemoSummary {
 
 pub fn demo_summary(out: &Location, tz: &str) -> Result<DemoSummary> {
     let get = |t: &str| table(out, t, tz, None, None);
+    let fresh = Freshness::of(out, tz)?;
     let daily = get("mall_daily_new_customers")?
         .lazy()
         .join(
@@ -286,6 +351,7 @@ pub fn demo_summary(out: &Location, tz: &str) -> Result<DemoSummary> {
             (col("new_ratio") * lit(100.0)).round(1, RoundMode::HalfAwayFromZero).alias("new_%"),
             col("peak_hour"),
             col("peak_visitors"),
+            Freshness::complete_column(fresh).alias("complete"),
         ])
         .sort(["date"], Default::default())
         .collect()?;
@@ -322,6 +388,21 @@ pub fn demo_summary(out: &Location, tz: &str) -> Result<DemoSummary> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_day_is_complete_once_data_past_its_local_end_arrived_dst_day_included() {
+        // Europe/Berlin, 2026-03-29: clocks go from 02:00 CET to 03:00 CEST (a 23-hour day).
+        let tz: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+        let at = |s: &str| Freshness::at(chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp(), tz);
+        let d = |day: u32| NaiveDate::from_ymd_opt(2026, 3, day).unwrap();
+        // 00:30 CET on the 29th: the 28th is complete, the 29th so far.
+        let f = at("2026-03-28T23:30:00Z");
+        assert_eq!((f.partial_from, f.complete(d(28)), f.complete(d(29))), (d(29), true, false));
+        // The last second of the short day, then the first of the next.
+        assert_eq!(at("2026-03-29T21:59:59Z").partial_from, d(29));
+        assert_eq!(at("2026-03-29T22:00:00Z").partial_from, d(30));
+        assert_eq!(at("2026-03-29T22:00:00Z").through("Europe/Berlin"), "2026-03-30 00:00:00 CEST");
+    }
 
     #[test]
     fn the_last_full_day_has_a_tenth_of_the_busiest() {

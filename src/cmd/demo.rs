@@ -46,7 +46,10 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
     let tz = plan.settings.tz_name.as_str();
     let mut sum = crate::views::demo_summary(&plan.out, tz)?;
     let mut stdout = crate::print::stdout();
-    writeln!(stdout, "\nVisitors per day (local dates, {tz}), new vs returning, and the peak hour:\n")?;
+    writeln!(
+        stdout,
+        "\nVisitors per day (local dates, {tz}), new vs returning, and the peak hour (complete = false: a day so far):\n"
+    )?;
     write_frame(&mut stdout, &mut sum.daily, Format::Table)?;
     writeln!(
         stdout,

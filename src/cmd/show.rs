@@ -37,5 +37,14 @@ pub fn run(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
     }
     let mut df = lf.collect()?;
     write_frame(&mut crate::print::stdout(), &mut df, f)?;
+    // A day still being filled is marked (on stderr: the rows are the table's).
+    if schema.is_partitioned() && df.height() > 0 {
+        if let Some(fresh) = crate::views::Freshness::of(&out, &settings.tz_name)? {
+            let newest = df.column("date")?.cast(&DataType::Int32)?.i32()?.max().map(crate::timeutil::days_to_date);
+            if let Some(d) = newest.filter(|d| !fresh.complete(*d)) {
+                ctx.say(format!("show: {d} is incomplete (data through {})", fresh.through(&settings.tz_name)));
+            }
+        }
+    }
     Ok(EXIT_OK)
 }

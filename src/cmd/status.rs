@@ -48,6 +48,14 @@ pub fn run(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
         "0" => writeln!(w, "dates:       none")?,
         n => writeln!(w, "dates:       {} .. {} ({n} dates)", v("first_date")?, v("last_date")?)?,
     }
+    if df.column("data_through")?.null_count() == 0 {
+        writeln!(
+            w,
+            "data:        through {}; {} and later so far (incomplete)",
+            v("data_through")?,
+            v("partial_from")?
+        )?;
+    }
     if df.column("last_command")?.null_count() == 0 {
         writeln!(
             w,

@@ -231,6 +231,7 @@ pub fn ingest_files(
         let mut ctx = IngestCtx::new(&plan.settings, dims);
         let parsed = ingest::parse(plan.probes.get(rel)?, &plan.probes.show(rel), f, layout, &mut ctx)?;
         let mut days = Vec::new();
+        let newest_event = parsed.events.column("second")?.i64()?.max();
         for (day, events) in ingest::split_by_day(parsed.events)? {
             state.put_segment(day, rel, &mut events_to_segment(events)?)?;
             days.push(day);
@@ -248,6 +249,7 @@ pub fn ingest_files(
                 part_date: f.part_date,
                 part_hour: f.part_hour,
                 quality: parsed.quality,
+                newest_event,
             },
         })
     })?;

@@ -37,15 +37,23 @@
 
   var tip = { trigger: "axis", axisPointer: { type: "shadow" } };
 
-  // 1. Visitors per day, new vs returning.
-  chart("daily", "Visitors per day", "Distinct devices per local day, split into new customers (first day ever) and returning ones; the total is above each bar.", {
+  // 1. Visitors per day, new vs returning; a day so far (its data still arriving) is drawn faded
+  // with a dashed outline.
+  var partial = D.daily.complete.indexOf(false) >= 0;
+  function sofar(values) {
+    return values.map(function (v, i) {
+      return D.daily.complete[i] ? v : { value: v, itemStyle: { opacity: 0.45, borderType: "dashed", borderColor: "#333", borderWidth: 1 } };
+    });
+  }
+  chart("daily", "Visitors per day", "Distinct devices per local day, split into new customers (first day ever) and returning ones; the total is above each bar." +
+    (partial ? " Faded, dashed bars: a day so far (data through " + D.daily.through + ")." : ""), {
     tooltip: tip,
     legend: { top: 0 },
     xAxis: { type: "category", data: D.daily.dates },
     yAxis: { type: "value", name: "visitors" },
     series: [
-      bars("new", D.daily["new"], "v", "inside"),
-      bars("returning", D.daily.returning, "v", "inside"),
+      bars("new", sofar(D.daily["new"]), "v", "inside"),
+      bars("returning", sofar(D.daily.returning), "v", "inside"),
       { name: "visitors", type: "line", data: D.daily.visitors, symbolSize: 6, lineStyle: { opacity: 0 }, label: { show: true, position: "top" } }
     ]
   });

@@ -169,6 +169,15 @@ pub fn render(out: &Location, settings: &Settings, mall: &str, dates: &[NaiveDat
     let grid_y = (cy.iter().min().copied().unwrap_or(0), cy.iter().max().copied().unwrap_or(0));
 
     let quality = quality_by_date(out, settings, dates, &hourly)?;
+    // A day still being filled is drawn as such ("so far").
+    let fresh = crate::views::Freshness::of(out, tz)?;
+    let complete: Vec<bool> = strings(&daily, "date")?
+        .iter()
+        .map(|d| match (fresh, NaiveDate::parse_from_str(d, "%Y-%m-%d")) {
+            (Some(f), Ok(d)) => f.complete(d),
+            _ => true,
+        })
+        .collect();
     let data = json!({
         "mall": mall,
         "tz": tz,
@@ -178,6 +187,8 @@ pub fn render(out: &Location, settings: &Settings, mall: &str, dates: &[NaiveDat
             "new": ints(&daily, "new_customers")?,
             "returning": ints(&daily, "returning_customers")?,
             "visitors": ints(&daily, "visitors")?,
+            "complete": complete,
+            "through": fresh.map(|f| f.through(tz)),
         },
         "hourly": {"hours": columns, "cells": cells},
         "peak": {"dates": strings(&peak, "date")?, "hour": clock(&peak, "hour_start")?, "visitors": ints(&peak, "visitors")?},

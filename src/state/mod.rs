@@ -85,6 +85,9 @@ pub struct FileRecord {
     pub part_date: Option<NaiveDate>,
     pub part_hour: Option<u32>,
     pub quality: FileQuality,
+    /// The newest accepted event time (UTC epoch seconds).
+    #[serde(default)]
+    pub newest_event: Option<i64>,
 }
 
 /// The last run, for `footfall status`.
@@ -110,6 +113,9 @@ pub struct PartRef {
     pub undated: u32,
     /// Local days the part's files have records for.
     pub days: Vec<i32>,
+    /// The newest accepted event time of its files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest: Option<i64>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -236,6 +242,12 @@ impl Manifest {
             .and_then(|(k, _)| NaiveDate::parse_from_str(k, "%Y-%m-%d").ok())
     }
 
+    /// The newest accepted event time processed (UTC epoch seconds): a local day is complete
+    /// once it is at or past the day's end ([`crate::timeutil::day_complete`]).
+    pub fn watermark(&self) -> Option<i64> {
+        self.parts.values().filter_map(|p| p.newest).max()
+    }
+
     /// A loaded file's record.
     pub fn get(&self, rel: &str) -> Option<&FileRecord> {
         self.loaded.get(self.index.get(rel)?)?.get(rel)
@@ -264,6 +276,7 @@ impl Manifest {
             part.files = files.clone().count() as u32;
             part.undated = files.filter(|f| f.part_date.is_none()).count() as u32;
             part.days = days.into_iter().collect();
+            part.newest = self.loaded.get(&key).and_then(|f| f.values().filter_map(|f| f.newest_event).max());
             self.dirty.insert(key);
         }
     }
@@ -530,6 +543,7 @@ mod tests {
             part_date: part_date.map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap()),
             part_hour: None,
             quality: FileQuality::default(),
+            newest_event: None,
         }
     }
 

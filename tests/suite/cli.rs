@@ -179,6 +179,62 @@ fn tables_schema_check_and_status() {
     ok(d, &["check", "--config", "footfall.toml", "--max-rejected-share", "0.5"]);
 }
 
+/// The newest local day is "so far" until data past its end arrives: `show`, `check`, `status`
+/// and the demo summary say so. The watermark is worked out here as the newest second in
+/// `customer_positions` (every accepted record of the golden mall, staff flagged not dropped).
+#[test]
+fn the_day_still_being_filled_is_marked_incomplete() {
+    let dir = golden_mall();
+    let d = dir.path();
+    // Up to 09:00 UTC of the last UTC date: that local day (Europe/Berlin, CEST) is partial.
+    for f in golden_files() {
+        let s = f.to_string_lossy();
+        if s.contains("date=2026-03-29/hour=") && s.split("hour=").nth(1).unwrap()[..2].parse::<u32>().unwrap() >= 9 {
+            std::fs::remove_file(d.join("probes").join(&f)).unwrap();
+        }
+    }
+    ok(d, &["run", "--config", "footfall.toml", "--quiet"]);
+    let newest = || {
+        let o = ok(d, &["sql", "SELECT MAX(second) AS s FROM customer_positions", "--format", "csv"]).stdout;
+        o.lines().nth(1).unwrap().to_string() // local time, e.g. 2026-03-29T10:59:58+02:00
+    };
+    let status = || {
+        let st = ok(d, &["status", "--config", "footfall.toml", "--format", "csv"]).stdout;
+        let (head, row) = st.split_once('\n').unwrap();
+        let names: Vec<String> = head.split(',').map(str::to_string).collect();
+        let values: Vec<String> = row.trim_end().split(',').map(str::to_string).collect();
+        names.into_iter().zip(values).collect::<std::collections::BTreeMap<String, String>>()
+    };
+    assert!(newest().starts_with("2026-03-29"), "{}", newest());
+    let o = ok(d, &["show", "mall_daily_visitors", "--config", "footfall.toml", "--format", "csv"]);
+    assert!(o.stderr.contains("show: 2026-03-29 is incomplete (data through 2026-03-29 "), "{}", o.explain());
+    let o =
+        ok(d, &["show", "mall_daily_visitors", "--config", "footfall.toml", "--date", "2026-03-28", "--format", "csv"]);
+    assert!(!o.stderr.contains("incomplete"), "{}", o.explain());
+    let check = |date: &str| {
+        ok(d, &["check", "--config", "footfall.toml", "--from", date, "--to", date, "--format", "csv"]).stdout
+    };
+    assert!(check("2026-03-28").contains("\ncomplete,true\n"), "{}", check("2026-03-28"));
+    assert!(check("2026-03-29").contains("\ncomplete,false\n"), "{}", check("2026-03-29"));
+    let st = status();
+    assert_eq!(st["partial_from"], "2026-03-29", "{st:?}");
+    // The same local instant as the newest record, to the second.
+    assert_eq!(st["data_through"][..19].replace(' ', "T"), newest()[..19].replace(' ', "T"), "{st:?}");
+    // The rest of the day arrives: the 29th stays so far until a record past its end.
+    for f in golden_files() {
+        let to = d.join("probes").join(&f);
+        if !to.exists() {
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(root().join("data/golden/probes").join(&f), to).unwrap();
+        }
+    }
+    ok(d, &["update", "--config", "footfall.toml", "--quiet"]);
+    // The last UTC hours are past local midnight: the 29th is complete, the 30th so far.
+    assert!(newest().starts_with("2026-03-30"), "{}", newest());
+    assert_eq!(status()["partial_from"], "2026-03-30");
+    assert!(check("2026-03-29").contains("\ncomplete,true\n"), "{}", check("2026-03-29"));
+}
+
 #[test]
 fn global_options_are_accepted_anywhere() {
     let dir = golden_mall();

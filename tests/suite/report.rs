@@ -109,6 +109,8 @@ fn report_renders_every_chart_with_the_tables_values() {
         assert!(daily.iter().any(|t| t == f[0]), "date {} not on the daily chart: {daily:?}", f[0]);
         assert!(daily.iter().any(|t| t == f[1]), "visitors {} of {} not on the daily chart: {daily:?}", f[1], f[0]);
     }
+    // The golden mall's last local day holds only spill-over past midnight: a day so far.
+    assert!(dom.contains("Faded, dashed bars: a day so far (data through 2026-03-30 "), "no 'so far' caption");
     let (_, peak) = chart_text(&dom, "peak");
     for row in csv("peak_hour_daily").lines().skip(1) {
         let f: Vec<&str> = row.split(',').collect();
