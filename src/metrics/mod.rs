@@ -52,6 +52,7 @@ pub const DAILY: &[Metric] = &[
     Metric { name: "staff_devices_daily", query: presence::staff_devices_daily },
     Metric { name: "shop_transitions_daily", query: presence::shop_transitions_daily },
     Metric { name: "density_grid", query: presence::density_grid },
+    Metric { name: "occupancy_5min", query: presence::occupancy_5min },
 ];
 
 /// Runs every daily metric of one day; frames are in internal types (the writer sorts and

@@ -221,3 +221,44 @@ pub fn density_grid(c: &DayCtx) -> PolarsResult<LazyFrame> {
     }
     Ok(df!("slot_start" => slot, "cell_x" => cx, "cell_y" => cy, "devices" => devices)?.lazy())
 }
+
+/// Length of an `occupancy_5min` slot (seconds): slots start on the local clock.
+pub const OCCUPANCY_SLOT: i64 = 300;
+
+/// Qualifying non-staff visitors present in each 5-minute local slot, per shop (from qualifying
+/// shop visits) and for the whole mall (`shop_code` "*", from qualifying mall visits): a
+/// device is present in every slot its visit [start, end] overlaps, counted once per slot.
+/// The day's last slot is the mall's "occupancy now". Slots without a visitor have no row.
+pub fn occupancy_5min(c: &DayCtx) -> PolarsResult<LazyFrame> {
+    let q = qualifying(c.settings);
+    let pick = [col(MAC), col("shop_code"), col("start"), col("end")];
+    let shops = non_staff(c.visits.clone().lazy(), c).filter(q.clone()).select(pick.clone());
+    let mall = non_staff(c.mall.clone().lazy(), c).filter(q).with_column(lit("*").alias("shop_code")).select(pick);
+    let visits = concat([shops, mall], UnionArgs::default())?.collect()?;
+    let (mac, shop) = (visits.column(MAC)?.u64()?, visits.column("shop_code")?.str()?);
+    let (start, end) = (visits.column("start")?.i64()?, visits.column("end")?.i64()?);
+    let mut clock = crate::timeutil::LocalClock::new(c.settings.tz);
+    let mut present: PlHashSet<(i64, &str, u64)> = PlHashSet::new();
+    for i in 0..visits.height() {
+        let (Some(m), Some(s), Some(a), Some(b)) = (mac.get(i), shop.get(i), start.get(i), end.get(i)) else {
+            continue;
+        };
+        // Zone offsets are whole multiples of 5 minutes, so local slots are UTC-aligned steps.
+        let mut slot = a - (a + clock.offset(a)).rem_euclid(OCCUPANCY_SLOT);
+        while slot <= b {
+            present.insert((slot, s, m));
+            slot += OCCUPANCY_SLOT;
+        }
+    }
+    let mut counts: PlHashMap<(i64, &str), i64> = PlHashMap::new();
+    for (slot, s, _) in present {
+        *counts.entry((slot, s)).or_default() += 1;
+    }
+    let (mut slot, mut code, mut visitors) = (vec![], vec![], vec![]);
+    for ((t, s), n) in counts {
+        slot.push(t);
+        code.push(s);
+        visitors.push(n);
+    }
+    Ok(df!("slot_start" => slot, "shop_code" => code, "visitors" => visitors)?.lazy())
+}

@@ -141,13 +141,14 @@ const SEED: [&str; 13] = [
     "repeat_shop_visits_daily",
 ];
 /// The tables the §7 oracle works out.
-const PRESENCE: [&str; 6] = [
+const PRESENCE: [&str; 7] = [
     "shop_daily_engagement",
     "mall_daily_engagement",
     "mall_daily_loyalty",
     "staff_devices_daily",
     "shop_transitions_daily",
     "density_grid",
+    "occupancy_5min",
 ];
 
 #[test]
@@ -710,6 +711,40 @@ fn section_7(p: &S7) {
         "density_grid",
         grid.iter().map(|((d, s, x, y), devs)| format!("{d},{s},{x},{y},{}", devs.len())).collect(),
     );
+
+    // Occupancy: every 5-minute local slot a qualifying non-staff visit overlaps, per shop and
+    // for the mall ("*").
+    let slot_of = |t: i64| {
+        let off = tz
+            .offset_from_utc_datetime(&chrono::DateTime::from_timestamp(t, 0).unwrap().naive_utc())
+            .fix()
+            .local_minus_utc() as i64;
+        t - (t + off).rem_euclid(300)
+    };
+    let mut occ: BTreeMap<(NaiveDate, i64, String), BTreeSet<String>> = BTreeMap::new();
+    let mut mark = |day: NaiveDate, m: &str, s: &str, v: (i64, i64, i64)| {
+        let mut t = slot_of(v.0);
+        while t <= v.1 {
+            occ.entry((day, t, s.to_string())).or_default().insert(m.to_string());
+            t += 300;
+        }
+    };
+    for ((day, m, s), secs) in &shop_secs {
+        if !is_staff(*day, m) {
+            for v in sessions(secs, p.visit_gap).into_iter().filter(qualifies) {
+                mark(*day, m, s, v);
+            }
+        }
+    }
+    for ((day, m), mv) in &mall_visits {
+        if !is_staff(*day, m) {
+            for v in mv.iter().copied().filter(qualifies) {
+                mark(*day, m, "*", v);
+            }
+        }
+    }
+    expect
+        .insert("occupancy_5min", occ.iter().map(|((d, t, s), devs)| format!("{d},{t},{s},{}", devs.len())).collect());
 
     assert_eq!(expect.keys().copied().collect::<BTreeSet<_>>(), PRESENCE.into(), "every §7 table is cross-checked");
     assert_published(&out, tzname, &expect);
