@@ -189,17 +189,23 @@ fn late_file_for_an_old_date_moves_new_customers() {
     assert_same_as_run(d, "late files");
 }
 
-#[test]
-fn an_update_bringing_one_hour_opens_only_that_file() {
+/// The golden mall but its last hour, processed by `run`; and that last file.
+fn all_but_the_last_hour_run() -> (tempfile::TempDir, PathBuf) {
     let dir = empty_mall();
-    let d = dir.path();
     let files = golden_files();
     let (last, rest) = files.split_last().unwrap();
     for f in rest {
-        add(d, f);
+        add(dir.path(), f);
     }
-    ok(d, &["run", "--config", "footfall.toml"]);
-    add(d, last);
+    ok(dir.path(), &["run", "--config", "footfall.toml", "--quiet"]);
+    (dir, last.clone())
+}
+
+#[test]
+fn an_update_bringing_one_hour_opens_only_that_file() {
+    let (dir, last) = all_but_the_last_hour_run();
+    let d = dir.path();
+    add(d, &last);
     let o = ok(d, &["update", "--config", "footfall.toml"]);
     // One footer read (tail + metadata = 2 ranged reads) and one body read of the new file.
     assert!(o.stderr.contains("1 file(s) read (1 new, 0 changed"), "{}", o.explain());
@@ -221,14 +227,8 @@ fn objects(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 /// newest day rewrites `customers_recent`, not `customers_settled`.
 #[test]
 fn an_update_rewrites_only_the_state_part_and_quality_date_it_touched() {
-    let dir = empty_mall();
+    let (dir, last) = all_but_the_last_hour_run();
     let d = dir.path();
-    let files = golden_files();
-    let (last, rest) = files.split_last().unwrap();
-    for f in rest {
-        add(d, f);
-    }
-    ok(d, &["run", "--config", "footfall.toml", "--quiet"]);
     let parts_of = |all: &std::collections::BTreeMap<String, Vec<u8>>| -> std::collections::BTreeMap<String, Vec<u8>> {
         all.iter()
             .filter(|(k, _)| {
@@ -239,7 +239,7 @@ fn an_update_rewrites_only_the_state_part_and_quality_date_it_touched() {
     };
     let before = parts_of(&objects(d));
     assert!(before.keys().filter(|k| k.contains("/files/")).count() >= 2, "{:?}", before.keys());
-    add(d, last);
+    add(d, &last);
     ok(d, &["update", "--config", "footfall.toml", "--quiet"]);
     let after = parts_of(&objects(d));
     let date = last.to_string_lossy().split('/').find_map(|s| s.strip_prefix("date=")).unwrap().to_string();
