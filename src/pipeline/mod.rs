@@ -102,7 +102,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
         },
     )?;
     report.probe_reads = plan.probes.reads.load(std::sync::atomic::Ordering::Relaxed);
-    let rollup::Recorded { changed, names: new_names } =
+    let rollup::Recorded { changed, added, names: new_names } =
         rollup::record_files(&mut manifest, processed, &state, &mut report)?;
     trace("segments written", t0);
     fault::point("after-segments");
@@ -121,6 +121,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     };
     let names = pseudonyms.as_ref().map(|(_, map)| map);
     let first_partition = std::sync::Once::new();
+    let (kept, rollups_written) = (manifest.rollups.clone(), std::sync::Mutex::new(Default::default()));
     let shared = Shared {
         out,
         state: &state,
@@ -129,6 +130,9 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
         settings,
         names,
         progress,
+        kept: &kept,
+        added: &added,
+        rollups_written: &rollups_written,
         first_partition: &first_partition,
     };
     let mut cls = statuses::Classifier::start(&state, prior_read, &all_days, &changed, settings)?;
@@ -163,6 +167,8 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     report.dates_published = walked.published.into_iter().chain(last).chain(later).collect();
     report.dates_published.sort();
     fault::point("after-partitions");
+    let written = rollups_written.into_inner().unwrap_or_else(|e| e.into_inner());
+    let old_rollups = publish::record_rollups(&mut manifest, written, &all_days);
     let old_settled = manifest.settled_before;
     publish::keep_state(&state, &st, &all_days, pseudonyms.as_ref().map(|(df, _)| df))?;
     manifest.settled_before = st.settled_before;
@@ -188,6 +194,9 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     fault::point("after-manifest");
     for rel in obsolete {
         out.delete(&rel)?;
+    }
+    for (day, v) in old_rollups {
+        state.delete_rollup(day, v)?;
     }
     if let Some(old) = old_settled.filter(|b| Some(*b) != manifest.settled_before) {
         state.delete_settled(old)?;

@@ -8,7 +8,7 @@ use anyhow::Result;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use super::rollup::load_day;
+use super::rollup::{load_day, Kept, KEEP_ROLLUP_FILES};
 use super::statuses::{day_device_summary, Classifier, Statuses};
 use super::visits::{day_visits, DayVisits};
 use crate::config::Settings;
@@ -45,7 +45,10 @@ pub fn walk_days(
             retract(out, days_to_date(day))?;
         } else if changed.contains(&day) {
             let t0 = std::time::Instant::now();
-            let pos = load_day(state, by_day, day)?;
+            let kept =
+                Kept { version: shared.kept.get(&day).copied(), added: shared.added.get(&day).map(Vec::as_slice) };
+            let pos = load_day(state, by_day, day, kept)?;
+            keep_rollup(shared, day, &pos)?;
             let visits = day_visits(&pos, shared.settings)?;
             let mut summary = day_device_summary(&visits.mall, day, shared.settings)?;
             state.put_summary(day, &mut summary)?;
@@ -112,7 +115,9 @@ pub fn publish_days(
             retract(out, date)?;
         } else {
             let t0 = std::time::Instant::now();
-            let pos = load_day(state, by_day, day)?;
+            // No file of the day changed: a kept rollup covers it whole.
+            let kept = Kept { version: shared.kept.get(&day).copied(), added: Some(&[]) };
+            let pos = load_day(state, by_day, day, kept)?;
             super::trace(&format!("  {date} rollup"), t0);
             let status = status_by_day.remove(&day).unwrap_or_else(|| empty_status.clone());
             let first = cls.first_dates(&status)?;
@@ -124,6 +129,41 @@ pub fn publish_days(
     }
     bar.finish_and_clear();
     Ok(published)
+}
+
+/// Keeps the rollup of a day with many files (a new version, recorded for the manifest), so
+/// the next update adding files to it need not read every segment again.
+fn keep_rollup(shared: &Shared, day: i32, pos: &DataFrame) -> Result<()> {
+    if shared.by_day.get(&day).map_or(0, Vec::len) < KEEP_ROLLUP_FILES {
+        return Ok(());
+    }
+    let v = shared.kept.get(&day).map_or(1, |v| v + 1);
+    shared.state.put_rollup(day, v, &mut pos.clone())?;
+    shared.rollups_written.lock().unwrap_or_else(|e| e.into_inner()).insert(day, v);
+    Ok(())
+}
+
+/// The manifest's kept rollups after this run: the versions written replace the committed
+/// ones; only the last week's days keep one (late files for older days are rare). Returns the
+/// objects the commit makes obsolete, as (day, version).
+pub fn record_rollups(
+    manifest: &mut Manifest,
+    written: BTreeMap<i32, u32>,
+    all_days: &BTreeSet<i32>,
+) -> Vec<(i32, u32)> {
+    let mut obsolete = Vec::new();
+    for (day, v) in written {
+        obsolete.extend(manifest.rollups.insert(day, v).map(|old| (day, old)));
+    }
+    let from = all_days.last().map_or(i32::MAX, |d| d - 7);
+    manifest.rollups.retain(|d, v| {
+        let keep = *d >= from && all_days.contains(d);
+        if !keep {
+            obsolete.push((*d, *v));
+        }
+        keep
+    });
+    obsolete
 }
 
 /// Computes and publishes every daily table of one day.
@@ -262,6 +302,11 @@ pub struct Shared<'a> {
     pub settings: &'a Settings,
     pub names: Option<&'a Pseudonyms>,
     pub progress: Progress,
+    /// The committed kept rollups (day → version), the files this run added per day that no
+    /// changed file touches, and the kept rollups this run writes.
+    pub kept: &'a BTreeMap<i32, u32>,
+    pub added: &'a BTreeMap<i32, Vec<String>>,
+    pub rollups_written: &'a std::sync::Mutex<BTreeMap<i32, u32>>,
     /// Fires the "after-first-partition" fault point at the first partition written.
     pub first_partition: &'a std::sync::Once,
 }

@@ -189,17 +189,41 @@ impl Sorted {
     }
 }
 
-/// The rollup of one day from the segments of the files that have records on it.
-pub fn load_day(state: &State, by_day: &BTreeMap<i32, Vec<&str>>, day: i32) -> Result<DataFrame> {
+/// A day with at least this many files keeps its whole rollup in the state, so that an update
+/// adding files to it reads that rollup and the new files' segments instead of every segment:
+/// a collector flushing every minute writes 1,440 files a day, an hourly one 24 (below this,
+/// where reading the segments is cheap and a kept rollup would double the state).
+pub const KEEP_ROLLUP_FILES: usize = 48;
+
+/// What is known of a day's kept rollup when its tables are computed again.
+#[derive(Clone, Copy)]
+pub struct Kept<'a> {
+    /// The committed version of the day's kept rollup, if any.
+    pub version: Option<u32>,
+    /// The files this run added to the day, when none of the day's files changed (the kept
+    /// rollup plus these segments is the day); `None`: rebuild from every segment.
+    pub added: Option<&'a [String]>,
+}
+
+/// The rollup of one day: the kept rollup merged with the added files' segments when it
+/// covers the rest, else every segment of the files that have records on it. Merging is
+/// associative and duplicate-insensitive, so both give the same rows.
+pub fn load_day(state: &State, by_day: &BTreeMap<i32, Vec<&str>>, day: i32, kept: Kept) -> Result<DataFrame> {
     let files = by_day.get(&day).map(Vec::as_slice).unwrap_or_default();
     if files.is_empty() {
         bail!("no segments for {}", day_str(day));
     }
     let rows = std::sync::Mutex::new(Gathered::default());
-    crate::par::map(files, |rel| {
-        let df = state.get_segment(day, rel)?;
-        rows.lock().unwrap_or_else(|e| e.into_inner()).add(&df, files.len())
-    })?;
+    let add = |df: &DataFrame, n: usize| rows.lock().unwrap_or_else(|e| e.into_inner()).add(df, n);
+    match (kept.version, kept.added) {
+        (Some(v), Some(added)) => {
+            add(&state.get_rollup(day, v)?, 1)?;
+            crate::par::map(added, |rel| add(&state.get_segment(day, rel)?, 1))?;
+        }
+        _ => {
+            crate::par::map(files, |rel| add(&state.get_segment(day, rel)?, files.len()))?;
+        }
+    }
     let pos = rows.into_inner().unwrap_or_else(|e| e.into_inner()).finish();
     // The segments and sort keys are gone; give their pages back before the day's tables.
     super::release_memory();
@@ -261,6 +285,8 @@ pub fn ingest_files(
 pub struct Recorded {
     /// Days whose data changed (new files' days, and every day a changed file had).
     pub changed: BTreeSet<i32>,
+    /// Per changed day that no changed file touches: the new files with records on it.
+    pub added: BTreeMap<i32, Vec<String>>,
     /// (id, pseudonym) of the devices read (keyed mode).
     pub names: Vec<(u64, String)>,
 }
@@ -274,6 +300,7 @@ pub fn record_files(
     report: &mut Report,
 ) -> Result<Recorded> {
     let mut changed = BTreeSet::new();
+    let (mut added, mut retouched): (BTreeMap<i32, Vec<String>>, BTreeSet<i32>) = Default::default();
     let mut names = Vec::new();
     let mut records = Vec::with_capacity(processed.len());
     report.files_read = processed.len();
@@ -285,6 +312,12 @@ pub fn record_files(
                     state.delete_segment(*d, &rel)?;
                 }
                 changed.insert(*d);
+                retouched.insert(*d);
+            }
+            retouched.extend(rec.days.iter().copied());
+        } else {
+            for d in &rec.days {
+                added.entry(*d).or_default().push(rel.clone());
             }
         }
         changed.extend(rec.days.iter().copied());
@@ -293,5 +326,6 @@ pub fn record_files(
         records.push((rel, rec));
     }
     manifest.insert(records);
-    Ok(Recorded { changed, names })
+    added.retain(|d, _| !retouched.contains(d));
+    Ok(Recorded { changed, added, names })
 }

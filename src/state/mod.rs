@@ -140,6 +140,10 @@ pub struct Manifest {
     /// The day before which the state's settled customers aggregate covers every day.
     #[serde(default)]
     pub settled_before: Option<i32>,
+    /// Recent days with many files (minute flushes) whose rollup is kept, by day: the version
+    /// of `rollups/date=D/v<n>.parquet`, the rollup of exactly the committed files of D.
+    #[serde(default)]
+    pub rollups: BTreeMap<i32, u32>,
     /// The parts read or built by this process, by key.
     #[serde(skip)]
     loaded: BTreeMap<String, BTreeMap<String, FileRecord>>,
@@ -430,6 +434,26 @@ impl State<'_> {
 
     fn settled_rel(&self, before: i32) -> String {
         format!("{}/customers-settled/before={}.parquet", self.gen_dir, day_str(before))
+    }
+
+    fn rollup_rel(&self, day: i32, v: u32) -> String {
+        format!("{}/rollups/date={}/v{v}.parquet", self.gen_dir, day_str(day))
+    }
+
+    /// A day's whole rollup, kept for days with many files (see `pipeline::rollup::load_day`).
+    pub fn put_rollup(&self, day: i32, v: u32, df: &mut DataFrame) -> Result<()> {
+        self.put(&self.rollup_rel(day, v), df)
+    }
+
+    pub fn get_rollup(&self, day: i32, v: u32) -> Result<DataFrame> {
+        let rel = self.rollup_rel(day, v);
+        let bytes =
+            self.out.get(&rel).with_context(|| format!("state is missing {rel}; run `footfall run` to rebuild"))?;
+        read_parquet(bytes)
+    }
+
+    pub fn delete_rollup(&self, day: i32, v: u32) -> Result<()> {
+        self.out.delete(&self.rollup_rel(day, v))
     }
 
     /// Staff/visitor/loyalty status of each device seen on one day, as last published.

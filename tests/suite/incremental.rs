@@ -117,6 +117,41 @@ fn files_arriving_one_flush_at_a_time_equal_one_run() {
     assert_same_as_run(d, "minute flushes");
 }
 
+/// A day of minute files keeps its rollup (rollup::KEEP_ROLLUP_FILES): a run or an update
+/// killed at any step while files are added to such a day, then an update, equals one run.
+#[test]
+fn killed_at_every_step_while_a_kept_rollup_grows_then_update_equals_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["generate", "--out", "mall", "--days", "2", "--visitors", "30", "--shops", "3", "--seed", "13"];
+    ok(dir.path(), &[&args[..], &["--timezone", "Asia/Shanghai", "--minute-files-days", "1", "--quiet"]].concat());
+    let src = dir.path().join("mall");
+    let mut files: Vec<PathBuf> = files_under(&src.join("probes"));
+    files.sort();
+    let half = files.len() * 3 / 4;
+    for step in footfall::fault::STEPS {
+        // (A killed `run` starts a fresh generation: no kept rollup is read; the hourly kill
+        // test covers it.)
+        for mode in ["update"] {
+            let m = empty_mall_like(&src);
+            let d = m.path();
+            for f in &files[..half] {
+                add_from(&src, d, f);
+            }
+            ok(d, &["update", "--config", "footfall.toml", "--quiet"]);
+            let kept =
+                files_under(&d.join("out/_state")).iter().filter(|f| f.to_string_lossy().contains("/rollups/")).count();
+            assert!(kept >= 1, "a day of minute files keeps its rollup");
+            for f in &files[half..] {
+                add_from(&src, d, f);
+            }
+            let o = run_env(d, &[mode, "--config", "footfall.toml"], &[("FOOTFALL_FAIL_AT", step)]);
+            assert_ne!(o.code, 0, "{mode} should have been killed at {step}\n{}", o.explain());
+            ok(d, &["update", "--config", "footfall.toml", "--quiet"]);
+            assert_same_as_run(d, &format!("minute files, {mode} killed at {step}"));
+        }
+    }
+}
+
 /// For each seed: the files of `src` arrive in a random order and random batches, one file is
 /// replaced by a smaller version after it was processed, an update after each batch (a plain
 /// one, which lists only the late window, or at random `--full`), a last `--full` update; the
