@@ -9,6 +9,7 @@
 //! _state/lock                                     held by a running run/update
 //! _state/<gen>/segments/date=D/<file-key>.parquet one file's rollup for one local day
 //! _state/<gen>/devices/date=D.parquet             each device's day: first/last second, mall dwell, qualifying
+//! _state/<gen>/rollups/date=D/v<n>.parquet        a recent day's whole rollup (days with many files)
 //! _state/<gen>/customers-settled/before=D.parquet customers over the days before D (the manifest names D)
 //! _state/<gen>/context/before=D.parquet           per device, its staff-threshold and visitor days of D−27..D−1
 //! _state/<gen>/statuses/date=D.parquet            staff/visitor/loyalty of each device of day D
