@@ -97,7 +97,11 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     let (processed, prior_read) = crate::par::join(
         || rollup::ingest_files(plan, &dims, &work, &state, progress),
         || match (&prior_state, &prior) {
-            (Some(p), Some(m)) => Ok(Some(statuses::Prior::read(p, boundary, &m.days(), settings)?)),
+            (Some(p), Some(m)) => {
+                let read = statuses::Prior::read(p, boundary, &m.days(), settings)?;
+                trace("  previous customers and context read", t0);
+                Ok(Some(read))
+            }
             _ => Ok(None),
         },
     )?;

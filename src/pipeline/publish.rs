@@ -244,7 +244,7 @@ pub fn keep_state(
     pseudonyms: Option<&DataFrame>,
 ) -> Result<()> {
     if let Some((before, settled, context)) = &st.settled_new {
-        state.put_settled(*before, &mut settled.clone())?;
+        state.put_settled(*before, settled.clone())?;
         state.put_context(*before, &mut context.clone())?;
     }
     if let Some(since) = st.since {

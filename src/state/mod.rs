@@ -10,7 +10,7 @@
 //! _state/<gen>/segments/date=D/<file-key>.parquet one file's rollup for one local day
 //! _state/<gen>/devices/date=D.parquet             each device's day: first/last second, mall dwell, qualifying
 //! _state/<gen>/rollups/date=D/v<n>.parquet        a recent day's whole rollup (days with many files)
-//! _state/<gen>/customers-settled/before=D.parquet customers over the days before D (the manifest names D)
+//! _state/<gen>/customers-settled/before=D.bin     customers over the days before D (the manifest names D)
 //! _state/<gen>/context/before=D.parquet           per device, its staff-threshold and visitor days of D−27..D−1
 //! _state/<gen>/statuses/date=D.parquet            staff/visitor/loyalty of each device of day D
 //! _state/<gen>/pseudonyms.parquet                 device id → pseudonym (only with privacy.mac_key)
@@ -434,7 +434,7 @@ impl State<'_> {
     }
 
     fn settled_rel(&self, before: i32) -> String {
-        format!("{}/customers-settled/before={}.parquet", self.gen_dir, day_str(before))
+        format!("{}/customers-settled/before={}.bin", self.gen_dir, day_str(before))
     }
 
     fn rollup_rel(&self, day: i32, v: u32) -> String {
@@ -472,12 +472,15 @@ impl State<'_> {
 
     /// The customers aggregate over every day before `before` (named by its boundary, so a
     /// crashed run's new one never replaces the one the committed manifest names).
-    pub fn put_settled(&self, before: i32, df: &mut DataFrame) -> Result<()> {
-        self.put(&self.settled_rel(before), df)
+    /// Raw columns, not Parquet: every update reads it whole (one row per device ever seen),
+    /// and decoding Parquet was most of an update's cost after a year (see
+    /// `pipeline::statuses::customers::Aggregate::to_bytes`).
+    pub fn put_settled(&self, before: i32, bytes: Bytes) -> Result<()> {
+        self.out.put(&self.settled_rel(before), bytes)
     }
 
-    pub fn get_settled(&self, before: i32) -> Result<Option<DataFrame>> {
-        self.get_opt(&self.settled_rel(before))
+    pub fn get_settled(&self, before: i32) -> Result<Option<Bytes>> {
+        self.out.get_opt(&self.settled_rel(before))
     }
 
     /// Deletes the settled aggregate and the context kept with it.

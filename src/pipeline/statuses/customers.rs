@@ -52,6 +52,9 @@ pub(super) struct Aggregate {
 
 pub(super) const NO_VISIT: i32 = i32::MAX;
 
+/// Header of [`Aggregate::to_bytes`] (format version in the last byte).
+const MAGIC: &[u8; 8] = b"FFCUST01";
+
 impl Aggregate {
     pub(super) fn with_capacity(n: usize) -> Self {
         Aggregate {
@@ -137,6 +140,55 @@ impl Aggregate {
         self.last_date[k] = self.last_date[k].max(from.last_date[i]);
         self.days_seen[k] += from.days_seen[i];
         self.first_visit[k] = self.first_visit[k].min(from.first_visit[i]);
+    }
+
+    /// The aggregate as raw little-endian columns behind a header (magic, row count): read
+    /// by every update, so it must load at memory speed, not decode.
+    pub(super) fn to_bytes(&self) -> bytes::Bytes {
+        let n = self.mac.len();
+        let mut b = Vec::with_capacity(16 + n * 44);
+        b.extend_from_slice(MAGIC);
+        b.extend_from_slice(&(n as u64).to_le_bytes());
+        b.extend(self.mac.iter().flat_map(|v| v.to_le_bytes()));
+        b.extend(self.first_seen.iter().flat_map(|v| v.to_le_bytes()));
+        b.extend(self.last_seen.iter().flat_map(|v| v.to_le_bytes()));
+        b.extend(self.days_seen.iter().flat_map(|v| v.to_le_bytes()));
+        b.extend(self.first_date.iter().flat_map(|v| v.to_le_bytes()));
+        b.extend(self.last_date.iter().flat_map(|v| v.to_le_bytes()));
+        b.extend(self.first_visit.iter().flat_map(|v| v.to_le_bytes()));
+        b.into()
+    }
+
+    /// Reads [`Aggregate::to_bytes`]; anything else (a truncated or foreign object, devices out
+    /// of order) is an error, never a panic.
+    pub(super) fn from_bytes(b: &[u8]) -> Result<Self> {
+        let corrupt = || anyhow::anyhow!("corrupt settled customers in the state; run `footfall run` to rebuild");
+        let rest = b.strip_prefix(MAGIC).ok_or_else(corrupt)?;
+        let (n, rest) = rest.split_first_chunk::<8>().ok_or_else(corrupt)?;
+        let n = usize::try_from(u64::from_le_bytes(*n)).map_err(|_| corrupt())?;
+        if n.checked_mul(44) != Some(rest.len()) {
+            return Err(corrupt());
+        }
+        let (wide, narrow) = rest.split_at(n * 32);
+        let w = |k: usize| {
+            wide[k * n * 8..(k + 1) * n * 8].chunks_exact(8).map(|c| <[u8; 8]>::try_from(c).unwrap_or_default())
+        };
+        let s = |k: usize| {
+            narrow[k * n * 4..(k + 1) * n * 4].chunks_exact(4).map(|c| <[u8; 4]>::try_from(c).unwrap_or_default())
+        };
+        let a = Aggregate {
+            mac: w(0).map(u64::from_le_bytes).collect(),
+            first_seen: w(1).map(i64::from_le_bytes).collect(),
+            last_seen: w(2).map(i64::from_le_bytes).collect(),
+            days_seen: w(3).map(i64::from_le_bytes).collect(),
+            first_date: s(0).map(i32::from_le_bytes).collect(),
+            last_date: s(1).map(i32::from_le_bytes).collect(),
+            first_visit: s(2).map(i32::from_le_bytes).collect(),
+        };
+        if a.mac.windows(2).any(|p| p[0] >= p[1]) {
+            return Err(corrupt());
+        }
+        Ok(a)
     }
 
     /// A device's row.

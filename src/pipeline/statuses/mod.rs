@@ -55,7 +55,7 @@ pub struct Statuses {
     pub settled_before: Option<i32>,
     /// The settled aggregate with its boundary and the context of the days before it, when
     /// they differ from the ones kept (to write).
-    pub settled_new: Option<(i32, DataFrame, DataFrame)>,
+    pub settled_new: Option<(i32, bytes::Bytes, DataFrame)>,
     /// Changed days without data any more (their kept statuses go).
     pub gone: Vec<i32>,
     /// Against the previous run's customers: the old and new first day of every device whose
@@ -276,12 +276,16 @@ impl<'a> Classifier<'a> {
                     kept.shift_into(latest, &mut bits);
                 }
                 Context::add(&mut bits, latest, &recent, s)?;
-                Some((latest, settled.frame()?, Context::from_bits(latest, bits).frame()))
+                Some((latest, settled.to_bytes(), Context::from_bits(latest, bits).frame(), settled.frame()?))
             }
+        };
+        let (settled_new, customers_settled) = match settled_new {
+            Some((b, bytes, context, frame)) => (Some((b, bytes, context)), Some(frame)),
+            None => (None, None),
         };
         Ok(Statuses {
             customers_recent: Some(customers_recent),
-            customers_settled: settled_new.as_ref().map(|(_, df, _)| df.clone()),
+            customers_settled,
             settled_new,
             settled_before: Some(latest),
             recent,

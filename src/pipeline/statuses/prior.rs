@@ -27,11 +27,11 @@ impl Prior {
         let (settled, context) = match boundary {
             None => (None, None),
             Some(b) => {
-                let df = p.get_settled(b)?.ok_or_else(|| {
+                let bytes = p.get_settled(b)?.ok_or_else(|| {
                     anyhow::anyhow!("state is missing its settled customers; run `footfall run` to rebuild")
                 })?;
                 let context = p.get_context(b)?.map(|df| Context::of(&df, b)).transpose()?;
-                (Some((b, Aggregate::of(&df)?)), context)
+                (Some((b, Aggregate::from_bytes(&bytes)?)), context)
             }
         };
         let from: Vec<i32> = days.range(boundary.unwrap_or(i32::MIN)..).copied().collect();

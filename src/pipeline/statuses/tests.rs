@@ -228,3 +228,34 @@ fn staff_days_are_not_visitor_days() {
     assert_eq!(got[2], (3, true, None));
     assert_eq!(got[3], (0, false, Some(FIRST_TIME)));
 }
+
+#[test]
+fn the_settled_aggregate_round_trips_through_its_bytes_and_refuses_damage() {
+    let mut a = Aggregate::with_capacity(3);
+    for (mac, fv) in [(3u64, 19_000), (7, NO_VISIT), (u64::MAX, -5)] {
+        a.mac.push(mac);
+        a.first_seen.push(mac as i64 ^ 0x55);
+        a.last_seen.push(i64::MAX.wrapping_sub(mac as i64));
+        a.first_date.push(-(mac as i32));
+        a.last_date.push(mac as i32);
+        a.days_seen.push(mac as i64 % 97);
+        a.first_visit.push(fv);
+    }
+    let bytes = a.to_bytes();
+    let b = Aggregate::from_bytes(&bytes).unwrap();
+    assert!(b.frame().unwrap().equals_missing(&a.frame().unwrap()));
+    assert!(Aggregate::from_bytes(&Aggregate::with_capacity(0).to_bytes()).unwrap().mac.is_empty());
+    // Truncated at every length, a foreign header, devices out of order: errors, no panic.
+    for n in 0..bytes.len() {
+        assert!(Aggregate::from_bytes(&bytes[..n]).is_err(), "{n} bytes");
+    }
+    let mut foreign = bytes.to_vec();
+    foreign[7] = b'9';
+    assert!(Aggregate::from_bytes(&foreign).is_err());
+    let mut unsorted = bytes.to_vec();
+    unsorted[16..24].copy_from_slice(&8u64.to_le_bytes()); // first mac 8 > second mac 7
+    assert!(Aggregate::from_bytes(&unsorted).is_err());
+    let mut huge = bytes.to_vec();
+    huge[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(Aggregate::from_bytes(&huge).is_err());
+}
