@@ -27,6 +27,8 @@ pub struct Freshness {
     pub watermark: i64,
     /// Its local date: the first incomplete date.
     pub partial_from: NaiveDate,
+    /// The mall's zone, for [`Freshness::through`].
+    pub tz: chrono_tz::Tz,
 }
 
 impl Freshness {
@@ -38,7 +40,7 @@ impl Freshness {
 
     pub fn at(watermark: i64, tz: chrono_tz::Tz) -> Freshness {
         let day = crate::timeutil::LocalClock::new(tz).local_days(watermark);
-        Freshness { watermark, partial_from: days_to_date(day) }
+        Freshness { watermark, partial_from: days_to_date(day), tz }
     }
 
     pub fn complete(&self, date: NaiveDate) -> bool {
@@ -46,11 +48,10 @@ impl Freshness {
     }
 
     /// The watermark as local time, e.g. "2026-03-08 10:14:59 CST".
-    pub fn through(&self, tz: &str) -> String {
-        let tz: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::UTC);
+    pub fn through(&self) -> String {
         chrono::DateTime::from_timestamp(self.watermark, 0)
             .unwrap_or_default()
-            .with_timezone(&tz)
+            .with_timezone(&self.tz)
             .format("%Y-%m-%d %H:%M:%S %Z")
             .to_string()
     }
@@ -109,7 +110,7 @@ pub fn quality_summary(
         _ => true,
     };
     report.with_column(Column::new("complete".into(), [complete]))?;
-    report.with_column(Column::new("data_through".into(), [fresh.map(|f| f.through(tz)).unwrap_or_default()]))?;
+    report.with_column(Column::new("data_through".into(), [fresh.map(|f| f.through()).unwrap_or_default()]))?;
     // One row per measure reads better than one very wide row.
     let names: Vec<String> = report.get_column_names().iter().map(|s| s.to_string()).collect();
     let values: Vec<String> =
@@ -185,7 +186,7 @@ pub fn status(plan: &crate::config::Plan) -> Result<DataFrame> {
         "last_files_processed" => [run.map(|r| r.files_processed as i64)],
         "last_dates_published" => [run.map(|r| r.dates_published as i64)],
         "late_window_days" => [plan.lookback_days.map(i64::from)],
-        "data_through" => [fresh.map(|f| f.through(&plan.settings.tz_name))],
+        "data_through" => [fresh.map(|f| f.through())],
         "partial_from" => [fresh.map(|f| crate::timeutil::date_to_days(f.partial_from))],
         "last_full_listing" => [m.as_ref().and_then(|m| m.last_full_listing.clone())],
     )?;
@@ -401,7 +402,7 @@ mod tests {
         // The last second of the short day, then the first of the next.
         assert_eq!(at("2026-03-29T21:59:59Z").partial_from, d(29));
         assert_eq!(at("2026-03-29T22:00:00Z").partial_from, d(30));
-        assert_eq!(at("2026-03-29T22:00:00Z").through("Europe/Berlin"), "2026-03-30 00:00:00 CEST");
+        assert_eq!(at("2026-03-29T22:00:00Z").through(), "2026-03-30 00:00:00 CEST");
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub fn run(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
         if let Some(fresh) = crate::views::Freshness::of(&out, &settings.tz_name)? {
             let newest = df.column("date")?.cast(&DataType::Int32)?.i32()?.max().map(crate::timeutil::days_to_date);
             if let Some(d) = newest.filter(|d| !fresh.complete(*d)) {
-                ctx.say(format!("show: {d} is incomplete (data through {})", fresh.through(&settings.tz_name)));
+                ctx.say(format!("show: {d} is incomplete (data through {})", fresh.through()));
             }
         }
     }

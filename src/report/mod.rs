@@ -188,7 +188,7 @@ pub fn render(out: &Location, settings: &Settings, mall: &str, dates: &[NaiveDat
             "returning": ints(&daily, "returning_customers")?,
             "visitors": ints(&daily, "visitors")?,
             "complete": complete,
-            "through": fresh.map(|f| f.through(tz)),
+            "through": fresh.map(|f| f.through()),
         },
         "hourly": {"hours": columns, "cells": cells},
         "peak": {"dates": strings(&peak, "date")?, "hour": clock(&peak, "hour_start")?, "visitors": ints(&peak, "visitors")?},

@@ -49,6 +49,14 @@ fn generated(dir: &Path, days: u32, visitors: u32, shops: u32, staff: Option<u32
     dir.join("mall")
 }
 
+/// Generates a mall into `<dir>/mall` whose last day is written as 1-minute files.
+fn minute_mall(dir: &Path, days: &str, visitors: &str, shops: &str, seed: &str, tz: &str) -> PathBuf {
+    let mut args = vec!["generate", "--out", "mall", "--days", days, "--visitors", visitors, "--shops", shops];
+    args.extend(["--seed", seed, "--timezone", tz, "--minute-files-days", "1", "--quiet"]);
+    ok(dir, &args);
+    dir.join("mall")
+}
+
 fn add(d: &Path, rel: &Path) {
     add_from(&golden(), d, rel)
 }
@@ -87,9 +95,7 @@ fn random_arrival_orders_over_five_weeks_equal_one_run() {
 #[test]
 fn files_arriving_one_flush_at_a_time_equal_one_run() {
     let dir = tempfile::tempdir().unwrap();
-    let args = ["generate", "--out", "mall", "--days", "3", "--visitors", "40", "--shops", "4", "--seed", "11"];
-    ok(dir.path(), &[&args[..], &["--timezone", "Europe/Berlin", "--minute-files-days", "1", "--quiet"]].concat());
-    let src = dir.path().join("mall");
+    let src = minute_mall(dir.path(), "3", "40", "4", "11", "Europe/Berlin");
     let files: Vec<PathBuf> = files_under(&src.join("probes"));
     let (minutes, hourly): (Vec<&PathBuf>, Vec<&PathBuf>) =
         files.iter().partition(|f| f.to_string_lossy().contains("-m"));
@@ -122,9 +128,7 @@ fn files_arriving_one_flush_at_a_time_equal_one_run() {
 #[test]
 fn killed_at_every_step_while_a_kept_rollup_grows_then_update_equals_run() {
     let dir = tempfile::tempdir().unwrap();
-    let args = ["generate", "--out", "mall", "--days", "2", "--visitors", "30", "--shops", "3", "--seed", "13"];
-    ok(dir.path(), &[&args[..], &["--timezone", "Asia/Shanghai", "--minute-files-days", "1", "--quiet"]].concat());
-    let src = dir.path().join("mall");
+    let src = minute_mall(dir.path(), "2", "30", "3", "13", "Asia/Shanghai");
     let mut files: Vec<PathBuf> = files_under(&src.join("probes"));
     files.sort();
     let half = files.len() * 3 / 4;
@@ -417,7 +421,7 @@ fn processes_racing_for_a_stale_lock_never_both_hold_it() {
             "{\"pid\":4194304,\"host\":\"gone\",\"started_at\":0,\"expires_at\":0}",
         )
         .unwrap();
-        let (holders, outs) = race_for_lock(d, &["update", "--config", "footfall.toml"], &[], 3);
+        let (holders, outs) = race_for_lock(d, &["update", "--config", "footfall.toml"], 3);
         assert_eq!(holders, 1, "round {round}: {holders} processes held the lock at once");
         let (won, lost): (Vec<&Out>, Vec<&Out>) = outs.iter().partition(|o| o.code == 0);
         assert_eq!(won.len(), 1, "round {round}: {}", outs.iter().map(Out::explain).collect::<Vec<_>>().join("\n"));

@@ -134,7 +134,7 @@ pub fn shrink(path: &Path) {
 /// (src/fault.rs); waits until each has either reached that pause (it holds the lock) or ended,
 /// then lets the holders finish. Returns the number that held the lock at the same time and the
 /// outputs of all runs.
-pub fn race_for_lock(cwd: &Path, args: &[&str], env: &[(String, String)], n: usize) -> (usize, Vec<Out>) {
+pub fn race_for_lock(cwd: &Path, args: &[&str], n: usize) -> (usize, Vec<Out>) {
     let mut runs = Vec::new();
     for i in 0..n {
         let (hold, reached) = (cwd.join(format!("race-hold-{i}")), cwd.join(format!("race-reached-{i}")));
@@ -149,9 +149,6 @@ pub fn race_for_lock(cwd: &Path, args: &[&str], env: &[(String, String)], n: usi
             .env("FOOTFALL_PAUSE_REACHED", &reached)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        for (k, v) in env {
-            c.env(k, v);
-        }
         runs.push((c.spawn().expect("cannot start footfall"), hold, reached));
     }
     let t0 = std::time::Instant::now();
