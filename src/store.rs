@@ -410,6 +410,24 @@ impl Location {
         }
     }
 
+    /// Reads an object in place where the store allows it: a local file is memory-mapped, so
+    /// a reader that looks up a few rows of a large object touches only their pages. Safe
+    /// because objects are never modified in place: a put replaces a file by renaming a new
+    /// one over it, and the mapping keeps the old one.
+    pub fn get_mapped(&self, rel: &str) -> Result<Option<Bytes>> {
+        let Some(file) = local_file(self.local.as_deref(), rel) else { return self.get_opt(rel) };
+        self.count_read();
+        let f = match std::fs::File::open(&file) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", self.show(rel))),
+        };
+        // SAFETY: the file is never written in place (above); a truncation by another program
+        // would be a damaged state, as a damaged read would.
+        let map = unsafe { memmap2::Mmap::map(&f) }.with_context(|| format!("cannot read {}", self.show(rel)))?;
+        Ok(Some(Bytes::from_owner(map)))
+    }
+
     pub fn get_range(&self, rel: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
         self.count_read();
         let p = self.path(rel);

@@ -480,7 +480,7 @@ impl State<'_> {
     }
 
     pub fn get_settled(&self, before: i32) -> Result<Option<Bytes>> {
-        self.out.get_opt(&self.settled_rel(before))
+        self.out.get_mapped(&self.settled_rel(before))
     }
 
     /// Deletes the settled aggregate and the context kept with it.

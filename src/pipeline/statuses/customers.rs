@@ -110,36 +110,22 @@ impl Aggregate {
                 j += 1;
             } else {
                 out.push(a, i);
-                out.combine_last(b, j);
+                out.combine_last(b.row(j));
                 (i, j) = (i + 1, j + 1);
             }
         }
         out
     }
 
-    /// The rows of `latest`'s devices with this aggregate's rows of the same devices merged
-    /// in: `customers_recent` from the settled part and the newest day, without touching the
-    /// settled devices not seen since (a binary search per recent device).
-    pub(super) fn overlay(&self, latest: &Aggregate) -> Aggregate {
-        let mut out = Aggregate::with_capacity(latest.mac.len());
-        for j in 0..latest.mac.len() {
-            out.push(latest, j);
-            if let Some(i) = self.find(latest.mac[j]) {
-                out.combine_last(self, i);
-            }
-        }
-        out
-    }
-
-    /// Folds `from`'s row `i` (the same device, other days) into the last row.
-    fn combine_last(&mut self, from: &Aggregate, i: usize) {
+    /// Folds row `r` (the same device, other days) into the last row.
+    fn combine_last(&mut self, r: Row) {
         let k = self.mac.len() - 1;
-        self.first_seen[k] = self.first_seen[k].min(from.first_seen[i]);
-        self.last_seen[k] = self.last_seen[k].max(from.last_seen[i]);
-        self.first_date[k] = self.first_date[k].min(from.first_date[i]);
-        self.last_date[k] = self.last_date[k].max(from.last_date[i]);
-        self.days_seen[k] += from.days_seen[i];
-        self.first_visit[k] = self.first_visit[k].min(from.first_visit[i]);
+        self.first_seen[k] = self.first_seen[k].min(r.first_seen);
+        self.last_seen[k] = self.last_seen[k].max(r.last_seen);
+        self.first_date[k] = self.first_date[k].min(r.first_date);
+        self.last_date[k] = self.last_date[k].max(r.last_date);
+        self.days_seen[k] += r.days_seen;
+        self.first_visit[k] = self.first_visit[k].min(r.first_visit);
     }
 
     /// The aggregate as raw little-endian columns behind a header (magic, row count): read
@@ -157,43 +143,6 @@ impl Aggregate {
         b.extend(self.last_date.iter().flat_map(|v| v.to_le_bytes()));
         b.extend(self.first_visit.iter().flat_map(|v| v.to_le_bytes()));
         b.into()
-    }
-
-    /// Reads [`Aggregate::to_bytes`]; anything else (a truncated or foreign object, devices out
-    /// of order) is an error, never a panic.
-    pub(super) fn from_bytes(b: &[u8]) -> Result<Self> {
-        let corrupt = || anyhow::anyhow!("corrupt settled customers in the state; run `footfall run` to rebuild");
-        let rest = b.strip_prefix(MAGIC).ok_or_else(corrupt)?;
-        let (n, rest) = rest.split_first_chunk::<8>().ok_or_else(corrupt)?;
-        let n = usize::try_from(u64::from_le_bytes(*n)).map_err(|_| corrupt())?;
-        if n.checked_mul(44) != Some(rest.len()) {
-            return Err(corrupt());
-        }
-        let (wide, narrow) = rest.split_at(n * 32);
-        let w = |k: usize| {
-            wide[k * n * 8..(k + 1) * n * 8].chunks_exact(8).map(|c| <[u8; 8]>::try_from(c).unwrap_or_default())
-        };
-        let s = |k: usize| {
-            narrow[k * n * 4..(k + 1) * n * 4].chunks_exact(4).map(|c| <[u8; 4]>::try_from(c).unwrap_or_default())
-        };
-        let a = Aggregate {
-            mac: w(0).map(u64::from_le_bytes).collect(),
-            first_seen: w(1).map(i64::from_le_bytes).collect(),
-            last_seen: w(2).map(i64::from_le_bytes).collect(),
-            days_seen: w(3).map(i64::from_le_bytes).collect(),
-            first_date: s(0).map(i32::from_le_bytes).collect(),
-            last_date: s(1).map(i32::from_le_bytes).collect(),
-            first_visit: s(2).map(i32::from_le_bytes).collect(),
-        };
-        if a.mac.windows(2).any(|p| p[0] >= p[1]) {
-            return Err(corrupt());
-        }
-        Ok(a)
-    }
-
-    /// A device's row.
-    pub(super) fn find(&self, mac: u64) -> Option<usize> {
-        self.mac.binary_search(&mac).ok()
     }
 
     pub(super) fn push(&mut self, from: &Aggregate, i: usize) {
@@ -224,5 +173,147 @@ impl Aggregate {
                 first_visit.into_column(),
             ],
         )?)
+    }
+}
+
+/// One device's values in a customers aggregate.
+#[derive(Clone, Copy)]
+pub(super) struct Row {
+    pub(super) first_seen: i64,
+    pub(super) last_seen: i64,
+    pub(super) first_date: i32,
+    pub(super) last_date: i32,
+    pub(super) days_seen: i64,
+    pub(super) first_visit: i32,
+}
+
+/// A customers aggregate looked up by device: decoded ([`Aggregate`]) or as stored ([`Stored`]).
+pub(super) trait Rows {
+    /// The row of a device.
+    fn find(&self, mac: u64) -> Option<usize>;
+    fn row(&self, i: usize) -> Row;
+    fn macs(&self) -> Box<dyn Iterator<Item = u64> + '_>;
+}
+
+impl Rows for Aggregate {
+    fn find(&self, mac: u64) -> Option<usize> {
+        self.mac.binary_search(&mac).ok()
+    }
+
+    fn row(&self, i: usize) -> Row {
+        Row {
+            first_seen: self.first_seen[i],
+            last_seen: self.last_seen[i],
+            first_date: self.first_date[i],
+            last_date: self.last_date[i],
+            days_seen: self.days_seen[i],
+            first_visit: self.first_visit[i],
+        }
+    }
+
+    fn macs(&self) -> Box<dyn Iterator<Item = u64> + '_> {
+        Box::new(self.mac.iter().copied())
+    }
+}
+
+/// The rows of `latest`'s devices with `settled`'s rows of the same devices merged in:
+/// `customers_recent` from the settled part and the newest day, without touching the settled
+/// devices not seen since (a binary search per recent device).
+pub(super) fn overlay(settled: &dyn Rows, latest: &Aggregate) -> Aggregate {
+    let mut out = Aggregate::with_capacity(latest.mac.len());
+    for j in 0..latest.mac.len() {
+        out.push(latest, j);
+        if let Some(i) = settled.find(latest.mac[j]) {
+            out.combine_last(settled.row(i));
+        }
+    }
+    out
+}
+
+/// The settled aggregate as stored by [`Aggregate::to_bytes`], read in place: an update
+/// looks up only the devices it saw (the object is memory-mapped where local), so its cost
+/// does not grow with every device ever seen. Decoded whole only when the boundary moves.
+pub(super) struct Stored {
+    b: bytes::Bytes,
+    n: usize,
+}
+
+impl Stored {
+    /// Checks the header, the size and the device order; anything else (a truncated or
+    /// foreign object, devices out of order) is an error, never a panic.
+    pub(super) fn parse(b: bytes::Bytes) -> Result<Self> {
+        let corrupt = || anyhow::anyhow!("corrupt settled customers in the state; run `footfall run` to rebuild");
+        let rest = b.strip_prefix(MAGIC.as_slice()).ok_or_else(corrupt)?;
+        let (n, rest) = rest.split_first_chunk::<8>().ok_or_else(corrupt)?;
+        let n = usize::try_from(u64::from_le_bytes(*n)).map_err(|_| corrupt())?;
+        if n.checked_mul(44) != Some(rest.len()) {
+            return Err(corrupt());
+        }
+        let st = Stored { b, n };
+        if (1..n).any(|i| st.mac(i - 1) >= st.mac(i)) {
+            return Err(corrupt());
+        }
+        Ok(st)
+    }
+
+    /// Column `k` of the 8-byte ones (mac, first_seen, last_seen, days_seen), row `i`.
+    fn wide(&self, k: usize, i: usize) -> [u8; 8] {
+        let at = 16 + (k * self.n + i) * 8;
+        self.b.get(at..at + 8).and_then(|s| s.try_into().ok()).unwrap_or_default()
+    }
+
+    /// Column `k` of the 4-byte ones (first_date, last_date, first_visit), row `i`.
+    fn narrow(&self, k: usize, i: usize) -> [u8; 4] {
+        let at = 16 + self.n * 32 + (k * self.n + i) * 4;
+        self.b.get(at..at + 4).and_then(|s| s.try_into().ok()).unwrap_or_default()
+    }
+
+    fn mac(&self, i: usize) -> u64 {
+        u64::from_le_bytes(self.wide(0, i))
+    }
+
+    pub(super) fn decode(&self) -> Aggregate {
+        let mut a = Aggregate::with_capacity(self.n);
+        for i in 0..self.n {
+            let r = self.row(i);
+            a.mac.push(self.mac(i));
+            a.first_seen.push(r.first_seen);
+            a.last_seen.push(r.last_seen);
+            a.first_date.push(r.first_date);
+            a.last_date.push(r.last_date);
+            a.days_seen.push(r.days_seen);
+            a.first_visit.push(r.first_visit);
+        }
+        a
+    }
+}
+
+impl Rows for Stored {
+    fn find(&self, mac: u64) -> Option<usize> {
+        let (mut lo, mut hi) = (0, self.n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.mac(mid).cmp(&mac) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    }
+
+    fn row(&self, i: usize) -> Row {
+        Row {
+            first_seen: i64::from_le_bytes(self.wide(1, i)),
+            last_seen: i64::from_le_bytes(self.wide(2, i)),
+            days_seen: i64::from_le_bytes(self.wide(3, i)),
+            first_date: i32::from_le_bytes(self.narrow(0, i)),
+            last_date: i32::from_le_bytes(self.narrow(1, i)),
+            first_visit: i32::from_le_bytes(self.narrow(2, i)),
+        }
+    }
+
+    fn macs(&self) -> Box<dyn Iterator<Item = u64> + '_> {
+        Box::new((0..self.n).map(|i| self.mac(i)))
     }
 }

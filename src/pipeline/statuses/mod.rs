@@ -38,7 +38,7 @@ pub use classify::{changed_status_days, day_device_summary, statuses, DAILY, FIR
 pub use context::Context;
 use context::WINDOW;
 pub use customers::{customers, merge_customers};
-use customers::{Aggregate, NO_VISIT};
+use customers::{overlay, Aggregate, Rows, Stored, NO_VISIT};
 pub use prior::{republish_days, split_statuses, Prior};
 
 /// What the statuses pass decides.
@@ -85,7 +85,7 @@ pub struct Classifier<'a> {
     decided: Vec<DataFrame>,
     /// The previous run's customers: its settled aggregate (with its boundary) and the
     /// aggregate of its days from that boundary on (usually one day).
-    prior_settled: Option<(i32, Aggregate)>,
+    prior_settled: Option<(i32, Stored)>,
     prior_recent: Option<Aggregate>,
 }
 
@@ -133,9 +133,10 @@ impl<'a> Classifier<'a> {
 
     /// A device's first day (`visit`: first visitor-day) in the previous run's customers.
     fn prior_first(&self, mac: u64, visit: bool) -> Option<i32> {
-        let pick = |a: &Aggregate| a.find(mac).map(|i| if visit { a.first_visit[i] } else { a.first_date[i] });
+        let pick =
+            |a: &dyn Rows| a.find(mac).map(|i| a.row(i)).map(|r| if visit { r.first_visit } else { r.first_date });
         let settled = self.prior_settled.as_ref().and_then(|(_, a)| pick(a));
-        let d = match (settled, self.prior_recent.as_ref().and_then(pick)) {
+        let d = match (settled, self.prior_recent.as_ref().and_then(|a| pick(a))) {
             (Some(x), Some(y)) => x.min(y),
             (x, y) => x.or(y)?,
         };
@@ -187,11 +188,11 @@ impl<'a> Classifier<'a> {
         // The previous first days from `since` on: in its latest days' aggregate, or in the
         // settled one only when its boundary is after `since` (a late file).
         let mut was: PlHashMap<u64, i32> = PlHashMap::new();
-        let settled = self.prior_settled.as_ref().filter(|(b, _)| *b > since).map(|(_, a)| a);
-        for a in self.prior_recent.iter().chain(settled) {
-            for m in &a.mac {
-                if let Some(d) = self.prior_first(*m, false).filter(|d| *d >= since) {
-                    was.insert(*m, d);
+        let settled = self.prior_settled.as_ref().filter(|(b, _)| *b > since).map(|(_, a)| a as &dyn Rows);
+        for a in self.prior_recent.iter().map(|a| a as &dyn Rows).chain(settled) {
+            for m in a.macs() {
+                if let Some(d) = self.prior_first(m, false).filter(|d| *d >= since) {
+                    was.insert(m, d);
                 }
             }
         }
@@ -238,19 +239,20 @@ impl<'a> Classifier<'a> {
             d if d.is_empty() => empty()?,
             d => concat_frames(d)?,
         };
-        // customers = settled (days before the boundary) + the days from the boundary on.
-        let (settled, at_latest) = match self.prior_settled.take() {
-            Some((boundary, old)) if since >= boundary => {
-                let between: Vec<i32> = all_days.range(boundary..since).copied().collect();
+        // customers = settled (days before the boundary) + the days from the boundary on;
+        // `None`: the previous settled part stands (looked up in place, not decoded).
+        let (settled, at_latest): (Option<Aggregate>, DataFrame) = match &self.prior_settled {
+            Some((boundary, old)) if since >= *boundary => {
+                let between: Vec<i32> = all_days.range(*boundary..since).copied().collect();
                 let kept = crate::par::map(&between, |d| state.get_day_statuses(*d))?;
                 let mut live: Vec<DataFrame> = kept.into_iter().flatten().collect();
                 live.push(recent.clone());
                 let live = concat_frames(live)?;
-                let settled = if latest > boundary {
+                let settled = if latest > *boundary {
                     let before_latest = live.clone().lazy().filter(col("day").lt(lit(latest))).collect()?;
-                    (old.merge(&of(&before_latest)?), true)
+                    Some(old.decode().merge(&of(&before_latest)?))
                 } else {
-                    (old, false)
+                    None
                 };
                 (settled, live.lazy().filter(col("day").gt_eq(lit(latest))).collect()?)
             }
@@ -262,15 +264,20 @@ impl<'a> Classifier<'a> {
                 all.push(recent.clone());
                 let all = concat_frames(all)?;
                 let settled = of(&all.clone().lazy().filter(col("day").lt(lit(latest))).collect()?)?;
-                ((settled, true), all.lazy().filter(col("day").gt_eq(lit(latest))).collect()?)
+                (Some(settled), all.lazy().filter(col("day").gt_eq(lit(latest))).collect()?)
             }
         };
-        let ((settled, settled_new), gone) =
-            (settled, changed.iter().filter(|d| !all_days.contains(d)).copied().collect());
-        let customers_recent = settled.overlay(&of(&at_latest)?).frame()?;
-        let settled_new = match settled_new {
-            false => None,
-            true => {
+        let gone = changed.iter().filter(|d| !all_days.contains(d)).copied().collect();
+        let at_latest = of(&at_latest)?;
+        let customers_recent = match (&settled, &self.prior_settled) {
+            (Some(new), _) => overlay(new, &at_latest),
+            (None, Some((_, old))) => overlay(old, &at_latest),
+            (None, None) => at_latest,
+        }
+        .frame()?;
+        let settled_new = match settled {
+            None => None,
+            Some(settled) => {
                 let mut bits = PlHashMap::new();
                 if let Some(kept) = &self.kept {
                     kept.shift_into(latest, &mut bits);

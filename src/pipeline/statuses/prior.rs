@@ -8,7 +8,7 @@ use polars::prelude::*;
 use crate::config::Settings;
 use crate::state::State;
 
-use super::{changed_status_days, concat_frames, customers, statuses, Aggregate, Context, Statuses};
+use super::{changed_status_days, concat_frames, customers, statuses, Aggregate, Context, Statuses, Stored};
 
 /// What an update reads of the previous run's state before deciding anything: its
 /// customers as the settled aggregate and the aggregate of its kept statuses from that
@@ -16,7 +16,7 @@ use super::{changed_status_days, concat_frames, customers, statuses, Aggregate, 
 /// to read and rewrite each update), and the context kept with the settled part. None of it
 /// depends on the new files, so it is read while they are ingested.
 pub struct Prior {
-    pub(super) settled: Option<(i32, Aggregate)>,
+    pub(super) settled: Option<(i32, Stored)>,
     pub(super) recent: Aggregate,
     pub(super) context: Option<Context>,
 }
@@ -31,7 +31,7 @@ impl Prior {
                     anyhow::anyhow!("state is missing its settled customers; run `footfall run` to rebuild")
                 })?;
                 let context = p.get_context(b)?.map(|df| Context::of(&df, b)).transpose()?;
-                (Some((b, Aggregate::from_bytes(&bytes)?)), context)
+                (Some((b, Stored::parse(bytes)?)), context)
             }
         };
         let from: Vec<i32> = days.range(boundary.unwrap_or(i32::MIN)..).copied().collect();

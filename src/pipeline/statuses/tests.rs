@@ -163,7 +163,7 @@ fn merging_sorted_customers_equals_a_group_by_over_both() {
     );
     assert!(got.equals_missing(&want), "{got}\n{want}");
     // customers_recent: the later part's devices only, each with the full merge's row.
-    let recent = Aggregate::of(&a).unwrap().overlay(&Aggregate::of(&b).unwrap()).frame().unwrap();
+    let recent = customers::overlay(&Aggregate::of(&a).unwrap(), &Aggregate::of(&b).unwrap()).frame().unwrap();
     let b_devices = Series::new("b".into(), [1u64, 3, 4, 12, 20]);
     let want_recent = want.lazy().filter(col(MAC).is_in(lit(b_devices).implode(false), false)).collect().unwrap();
     assert!(recent.equals_missing(&want_recent), "{recent}\n{want_recent}");
@@ -241,21 +241,35 @@ fn the_settled_aggregate_round_trips_through_its_bytes_and_refuses_damage() {
         a.days_seen.push(mac as i64 % 97);
         a.first_visit.push(fv);
     }
+    let from_bytes = |b: &[u8]| Stored::parse(bytes::Bytes::copy_from_slice(b)).map(|s| s.decode());
     let bytes = a.to_bytes();
-    let b = Aggregate::from_bytes(&bytes).unwrap();
+    let b = from_bytes(&bytes).unwrap();
+    // Looked up in place: the same rows as the decoded aggregate, absent devices absent.
+    let stored = Stored::parse(bytes.clone()).unwrap();
+    for mac in [0, 3, 5, 7, 8, u64::MAX - 1, u64::MAX] {
+        assert_eq!(stored.find(mac), a.find(mac), "{mac}");
+        if let Some(i) = a.find(mac) {
+            let (x, y) = (stored.row(i), a.row(i));
+            assert_eq!(
+                (x.first_seen, x.last_seen, x.first_date, x.last_date, x.days_seen, x.first_visit),
+                (y.first_seen, y.last_seen, y.first_date, y.last_date, y.days_seen, y.first_visit)
+            );
+        }
+    }
+    assert_eq!(stored.macs().collect::<Vec<_>>(), a.mac);
     assert!(b.frame().unwrap().equals_missing(&a.frame().unwrap()));
-    assert!(Aggregate::from_bytes(&Aggregate::with_capacity(0).to_bytes()).unwrap().mac.is_empty());
+    assert!(from_bytes(&Aggregate::with_capacity(0).to_bytes()).unwrap().mac.is_empty());
     // Truncated at every length, a foreign header, devices out of order: errors, no panic.
     for n in 0..bytes.len() {
-        assert!(Aggregate::from_bytes(&bytes[..n]).is_err(), "{n} bytes");
+        assert!(from_bytes(&bytes[..n]).is_err(), "{n} bytes");
     }
     let mut foreign = bytes.to_vec();
     foreign[7] = b'9';
-    assert!(Aggregate::from_bytes(&foreign).is_err());
+    assert!(from_bytes(&foreign).is_err());
     let mut unsorted = bytes.to_vec();
     unsorted[16..24].copy_from_slice(&8u64.to_le_bytes()); // first mac 8 > second mac 7
-    assert!(Aggregate::from_bytes(&unsorted).is_err());
+    assert!(from_bytes(&unsorted).is_err());
     let mut huge = bytes.to_vec();
     huge[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
-    assert!(Aggregate::from_bytes(&huge).is_err());
+    assert!(from_bytes(&huge).is_err());
 }
