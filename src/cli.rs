@@ -51,6 +51,25 @@ pub struct PlanArgs {
     /// Number of shops in top_shops_daily; overrides metrics.top_shops.
     #[arg(long)]
     pub top_shops: Option<i64>,
+    #[command(flatten)]
+    pub malls: MallArgs,
+}
+
+/// Which malls of a chain (a config with `[[malls]]`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct MallArgs {
+    /// A mall of the chain, by id (repeatable; default: every mall, or the one a command needs).
+    #[arg(long = "mall", value_name = "ID")]
+    pub ids: Vec<String>,
+    /// The N-th mall of the config, from 0 (an orchestrator's job index).
+    #[arg(long, value_name = "N", conflicts_with = "ids")]
+    pub mall_index: Option<usize>,
+}
+
+impl MallArgs {
+    pub fn apply(&self, ov: Overrides) -> Overrides {
+        Overrides { malls: self.ids.clone(), mall_index: self.mall_index, ..ov }
+    }
 }
 
 impl PlanArgs {
@@ -63,6 +82,8 @@ impl PlanArgs {
             out: self.out.clone(),
             timezone: self.timezone.clone(),
             top_shops: self.top_shops,
+            malls: self.malls.ids.clone(),
+            mall_index: self.malls.mall_index,
         }
     }
 }
@@ -117,18 +138,45 @@ pub enum Command {
         after_help = "Examples:\n  footfall export --config /etc/footfall.toml --to postgresql://footfall@db:5432/mall\n  MYSQL_PWD=… footfall export --to mysql://footfall@db:3306/mall --tables mall_daily_visitors,customers\n\nThe password comes from the URL or from PGPASSWORD / MYSQL_PWD; it is never printed or stored."
     )]
     Export(ExportArgs),
+    /// The malls of a chain config (`[[malls]]`), for scripts and orchestrators.
+    #[command(
+        after_help = "Example (an Argo fan-out's parameter list):\n  footfall malls --config chain.toml --format json"
+    )]
+    Malls,
+    /// Recompute the chain tables from every mall's state (after malls were updated apart).
+    #[command(after_help = "Example (after a fan-out):\n  footfall chain --config chain.toml")]
+    Chain(ChainArgs),
+}
+
+/// How many malls of a chain at once.
+#[derive(Args, Debug, Clone, Default)]
+pub struct JobsArgs {
+    /// Malls processed at once (default: the number of cores, at most the number of malls).
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+}
+
+#[derive(Args, Debug)]
+pub struct ChainArgs {
+    /// Output directory of the chain; overrides output.dir.
+    #[arg(long)]
+    pub out: Option<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
+    #[command(flatten)]
+    pub jobs: JobsArgs,
 }
 
 #[derive(Args, Debug)]
 pub struct UpdateArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
+    #[command(flatten)]
+    pub jobs: JobsArgs,
     /// List what would be processed, change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -277,6 +325,8 @@ pub struct ReportArgs {
     /// The result tables' folder or URL; overrides output.dir.
     #[arg(long, value_name = "DIR")]
     pub results: Option<String>,
+    #[command(flatten)]
+    pub malls: MallArgs,
 }
 
 #[derive(Args, Debug)]
@@ -296,4 +346,6 @@ pub struct ExportArgs {
     /// The result tables' folder or URL; overrides output.dir.
     #[arg(long, value_name = "DIR")]
     pub results: Option<String>,
+    #[command(flatten)]
+    pub malls: MallArgs,
 }

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +14,7 @@ use crate::bail_usage;
 use crate::store::Location;
 use crate::timeutil::{parse_duration, parse_tz};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     #[serde(default)]
@@ -41,10 +41,27 @@ pub struct FileConfig {
     pub storage: StorageCfg,
     #[serde(default)]
     pub export: ExportCfg,
+    /// A chain: one entry per mall, `[mall]` and every other section shared as defaults.
+    #[serde(default)]
+    pub malls: Vec<MallEntry>,
+}
+
+/// `[[malls]]`: one mall of a chain. Unset keys come from `[mall]` and `[input]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MallEntry {
+    /// `[a-z0-9_-]+`: the `mall=<id>` of every path.
+    pub id: String,
+    pub name: Option<String>,
+    pub timezone: Option<String>,
+    pub opening_hours: Option<String>,
+    pub probes: Option<String>,
+    pub dims: Option<String>,
+    pub lookback_days: Option<u32>,
 }
 
 /// `[export]`: where `footfall export` (and `update`, with `after_update`) copies the tables.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportCfg {
     /// `postgresql://user@host:port/db` or `mysql://…`; a password may be in it or in
@@ -58,7 +75,7 @@ pub struct ExportCfg {
     pub after_update: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageCfg {
     /// S3-compatible endpoint, e.g. "http://127.0.0.1:9000".
@@ -73,7 +90,7 @@ pub struct StorageCfg {
     pub lock_lease: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MallCfg {
     pub timezone: Option<String>,
@@ -82,7 +99,7 @@ pub struct MallCfg {
     pub opening_hours: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputCfg {
     pub probes: Option<String>,
@@ -96,39 +113,39 @@ pub struct InputCfg {
     pub occur_time_max: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputCfg {
     pub dir: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VisitsCfg {
     pub gap: Option<String>,
     pub mall_gap: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsCfg {
     pub top_shops: Option<i64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DevicesCfg {
     pub randomized: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VisitorsCfg {
     pub min_rssi: Option<i64>,
     pub min_dwell: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaffCfg {
     pub min_hours_per_day: Option<f64>,
@@ -136,13 +153,13 @@ pub struct StaffCfg {
     pub policy: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrivacyCfg {
     pub mac_key: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DensityCfg {
     pub cell: Option<f64>,
@@ -158,6 +175,10 @@ pub struct Overrides {
     pub out: Option<String>,
     pub timezone: Option<String>,
     pub top_shops: Option<i64>,
+    /// `--mall ID` (repeatable): these malls of a chain.
+    pub malls: Vec<String>,
+    /// `--mall-index N`: the N-th mall of the config (from 0; an orchestrator's job index).
+    pub mall_index: Option<usize>,
 }
 
 /// Validated settings that the metrics depend on.
@@ -407,10 +428,138 @@ pub fn settings(cfg: &FileConfig, ov: &Overrides) -> Result<Settings> {
     })
 }
 
-/// Builds the full plan: config file, flags, validated settings and locations.
-pub fn plan(ov: &Overrides) -> Result<Plan> {
+/// One mall of a chain (its id) or a single mall's config (`None`), and its plan.
+#[derive(Debug, Clone)]
+pub struct MallPlan {
+    pub id: Option<String>,
+    pub plan: Plan,
+}
+
+/// The malls a command line selects of a config: all of them without `--mall` or
+/// `--mall-index`; a config without `[[malls]]` is one mall without an id (the layout of a
+/// single mall). Each entry's config is the file's with the entry's keys put in.
+pub fn select_malls(cfg: &FileConfig, ov: &Overrides) -> Result<Vec<(Option<String>, FileConfig)>> {
+    if cfg.malls.is_empty() {
+        if !ov.malls.is_empty() || ov.mall_index.is_some() {
+            bail_usage!("--mall and --mall-index need a config with [[malls]] entries");
+        }
+        return Ok(vec![(None, cfg.clone())]);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, m) in cfg.malls.iter().enumerate() {
+        let ok = !m.id.is_empty()
+            && m.id.len() <= 64
+            && m.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !ok {
+            bail_usage!("malls[{i}].id: \"{}\" must be 1-64 characters of a-z, 0-9, _ and -", m.id);
+        }
+        if !seen.insert(m.id.as_str()) {
+            bail_usage!("malls[{i}].id: \"{}\" is used twice", m.id);
+        }
+        if m.probes.is_none() && ov.probes.is_none() {
+            bail_usage!("malls[{i}].probes is not set (mall \"{}\")", m.id);
+        }
+    }
+    let picked: Vec<&MallEntry> = match (ov.mall_index, ov.malls.as_slice()) {
+        (Some(_), [_, ..]) => bail_usage!("give --mall or --mall-index, not both"),
+        (Some(i), []) => match cfg.malls.get(i) {
+            Some(m) => vec![m],
+            None => {
+                bail_usage!("--mall-index {i}: the config has {} mall(s) (0..{})", cfg.malls.len(), cfg.malls.len())
+            }
+        },
+        (None, []) => cfg.malls.iter().collect(),
+        (None, ids) => ids
+            .iter()
+            .map(|id| match cfg.malls.iter().find(|m| &m.id == id) {
+                Some(m) => Ok(m),
+                None => Err(crate::error::usage(format!(
+                    "--mall {id}: no such mall in the config (malls: {})",
+                    cfg.malls.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", ")
+                ))),
+            })
+            .collect::<Result<_>>()?,
+    };
+    Ok(picked
+        .into_iter()
+        .map(|m| {
+            let mut c = cfg.clone();
+            c.malls.clear();
+            c.mall.name = m.name.clone().or(c.mall.name);
+            c.mall.timezone = m.timezone.clone().or(c.mall.timezone);
+            c.mall.opening_hours = m.opening_hours.clone().or(c.mall.opening_hours);
+            c.input.probes = m.probes.clone();
+            c.input.dims = m.dims.clone();
+            c.input.lookback_days = m.lookback_days.or(c.input.lookback_days);
+            (Some(m.id.clone()), c)
+        })
+        .collect())
+}
+
+/// The plans of the selected malls (see [`select_malls`]), each validated before any runs.
+pub fn plans(ov: &Overrides) -> Result<Vec<MallPlan>> {
     let (cfg, base) = load_file(ov.config.as_deref())?;
-    let settings = settings(&cfg, ov)?;
+    select_malls(&cfg, ov)?
+        .into_iter()
+        .map(|(id, c)| {
+            let plan = plan_of(&c, &base, ov, id.as_deref())
+                .with_context(|| id.as_ref().map(|i| format!("mall {i}")).unwrap_or_default())?;
+            Ok(MallPlan { id, plan })
+        })
+        .collect()
+}
+
+/// A chain config's malls, each with its config keys resolved (for `footfall malls`).
+pub fn malls(ov: &Overrides) -> Result<Vec<(String, FileConfig)>> {
+    let (cfg, _) = load_file(ov.config.as_deref())?;
+    if cfg.malls.is_empty() {
+        bail_usage!("the config has no [[malls]] entries (a single mall)");
+    }
+    Ok(select_malls(&cfg, ov)?.into_iter().map(|(id, c)| (id.unwrap_or_default(), c)).collect())
+}
+
+/// Every mall id of a chain config, in config order (empty for a single mall).
+pub fn chain_ids(config: Option<&Path>) -> Result<Vec<String>> {
+    Ok(load_file(config)?.0.malls.iter().map(|m| m.id.clone()).collect())
+}
+
+/// The root of a chain's outputs and every mall id of the config (`footfall chain`).
+pub fn chain_root(ov: &Overrides) -> Result<(Location, Vec<String>)> {
+    let (cfg, base) = load_file(ov.config.as_deref())?;
+    if cfg.malls.is_empty() {
+        bail_usage!("the config has no [[malls]] entries: chain tables need a chain");
+    }
+    select_malls(&cfg, &Overrides { malls: vec![], mall_index: None, ..ov.clone() })?;
+    let Some(out) = ov.out.clone().or(cfg.output.dir.clone()) else {
+        bail_usage!("output.dir is not set (config key output.dir or --out)");
+    };
+    let out = Location::parse_with(&out, &base, "output.dir", &storage(&cfg)?)?;
+    Ok((out, cfg.malls.iter().map(|m| m.id.clone()).collect()))
+}
+
+/// The one mall a command works on: a single mall's config, or one `--mall` of a chain.
+fn one_mall(ov: &Overrides) -> Result<(Option<String>, FileConfig, PathBuf)> {
+    let (cfg, base) = load_file(ov.config.as_deref())?;
+    let mut picked = select_malls(&cfg, ov)?;
+    if picked.len() != 1 {
+        bail_usage!(
+            "this config has {} malls: choose one with --mall ID ({})",
+            cfg.malls.len(),
+            cfg.malls.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let (id, c) = picked.remove(0);
+    Ok((id, c, base))
+}
+
+/// Builds the full plan of one mall: config file, flags, validated settings and locations.
+pub fn plan(ov: &Overrides) -> Result<Plan> {
+    let (id, cfg, base) = one_mall(ov)?;
+    plan_of(&cfg, &base, ov, id.as_deref())
+}
+
+fn plan_of(cfg: &FileConfig, base: &Path, ov: &Overrides, mall: Option<&str>) -> Result<Plan> {
+    let settings = settings(cfg, ov)?;
     let probes = ov.probes.clone().or(cfg.input.probes.clone());
     let Some(probes) = probes else {
         bail_usage!("input.probes is not set (config key input.probes or --probes)");
@@ -420,19 +569,28 @@ pub fn plan(ov: &Overrides) -> Result<Plan> {
         bail_usage!("output.dir is not set (config key output.dir or --out)");
     };
     let dims = ov.dims.clone().or(cfg.input.dims.clone());
-    let st = storage(&cfg)?;
+    let st = storage(cfg)?;
+    let out = Location::parse_with(&out, base, "output.dir", &st)?;
     Ok(Plan {
-        probes: Location::parse_with(&probes, &base, "input.probes", &st)?,
-        dims: dims.map(|d| Location::parse_with(&d, &base, "input.dims", &st)).transpose()?,
-        out: Location::parse_with(&out, &base, "output.dir", &st)?,
+        probes: Location::parse_with(&probes, base, "input.probes", &st)?,
+        dims: dims.map(|d| Location::parse_with(&d, base, "input.dims", &st)).transpose()?,
+        out: match mall {
+            Some(id) => out.for_mall(id),
+            None => out,
+        },
         settings,
         lookback_days: Some(cfg.input.lookback_days.unwrap_or(DEFAULT_LOOKBACK_DAYS)),
         export: match cfg.export.after_update {
-            Some(true) => Some(export_plan_of(&cfg, None, None, None, None)?),
+            Some(true) if mall.is_some() => bail_usage!("{}", CHAIN_EXPORT),
+            Some(true) => Some(export_plan_of(cfg, None, None, None, None)?),
             _ => None,
         },
     })
 }
+
+/// Why a chain's malls are not exported yet.
+const CHAIN_EXPORT: &str =
+    "export.after_update: exporting a chain is not supported yet (each mall's rows would share one table without a mall column)";
 
 /// The export plan of `[export]`, with a command line's target, tables and date range
 /// taking precedence.
@@ -459,6 +617,9 @@ pub fn export_plan(
     until: Option<chrono::NaiveDate>,
 ) -> Result<(Location, Settings, crate::export::ExportPlan)> {
     let (cfg, _) = load_file(ov.config.as_deref())?;
+    if !cfg.malls.is_empty() {
+        bail_usage!("{}", CHAIN_EXPORT.trim_start_matches("export.after_update: "));
+    }
     let plan = export_plan_of(&cfg, to, tables, from, until)?;
     let r = read_plan(ov)?;
     Ok((r.out, r.settings, plan))
@@ -475,7 +636,7 @@ pub struct ReadPlan {
 
 /// The read plan of a config and flags; unlike [`plan`], inputs may be unset.
 pub fn read_plan(ov: &Overrides) -> Result<ReadPlan> {
-    let (cfg, base) = load_file(ov.config.as_deref())?;
+    let (id, cfg, base) = one_mall(ov)?;
     let settings = settings(&cfg, ov)?;
     let Some(out) = ov.out.clone().or(cfg.output.dir.clone()) else {
         bail_usage!("output.dir is not set (config key output.dir or --out)");
@@ -483,8 +644,12 @@ pub fn read_plan(ov: &Overrides) -> Result<ReadPlan> {
     let probes = ov.probes.clone().or(cfg.input.probes.clone());
     let dims = ov.dims.clone().or(cfg.input.dims.clone());
     let st = storage(&cfg)?;
+    let out = Location::parse_with(&out, &base, "output.dir", &st)?;
     Ok(ReadPlan {
-        out: Location::parse_with(&out, &base, "output.dir", &st)?,
+        out: match &id {
+            Some(id) => out.for_mall(id),
+            None => out,
+        },
         settings,
         probes: probes.map(|p| Location::parse_with(&p, &base, "input.probes", &st)).transpose()?,
         dims: dims.map(|d| Location::parse_with(&d, &base, "input.dims", &st)).transpose()?,

@@ -6,6 +6,7 @@
 //! (one query per table); [`tables`] the published layout; [`schema`] the column truth of
 //! every table (from `schemas/`).
 
+pub mod chain;
 pub mod cli;
 pub mod cmd;
 pub mod config;

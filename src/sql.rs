@@ -19,8 +19,7 @@ pub fn result_table(out: &Location, schema: &TableSchema, tz: &str) -> Result<La
     if schema.is_view() {
         return Ok(crate::tables::read_table(out, schema, tz, None, None)?.lazy());
     }
-    if let Some(local) = &out.local {
-        let dir = local.join(&schema.name);
+    if let Some(dir) = out.local_path(&schema.name) {
         let has_files = dir.exists() && out.list_under(&schema.name)?.iter().any(|e| e.rel.ends_with(".parquet"));
         if has_files {
             let glob = format!("{}/**/*.parquet", dir.display());

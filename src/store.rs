@@ -45,6 +45,8 @@ pub struct Location {
     pub reads: Arc<std::sync::atomic::AtomicU64>,
     /// Seconds a lock lease lasts without renewal (object stores; see `state::Lock`).
     pub lease_secs: i64,
+    /// One mall of a chain's outputs ([`Location::for_mall`]): its segment `mall=<id>`.
+    pub mall: Option<String>,
 }
 
 impl std::fmt::Debug for Location {
@@ -252,6 +254,7 @@ impl Location {
                 local: None,
                 reads: Default::default(),
                 lease_secs: opts.lock_lease.as_secs() as i64,
+                mall: None,
             });
         }
         let p = FsPath::new(spec);
@@ -282,6 +285,7 @@ impl Location {
             local: Some(abs),
             reads: Default::default(),
             lease_secs: StorageOpts::default().lock_lease.as_secs() as i64,
+            mall: None,
         })
     }
 
@@ -294,28 +298,73 @@ impl Location {
             local: None,
             reads: Default::default(),
             lease_secs: StorageOpts::default().lock_lease.as_secs() as i64,
+            mall: None,
         }
     }
 
     /// A sub-location.
     pub fn child(&self, rel: &str) -> Location {
-        let mut prefix = self.prefix.clone();
-        for part in rel.split('/').filter(|p| !p.is_empty()) {
-            prefix = prefix.clone().join(part);
-        }
+        let rel = self.mapped(rel);
         Location {
             store: self.store.clone(),
-            prefix,
+            prefix: self.path_of(&rel),
             display: format!("{}/{}", self.display, rel),
-            local: self.local.as_ref().map(|l| l.join(rel)),
+            local: self.local.as_ref().map(|l| l.join(&*rel)),
             reads: self.reads.clone(),
             lease_secs: self.lease_secs,
+            mall: None,
         }
     }
 
+    /// One mall's outputs in a chain's: every object `<table>/<rest>` is stored as
+    /// `<table>/mall=<id>/<rest>` (and `_state/…` as `_state/mall=<id>/…`), so each table of
+    /// the chain is one hive-partitioned dataset while the pipeline writes a mall as it
+    /// writes a single mall's outputs.
+    pub fn for_mall(&self, id: &str) -> Location {
+        Location { mall: Some(format!("mall={id}")), ..self.clone() }
+    }
+
+    /// The chain's outputs a mall's are part of (itself for a single mall).
+    pub fn root(&self) -> Location {
+        Location { mall: None, ..self.clone() }
+    }
+
+    /// `rel` as stored: the mall's segment after the first one.
+    fn mapped<'a>(&self, rel: &'a str) -> std::borrow::Cow<'a, str> {
+        let Some(seg) = &self.mall else { return rel.into() };
+        let rel = rel.trim_matches('/');
+        if rel.is_empty() {
+            return "".into();
+        }
+        match rel.split_once('/') {
+            Some((first, rest)) => format!("{first}/{seg}/{rest}").into(),
+            None => format!("{rel}/{seg}").into(),
+        }
+    }
+
+    /// A stored name back as this location's, `None` for another mall's (or the chain's).
+    fn unmapped(&self, rel: String) -> Option<String> {
+        let Some(seg) = &self.mall else { return Some(rel) };
+        let mut parts = rel.splitn(3, '/');
+        let (first, second, rest) = (parts.next()?, parts.next()?, parts.next());
+        (second == seg).then(|| match rest {
+            Some(rest) => format!("{first}/{rest}"),
+            None => first.to_string(),
+        })
+    }
+
+    /// The local path of `rel` (local directories only).
+    pub fn local_path(&self, rel: &str) -> Option<PathBuf> {
+        self.local.as_ref().map(|l| l.join(&*self.mapped(rel)))
+    }
+
     fn path(&self, rel: &str) -> Path {
+        self.path_of(&self.mapped(rel))
+    }
+
+    fn path_of(&self, stored: &str) -> Path {
         let mut p = self.prefix.clone();
-        for part in rel.split('/').filter(|p| !p.is_empty()) {
+        for part in stored.split('/').filter(|p| !p.is_empty()) {
             p = p.clone().join(part);
         }
         p
@@ -323,7 +372,7 @@ impl Location {
 
     /// Human name of an object, for messages.
     pub fn show(&self, rel: &str) -> String {
-        format!("{}/{}", self.display, rel)
+        format!("{}/{}", self.display, self.mapped(rel))
     }
 
     fn rel_of(&self, p: &Path) -> String {
@@ -343,22 +392,32 @@ impl Location {
 
     /// Every object under `rel` (recursive), sorted by relative path. A missing prefix is empty.
     pub fn list_under(&self, rel: &str) -> Result<Vec<Entry>> {
-        if let Some(out) = self.local.as_deref().and_then(|dir| list_local(dir, rel)) {
-            return Ok(out);
+        let stored = self.mapped(rel);
+        let listed = match self.local.as_deref().and_then(|dir| list_local(dir, &stored)) {
+            Some(out) => out,
+            None => {
+                let prefix = self.path(rel);
+                let metas: Vec<ObjectMeta> = block_on(self.store.list(Some(&prefix)).try_collect())
+                    .with_context(|| format!("cannot list {}", self.show(rel)))?;
+                requests::list_pages(metas.len());
+                let mut out: Vec<Entry> = metas
+                    .into_iter()
+                    .map(|m| Entry {
+                        rel: self.rel_of(&m.location),
+                        size: m.size,
+                        e_tag: m.e_tag,
+                        last_modified: m.last_modified.timestamp_millis(),
+                    })
+                    .collect();
+                out.sort_by(|a, b| a.rel.cmp(&b.rel));
+                out
+            }
+        };
+        if self.mall.is_none() {
+            return Ok(listed);
         }
-        let prefix = self.path(rel);
-        let metas: Vec<ObjectMeta> = block_on(self.store.list(Some(&prefix)).try_collect())
-            .with_context(|| format!("cannot list {}", self.show(rel)))?;
-        requests::list_pages(metas.len());
-        let mut out: Vec<Entry> = metas
-            .into_iter()
-            .map(|m| Entry {
-                rel: self.rel_of(&m.location),
-                size: m.size,
-                e_tag: m.e_tag,
-                last_modified: m.last_modified.timestamp_millis(),
-            })
-            .collect();
+        let mut out: Vec<Entry> =
+            listed.into_iter().filter_map(|e| Some(Entry { rel: self.unmapped(e.rel.clone())?, ..e })).collect();
         out.sort_by(|a, b| a.rel.cmp(&b.rel));
         Ok(out)
     }
@@ -395,7 +454,7 @@ impl Location {
         self.count_read();
         // A local file is read directly: object_store's local reads go through a blocking
         // task and a chunked stream, ~8 times slower for the 15 MB an update reads after a year.
-        if let Some(file) = local_file(self.local.as_deref(), rel) {
+        if let Some(file) = local_file(self.local.as_deref(), &self.mapped(rel)) {
             return match std::fs::read(&file) {
                 Ok(b) => Ok(Some(Bytes::from(b))),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -415,7 +474,7 @@ impl Location {
     /// because objects are never modified in place: a put replaces a file by renaming a new
     /// one over it, and the mapping keeps the old one.
     pub fn get_mapped(&self, rel: &str) -> Result<Option<Bytes>> {
-        let Some(file) = local_file(self.local.as_deref(), rel) else { return self.get_opt(rel) };
+        let Some(file) = local_file(self.local.as_deref(), &self.mapped(rel)) else { return self.get_opt(rel) };
         self.count_read();
         let f = match std::fs::File::open(&file) {
             Ok(f) => f,

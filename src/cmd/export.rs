@@ -9,7 +9,7 @@ use crate::error::EXIT_OK;
 use crate::export::{ExportPlan, ExportReport};
 
 pub fn run(ctx: &Ctx, a: ExportArgs) -> Result<i32> {
-    let ov = Overrides { config: ctx.config.clone(), out: a.results.clone(), ..Default::default() };
+    let ov = a.malls.apply(Overrides { config: ctx.config.clone(), out: a.results.clone(), ..Default::default() });
     let (out, _, plan) = crate::config::export_plan(&ov, a.to.as_deref(), a.tables.as_deref(), a.from, a.until)?;
     let report = crate::export::export(&out, &plan, ctx.progress)?;
     say(ctx, &plan, &report);

@@ -5,6 +5,7 @@ use anyhow::Result;
 use crate::cli::{Cli, Command};
 use crate::progress::Progress;
 
+mod chain;
 mod check;
 mod customer;
 mod demo;
@@ -61,5 +62,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Customer(a) => customer::run(&ctx, a),
         Command::Report(a) => report::run(&ctx, a),
         Command::Export(a) => export::run(&ctx, a),
+        Command::Malls => chain::malls(&ctx),
+        Command::Chain(a) => chain::run(&ctx, a),
     }
 }

@@ -8,7 +8,7 @@ use crate::config::Overrides;
 use crate::error::EXIT_OK;
 
 pub fn run(ctx: &Ctx, a: ReportArgs) -> Result<i32> {
-    let ov = Overrides { config: ctx.config.clone(), out: a.results.clone(), ..Default::default() };
+    let ov = a.malls.apply(Overrides { config: ctx.config.clone(), out: a.results.clone(), ..Default::default() });
     let crate::config::ReadPlan { out, settings, .. } = crate::config::read_plan(&ov)?;
     let path = write(&out, &settings, a.from, a.to, &a.out)?;
     ctx.say(format!("report: wrote {}", path.display()));

@@ -25,9 +25,15 @@ pub fn run(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
     }
     let f = resolve(ctx.format);
     check_binary(f)?;
-    let crate::config::ReadPlan { out, settings, .. } =
-        crate::config::read_plan(&a.plan.overrides(ctx.config.as_ref()))?;
-    let df = crate::tables::read_table(&out, schema, &settings.tz_name, from, to)?;
+    let ov = a.plan.overrides(ctx.config.as_ref());
+    let (out, tz) = if schema.kind == "chain" {
+        // A chain table is the chain's, at the root of its outputs (dates are each mall's own).
+        (crate::config::chain_root(&ov)?.0, None)
+    } else {
+        let plan = crate::config::read_plan(&ov)?;
+        (plan.out, Some(plan.settings.tz_name))
+    };
+    let df = crate::tables::read_table(&out, schema, tz.as_deref().unwrap_or("UTC"), from, to)?;
     let mut lf = df.lazy();
     for (c, v) in filters {
         lf = lf.filter(col(c.as_str()).cast(DataType::String).eq(lit(v)));
@@ -38,8 +44,8 @@ pub fn run(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
     let mut df = lf.collect()?;
     write_frame(&mut crate::print::stdout(), &mut df, f)?;
     // A day still being filled is marked (on stderr: the rows are the table's).
-    if schema.is_partitioned() && df.height() > 0 {
-        if let Some(fresh) = crate::views::Freshness::of(&out, &settings.tz_name)? {
+    if let Some(tz) = tz.filter(|_| schema.is_partitioned() && df.height() > 0) {
+        if let Some(fresh) = crate::views::Freshness::of(&out, &tz)? {
             let newest = df.column("date")?.cast(&DataType::Int32)?.i32()?.max().map(crate::timeutil::days_to_date);
             if let Some(d) = newest.filter(|d| !fresh.complete(*d)) {
                 ctx.say(format!("show: {d} is incomplete (data through {})", fresh.through()));

@@ -108,8 +108,8 @@ impl Lock {
 
     /// [`Lock::acquire`] with a lease TTL (object stores; tests use short ones).
     pub fn acquire_with_ttl(out: &Location, ttl: i64) -> Result<Lock> {
-        let held = match &out.local {
-            Some(dir) => Held::File { _handle: lock_file(out, dir)? },
+        let held = match out.local_path(FLOCK) {
+            Some(path) => Held::File { _handle: lock_file(out, &path)? },
             None => Held::Lease(take_lease(out, ttl)?),
         };
         Ok(Lock { out: out.clone(), held, released: false })
@@ -158,14 +158,15 @@ impl Drop for Lock {
     }
 }
 
-fn lock_file(out: &Location, dir: &std::path::Path) -> Result<std::fs::File> {
-    let path = dir.join(FLOCK);
-    std::fs::create_dir_all(dir.join("_state")).with_context(|| format!("cannot create {}", out.show("_state")))?;
+fn lock_file(out: &Location, path: &std::path::Path) -> Result<std::fs::File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", out.show("_state")))?;
+    }
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("cannot open {}", path.display()))?;
     match file.try_lock() {
         Ok(()) => {}

@@ -4,6 +4,7 @@
 mod frames;
 mod util;
 
+mod chain;
 mod cli;
 mod crosscheck;
 mod export;
