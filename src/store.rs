@@ -429,6 +429,36 @@ impl Location {
 
     /// Names of the immediate sub-"directories" under `rel` (common prefixes).
     pub fn list_dirs(&self, rel: &str) -> Result<Vec<String>> {
+        // A local directory is read once: object_store's local listing with a delimiter opens
+        // and stats every subdirectory (a year of date directories below the probes root).
+        let stored = self.mapped(rel);
+        let dir = match stored.trim_matches('/') {
+            "" => self.local.clone(),
+            rel => local_file(self.local.as_deref(), rel),
+        };
+        if let Some(dir) = dir {
+            LIST.fetch_add(1, Relaxed);
+            let names = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries
+                    .map(|e| {
+                        let e = e?;
+                        Ok(e.file_type()?.is_dir().then(|| e.file_name().into_string().ok()).flatten())
+                    })
+                    .collect::<std::io::Result<Vec<Option<String>>>>(),
+                // As object_store: no subdirectories under a file or a missing name.
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+                    Ok(vec![])
+                }
+                Err(e) => Err(e),
+            };
+            let names = names.with_context(|| format!("cannot list {}", self.show(rel)))?;
+            // Names object_store would percent-encode are left to it (see `plain`).
+            if names.iter().flatten().all(|n| plain(n)) {
+                let mut out: Vec<String> = names.into_iter().flatten().collect();
+                out.sort();
+                return Ok(out);
+            }
+        }
         let prefix = self.path(rel);
         let r = block_on(self.store.list_with_delimiter(Some(&prefix)))
             .with_context(|| format!("cannot list {}", self.show(rel)))?;
@@ -601,9 +631,38 @@ mod tests {
             assert_eq!(listed(&loc, rel), listed(&object_store, rel), "{rel}");
         }
         assert_eq!(listed(&loc, "").len(), 5);
+        for rel in ["", "date=2026-03-01", "_state", "missing", "top.json"] {
+            assert_eq!(loc.list_dirs(rel).unwrap(), object_store.list_dirs(rel).unwrap(), "{rel}");
+        }
+        assert_eq!(loc.list_dirs("").unwrap(), ["_state", "date=2026-03-01", "date=2026-03-02"]);
         // A name object_store would encode: it lists.
         std::fs::write(dir.path().join("date=2026-03-01/with space.parquet"), b"x").unwrap();
         assert!(list_local(dir.path(), "").is_none());
         assert_eq!(listed(&loc, "").len(), 6);
+    }
+
+    #[test]
+    fn a_malls_objects_sit_under_its_segment_and_list_as_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Location::local(dir.path()).unwrap();
+        let east = root.for_mall("east");
+        east.put("t/date=2026-03-01/part-0.parquet", Bytes::from_static(b"e")).unwrap();
+        east.put("_state/manifest.json", Bytes::from_static(b"m")).unwrap();
+        root.for_mall("west").put("t/date=2026-03-01/part-0.parquet", Bytes::from_static(b"w")).unwrap();
+        root.put("c/date=2026-03-01/part-0.parquet", Bytes::from_static(b"c")).unwrap();
+        assert!(dir.path().join("t/mall=east/date=2026-03-01/part-0.parquet").is_file());
+        assert!(dir.path().join("_state/mall=east/manifest.json").is_file());
+        let mut remote = east.clone();
+        remote.local = None;
+        for loc in [&east, &remote] {
+            let rels = |rel: &str| loc.list_under(rel).unwrap().into_iter().map(|e| e.rel).collect::<Vec<_>>();
+            assert_eq!(rels("t"), ["t/date=2026-03-01/part-0.parquet"]);
+            assert_eq!(rels(""), ["_state/manifest.json", "t/date=2026-03-01/part-0.parquet"]);
+            assert_eq!(loc.list_dirs("t").unwrap(), ["date=2026-03-01"]);
+            assert_eq!(&loc.get("t/date=2026-03-01/part-0.parquet").unwrap()[..], b"e");
+            assert_eq!(&loc.get_mapped("_state/manifest.json").unwrap().unwrap()[..], b"m");
+        }
+        assert!(east.show("t/x").ends_with("/t/mall=east/x"), "{}", east.show("t/x"));
+        assert_eq!(east.root().list_under("c").unwrap().len(), 1);
     }
 }
