@@ -9,14 +9,14 @@ use crate::util::*;
 /// (id, timezone, first local date, seed): `east` and `west` share their devices (same
 /// seed) with `west` a local day earlier, so shared devices cross a date boundary; `other`
 /// is another crowd.
-const MALLS: [(&str, &str, &str, u64); 3] = [
+pub const MALLS: [(&str, &str, &str, u64); 3] = [
     ("east", "Asia/Shanghai", "2026-03-02", 1),
     ("west", "America/New_York", "2026-03-01", 1),
     ("other", "Europe/Berlin", "2026-03-02", 2),
 ];
 
 /// Generates the three malls under `d/<id>` and writes `d/chain.toml`.
-fn chain(d: &Path) {
+pub fn chain(d: &Path) {
     let mut toml = String::from("[mall]\nopening_hours = \"9-22\"\n[output]\ndir = \"out\"\n");
     for (id, tz, start, seed) in MALLS {
         let (seed, dir) = (seed.to_string(), d.join(id));

@@ -319,3 +319,180 @@ fn an_expired_lease_is_taken_over_and_a_live_one_respected() {
     assert!(!s.root.join("bucket/out/_state/lock").exists(), "the lease is removed when its run ends");
     assert_equal_to_local(&s, d);
 }
+
+/// Every object under `prefix` in the bucket but the state, by name below it.
+fn bucket_objects(s: &Server, prefix: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let dir = s.root.join("bucket").join(prefix);
+    files_under(&dir)
+        .into_iter()
+        .filter(|p| !p.starts_with("_state"))
+        .map(|p| (p.display().to_string(), std::fs::read(dir.join(&p)).unwrap()))
+        .collect()
+}
+
+/// The documents of a YAML file as JSON (PyYAML in the readers' Python, see .ci/run).
+fn yaml_documents(path: &Path) -> Vec<serde_json::Value> {
+    let py = std::env::var("FOOTFALL_READERS_PYTHON")
+        .expect("FOOTFALL_READERS_PYTHON: a Python with PyYAML (see .ci/run) to read the deploy manifests");
+    let code = "import sys, json, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))";
+    let o = Command::new(py).args(["-c", code]).arg(path).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap().as_array().unwrap().clone()
+}
+
+/// A container that runs footfall: its command line and its literal environment.
+struct Step {
+    command: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+/// Every footfall container of a manifest, in document order, checking that credentials come
+/// from a Secret: none is a literal value, every container takes a secretRef or no storage.
+fn footfall_steps(v: &serde_json::Value, out: &mut Vec<Step>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            let cmd = m.get("command").and_then(|c| c.as_array());
+            if let Some(cmd) = cmd.filter(|c| c.first().and_then(|f| f.as_str()) == Some("footfall")) {
+                let env: Vec<(String, String)> = m
+                    .get("env")
+                    .and_then(|e| e.as_array())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| Some((e["name"].as_str()?.to_string(), e.get("value")?.as_str()?.to_string())))
+                    .collect();
+                assert!(env.iter().all(|(k, _)| !k.contains("SECRET") && !k.contains("KEY_ID")), "literal credentials");
+                let from_secret = m.get("envFrom").is_some_and(|e| e.to_string().contains("secretRef"));
+                let reads_storage = cmd.iter().any(|a| ["update", "chain"].contains(&a.as_str().unwrap_or("")));
+                assert!(from_secret || !reads_storage, "a storage step without a Secret: {cmd:?}");
+                out.push(Step { command: cmd.iter().map(|a| a.as_str().unwrap().to_string()).collect(), env });
+            }
+            for x in m.values() {
+                footfall_steps(x, out);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| footfall_steps(x, out)),
+        _ => {}
+    }
+}
+
+/// A manifest's command line against the test: its config mount is the test's folder.
+fn localize(cmd: &[String], etc: &Path, subst: &[(&str, &str)]) -> Vec<String> {
+    cmd.iter()
+        .skip(1)
+        .map(|a| {
+            let mut a = a.replace("/etc/footfall/", &format!("{}/", etc.display()));
+            for (k, v) in subst {
+                a = a.replace(k, v);
+            }
+            a
+        })
+        .collect()
+}
+
+/// Runs command lines at once, each with the server's credentials and its own environment.
+fn at_once(s: &Server, d: &Path, runs: Vec<(Vec<String>, Vec<(String, String)>)>) -> Vec<Out> {
+    std::thread::scope(|sc| {
+        let hs: Vec<_> = runs
+            .iter()
+            .map(|(args, env)| {
+                sc.spawn(move || {
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    ff(s, d, &args, &env)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+#[test]
+#[cfg_attr(not(has_s3s), ignore = "needs s3s-fs: .ci/run installs it (see tests/suite/s3.rs)")]
+#[cfg_attr(not(has_readers), ignore = "needs FOOTFALL_READERS_PYTHON (PyYAML): .ci/run installs it")]
+fn the_deploy_manifests_fan_a_chain_out_on_one_bucket_as_run_does() {
+    let bin = server_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = Server::start(bin, &d.join("s3root"));
+    crate::chain::chain(d);
+    for (id, ..) in crate::chain::MALLS {
+        for sub in ["probes", "dims"] {
+            for f in files_under(&d.join(id).join(sub)) {
+                upload(&s, &d.join(id).join(sub).join(&f), &format!("{sub}/{id}/{}", f.display()));
+            }
+        }
+    }
+    // One config per output: the reference `run`, then each orchestrator's.
+    let config = |out: &str| -> PathBuf {
+        let etc = d.join(format!("etc-{out}"));
+        std::fs::create_dir_all(&etc).unwrap();
+        let mut toml = format!(
+            "[output]\ndir = \"s3://bucket/{out}\"\n[storage]\nendpoint = \"{}\"\nallow_http = true\n",
+            s.endpoint()
+        );
+        for (id, tz, ..) in crate::chain::MALLS {
+            toml += &format!(
+                "[[malls]]\nid = \"{id}\"\ntimezone = \"{tz}\"\nprobes = \"s3://bucket/probes/{id}\"\ndims = \"s3://bucket/dims/{id}\"\n"
+            );
+        }
+        std::fs::write(etc.join("chain.toml"), toml).unwrap();
+        etc
+    };
+    let reference = config("ref");
+    let o = ff(&s, d, &["run", "--config", reference.join("chain.toml").to_str().unwrap(), "--jobs", "2"], &[]);
+    assert_eq!(o.code, 0, "{}", o.explain());
+    let want = bucket_objects(&s, "ref");
+    assert!(want.keys().any(|k| k.starts_with("chain_daily_visitors/")) && want.len() > 60, "{}", want.len());
+
+    // Kubernetes: the Indexed Job's pods at once (index i = the i-th mall), then the chain job.
+    let mut steps = Vec::new();
+    for doc in yaml_documents(&root().join("deploy/kubernetes/footfall-chain.yaml")) {
+        footfall_steps(&doc, &mut steps);
+        if let Some(n) = doc.pointer("/spec/jobTemplate/spec/completions") {
+            assert_eq!(n.as_u64(), Some(crate::chain::MALLS.len() as u64), "completions = the malls of the config");
+        }
+    }
+    let [indexed, chain] = &steps[..] else { panic!("two footfall containers expected: {}", steps.len()) };
+    assert!(indexed.command.contains(&"$(JOB_COMPLETION_INDEX)".to_string()), "{:?}", indexed.command);
+    let etc = config("k8s");
+    let pods = (0..crate::chain::MALLS.len())
+        .map(|i| {
+            let i = i.to_string();
+            let mut env = indexed.env.clone();
+            env.retain(|(k, _)| k != "JOB_COMPLETION_INDEX");
+            env.push(("JOB_COMPLETION_INDEX".into(), i.clone()));
+            (localize(&indexed.command, &etc, &[("$(JOB_COMPLETION_INDEX)", &i)]), env)
+        })
+        .collect();
+    for o in at_once(&s, d, pods) {
+        assert_eq!(o.code, 0, "{}", o.explain());
+    }
+    let o = at_once(&s, d, vec![(localize(&chain.command, &etc, &[]), chain.env.clone())]).remove(0);
+    assert_eq!(o.code, 0, "{}", o.explain());
+    assert!(bucket_objects(&s, "k8s") == want, "Kubernetes fan-out differs from `footfall run` of the chain");
+
+    // Argo: the malls step's JSON is the fan-out's list; each item's update at once; the chain.
+    let mut steps = Vec::new();
+    for doc in yaml_documents(&root().join("deploy/argo/footfall-chain.yaml")) {
+        footfall_steps(&doc, &mut steps);
+    }
+    let [malls, update, chain] = &steps[..] else { panic!("three footfall containers expected: {}", steps.len()) };
+    let etc = config("argo");
+    let o = at_once(&s, d, vec![(localize(&malls.command, &etc, &[]), malls.env.clone())]).remove(0);
+    assert_eq!(o.code, 0, "{}", o.explain());
+    let items: Vec<serde_json::Value> = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(items.len(), crate::chain::MALLS.len());
+    let pods = items
+        .iter()
+        .map(|item| {
+            let id = item["id"].as_str().unwrap();
+            (localize(&update.command, &etc, &[("{{inputs.parameters.mall}}", id)]), update.env.clone())
+        })
+        .collect();
+    for o in at_once(&s, d, pods) {
+        assert_eq!(o.code, 0, "{}", o.explain());
+    }
+    let o = at_once(&s, d, vec![(localize(&chain.command, &etc, &[]), chain.env.clone())]).remove(0);
+    assert_eq!(o.code, 0, "{}", o.explain());
+    assert!(bucket_objects(&s, "argo") == want, "Argo fan-out differs from `footfall run` of the chain");
+}
