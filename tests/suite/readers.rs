@@ -60,3 +60,37 @@ fn every_engine_reads_every_table_after_run_and_update() {
     // Every reader read every table.
     assert_eq!(stdout.lines().filter(|l| l.ends_with(" ok")).count(), 6 * expected.len(), "{stdout}");
 }
+
+#[test]
+#[cfg_attr(not(has_readers), ignore = "needs FOOTFALL_READERS_PYTHON: .ci/run installs the readers")]
+fn every_engine_reads_a_chain_table_as_one_dataset_with_a_mall_column() {
+    let py = python();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    crate::chain::chain(d);
+    ok(d, &["run", "--config", "chain.toml"]);
+    let tables = ["mall_daily_visitors", "shop_daily_visitors", "customers_settled"];
+    // footfall's own count of each mall's rows.
+    let mut want: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for t in tables {
+        for (id, ..) in crate::chain::MALLS {
+            let csv = ok(d, &["show", t, "--config", "chain.toml", "--mall", id, "--format", "csv"]).stdout;
+            want.entry(t.to_string()).or_default().insert(id.to_string(), csv.lines().count() - 1);
+        }
+    }
+    assert!(want["customers_settled"]["west"] > 10, "{want:?}");
+    let o = std::process::Command::new(&py)
+        .arg(root().join("tests/readers_chain.py"))
+        .arg(d.join("out"))
+        .args(tables)
+        .output()
+        .expect("cannot start python");
+    assert!(o.status.success(), "tests/readers_chain.py failed\n{}", String::from_utf8_lossy(&o.stderr));
+    let got: BTreeMap<String, BTreeMap<String, BTreeMap<String, usize>>> =
+        serde_json::from_slice(o.stdout.split(|b| *b == b'\n').rfind(|l| !l.is_empty()).unwrap()).unwrap();
+    let readers: Vec<&String> = got.keys().collect();
+    assert_eq!(readers, ["duckdb", "pandas", "polars", "pyarrow.dataset", "spark"]);
+    for (reader, by_table) in &got {
+        assert_eq!(by_table, &want, "{reader}");
+    }
+}
