@@ -62,8 +62,14 @@ pub struct ChainReport {
     pub device_days: usize,
 }
 
+/// A mall (its index) and the devices it saw on a date, sorted.
+type Seen = (usize, Vec<u64>);
+
+/// A date's (malls, visitors, cross-mall visitors) and shared visitors by pair of malls.
+type Figures = ((i64, i64, i64), BTreeMap<(usize, usize), i64>);
+
 /// The devices each mall saw on each of its local days (from its kept statuses), by date.
-fn devices_by_date(root: &Location, malls: &[String]) -> Result<BTreeMap<i32, Vec<(usize, Vec<u64>)>>> {
+fn devices_by_date(root: &Location, malls: &[String]) -> Result<BTreeMap<i32, Vec<Seen>>> {
     let per_mall = crate::par::map(malls, |id| -> Result<Vec<(i32, Vec<u64>)>> {
         let out = root.for_mall(id);
         let Some(m) = Manifest::load(&out).with_context(|| format!("mall {id}"))? else { return Ok(vec![]) };
@@ -82,7 +88,7 @@ fn devices_by_date(root: &Location, malls: &[String]) -> Result<BTreeMap<i32, Ve
             Ok((*d, macs))
         })
     })?;
-    let mut by_date: BTreeMap<i32, Vec<(usize, Vec<u64>)>> = BTreeMap::new();
+    let mut by_date: BTreeMap<i32, Vec<Seen>> = BTreeMap::new();
     for (i, days) in per_mall.into_iter().enumerate() {
         for (d, macs) in days {
             by_date.entry(d).or_default().push((i, macs));
@@ -93,7 +99,7 @@ fn devices_by_date(root: &Location, malls: &[String]) -> Result<BTreeMap<i32, Ve
 
 /// One date's chain figures: (malls, visitors, cross-mall visitors) and the shared
 /// visitors of each pair of malls (indices, a < b) that share any.
-fn one_date(sets: &[(usize, Vec<u64>)]) -> ((i64, i64, i64), BTreeMap<(usize, usize), i64>) {
+fn one_date(sets: &[Seen]) -> Figures {
     let mut all: Vec<(u64, usize)> = sets.iter().flat_map(|(i, m)| m.iter().map(move |d| (*d, *i))).collect();
     all.sort_unstable();
     let (mut visitors, mut cross) = (0, 0);
@@ -121,7 +127,7 @@ pub fn recompute(root: &Location, malls: &[String]) -> Result<ChainReport> {
     let mut malls = malls.to_vec();
     malls.sort();
     let by_date = devices_by_date(root, &malls)?;
-    let dates: Vec<(&i32, &Vec<(usize, Vec<u64>)>)> = by_date.iter().collect();
+    let dates: Vec<(&i32, &Vec<Seen>)> = by_date.iter().collect();
     let daily = crate::schema::get(DAILY)?;
     let overlap = crate::schema::get(OVERLAP)?;
     crate::par::map(&dates, |(d, sets)| {
