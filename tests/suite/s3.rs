@@ -389,21 +389,31 @@ fn localize(cmd: &[String], etc: &Path, subst: &[(&str, &str)]) -> Vec<String> {
         .collect()
 }
 
-/// Runs command lines at once, each with the server's credentials and its own environment.
-fn at_once(s: &Server, d: &Path, runs: Vec<(Vec<String>, Vec<(String, String)>)>) -> Vec<Out> {
-    std::thread::scope(|sc| {
+/// Runs steps (command lines without `footfall`) at once, each with the server's credentials
+/// and its own environment; every one must succeed.
+fn at_once(s: &Server, d: &Path, runs: &[Step]) -> Vec<Out> {
+    let outs: Vec<Out> = std::thread::scope(|sc| {
         let hs: Vec<_> = runs
             .iter()
-            .map(|(args, env)| {
+            .map(|r| {
                 sc.spawn(move || {
-                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    let args: Vec<&str> = r.command.iter().map(String::as_str).collect();
+                    let env: Vec<(&str, &str)> = r.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                     ff(s, d, &args, &env)
                 })
             })
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
-    })
+    });
+    for o in &outs {
+        assert_eq!(o.code, 0, "{}", o.explain());
+    }
+    outs
+}
+
+/// A manifest's step against the test's config folder, placeholders replaced.
+fn local_step(step: &Step, etc: &Path, subst: &[(&str, &str)]) -> Step {
+    Step { command: localize(&step.command, etc, subst), env: step.env.clone() }
 }
 
 #[test]
@@ -461,14 +471,11 @@ fn the_deploy_manifests_fan_a_chain_out_on_one_bucket_as_run_does() {
             let mut env = indexed.env.clone();
             env.retain(|(k, _)| k != "JOB_COMPLETION_INDEX");
             env.push(("JOB_COMPLETION_INDEX".into(), i.clone()));
-            (localize(&indexed.command, &etc, &[("$(JOB_COMPLETION_INDEX)", &i)]), env)
+            Step { command: localize(&indexed.command, &etc, &[("$(JOB_COMPLETION_INDEX)", &i)]), env }
         })
-        .collect();
-    for o in at_once(&s, d, pods) {
-        assert_eq!(o.code, 0, "{}", o.explain());
-    }
-    let o = at_once(&s, d, vec![(localize(&chain.command, &etc, &[]), chain.env.clone())]).remove(0);
-    assert_eq!(o.code, 0, "{}", o.explain());
+        .collect::<Vec<_>>();
+    at_once(&s, d, &pods);
+    at_once(&s, d, &[local_step(chain, &etc, &[])]);
     assert!(bucket_objects(&s, "k8s") == want, "Kubernetes fan-out differs from `footfall run` of the chain");
 
     // Argo: the malls step's JSON is the fan-out's list; each item's update at once; the chain.
@@ -478,21 +485,14 @@ fn the_deploy_manifests_fan_a_chain_out_on_one_bucket_as_run_does() {
     }
     let [malls, update, chain] = &steps[..] else { panic!("three footfall containers expected: {}", steps.len()) };
     let etc = config("argo");
-    let o = at_once(&s, d, vec![(localize(&malls.command, &etc, &[]), malls.env.clone())]).remove(0);
-    assert_eq!(o.code, 0, "{}", o.explain());
+    let o = at_once(&s, d, &[local_step(malls, &etc, &[])]).remove(0);
     let items: Vec<serde_json::Value> = serde_json::from_str(&o.stdout).unwrap();
     assert_eq!(items.len(), crate::chain::MALLS.len());
     let pods = items
         .iter()
-        .map(|item| {
-            let id = item["id"].as_str().unwrap();
-            (localize(&update.command, &etc, &[("{{inputs.parameters.mall}}", id)]), update.env.clone())
-        })
-        .collect();
-    for o in at_once(&s, d, pods) {
-        assert_eq!(o.code, 0, "{}", o.explain());
-    }
-    let o = at_once(&s, d, vec![(localize(&chain.command, &etc, &[]), chain.env.clone())]).remove(0);
-    assert_eq!(o.code, 0, "{}", o.explain());
+        .map(|item| local_step(update, &etc, &[("{{inputs.parameters.mall}}", item["id"].as_str().unwrap())]))
+        .collect::<Vec<_>>();
+    at_once(&s, d, &pods);
+    at_once(&s, d, &[local_step(chain, &etc, &[])]);
     assert!(bucket_objects(&s, "argo") == want, "Argo fan-out differs from `footfall run` of the chain");
 }
