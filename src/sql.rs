@@ -26,10 +26,14 @@ pub fn result_table(out: &Location, schema: &TableSchema, tz: &str) -> Result<La
             let args = ScanArgsParquet {
                 // `date` of a partitioned table comes from the path (see crate::tables).
                 hive_options: HiveOptions {
-                    enabled: Some(!schema.is_snapshot()),
+                    enabled: Some(!schema.is_snapshot() || out.mall.is_some()),
                     hive_start_idx: 0,
-                    schema: (!schema.is_snapshot()).then(|| {
-                        Arc::new(Schema::from_iter([Field::new(crate::tables::PARTITION.into(), DataType::Date)]))
+                    // A chain's mall is a path segment too (`<table>/mall=<id>/…`).
+                    schema: (!schema.is_snapshot() || out.mall.is_some()).then(|| {
+                        let mall = out.mall.as_ref().map(|_| Field::new("mall".into(), DataType::String));
+                        let date = (!schema.is_snapshot())
+                            .then(|| Field::new(crate::tables::PARTITION.into(), DataType::Date));
+                        Arc::new(Schema::from_iter(mall.into_iter().chain(date)))
                     }),
                     try_parse_dates: true,
                 },
@@ -103,4 +107,41 @@ pub fn probes(probes: &Location, dims: &Dims, settings: &Settings) -> Result<Laz
 
 fn probes_schema() -> &'static TableSchema {
     crate::schema::get("probes").expect("schemas/probes.json")
+}
+
+/// Every result table of a chain as one frame with a `mall` column (each mall's rows read as
+/// `footfall sql --mall` reads them; timestamps in UTC, since the malls' zones differ), and the
+/// chain tables.
+pub fn chain_tables(malls: &[crate::config::MallPlan]) -> Result<Vec<(String, LazyFrame)>> {
+    let mut out = Vec::new();
+    for s in crate::schema::results() {
+        let mut parts = Vec::with_capacity(malls.len());
+        for m in malls {
+            let id = m.id.as_deref().unwrap_or_default();
+            let lf = result_table(&m.plan.out, s, &m.plan.settings.tz_name)?;
+            let utc: Vec<Expr> = s
+                .columns
+                .iter()
+                .map(|c| match c.ty.as_str() {
+                    "timestamp" => {
+                        col(c.name.as_str()).cast(DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)))
+                    }
+                    _ => col(c.name.as_str()),
+                })
+                .collect();
+            parts.push(lf.select(utc).with_column(lit(id).alias("mall")));
+        }
+        let all = if parts.is_empty() {
+            s.empty("UTC").lazy().with_column(lit(NULL).cast(DataType::String).alias("mall"))
+        } else {
+            concat(parts, UnionArgs::default())?
+        };
+        out.push((s.name.clone(), all));
+    }
+    if let Some(m) = malls.first() {
+        for s in crate::schema::all().iter().filter(|s| s.kind == "chain") {
+            out.push((s.name.clone(), result_table(&m.plan.out.root(), s, "UTC")?));
+        }
+    }
+    Ok(out)
 }

@@ -12,8 +12,17 @@ use crate::print::{check_binary, resolve, write_frame};
 pub fn run(ctx: &Ctx, a: SqlArgs) -> Result<i32> {
     let f = resolve(ctx.format);
     check_binary(f)?;
-    let crate::config::ReadPlan { out, settings, probes, dims: dims_loc } =
-        crate::config::read_plan(&a.plan.overrides(ctx.config.as_ref()))?;
+    let ov = a.plan.overrides(ctx.config.as_ref());
+    let chain = crate::config::chain_ids(ov.config.as_deref())?;
+    if !chain.is_empty() && ov.malls.is_empty() && ov.mall_index.is_none() {
+        // The whole chain: its result tables with a `mall` column, and the chain tables.
+        let sql = SQLContext::new();
+        for (name, lf) in crate::sql::chain_tables(&crate::config::plans(&ov)?)? {
+            sql.register(&name, lf);
+        }
+        return execute(sql, &a.query, f);
+    }
+    let crate::config::ReadPlan { out, settings, probes, dims: dims_loc } = crate::config::read_plan(&ov)?;
     let tz = settings.tz_name.as_str();
     let sql = SQLContext::new();
     for s in crate::schema::results() {
@@ -29,8 +38,11 @@ pub fn run(ctx: &Ctx, a: SqlArgs) -> Result<i32> {
             sql.register("probes", crate::sql::probes(p, &dims, &settings)?);
         }
     }
-    let mut sql = sql;
-    let lf = sql.execute(&a.query).map_err(|e| usage(format!("SQL: {e}")))?;
+    execute(sql, &a.query, f)
+}
+
+fn execute(mut sql: SQLContext, query: &str, f: crate::print::Format) -> Result<i32> {
+    let lf = sql.execute(query).map_err(|e| usage(format!("SQL: {e}")))?;
     let mut df = lf.collect().map_err(|e| match e {
         PolarsError::SQLInterface(_)
         | PolarsError::SQLSyntax(_)

@@ -131,6 +131,25 @@ fn a_chain_publishes_each_mall_as_run_alone_and_exact_chain_tables() {
     assert!(want_overlap.iter().any(|l| l.contains("east,west")), "the test chain shares devices: {want_overlap:?}");
     let daily = ok(d, &["show", "chain_daily_visitors", "--config", "chain.toml", "--format", "csv"]).stdout;
     assert_eq!(lines(&daily), want_daily);
+    // `sql` over the whole chain: each table with a `mall` column, and the chain tables.
+    let q = "SELECT CAST(date AS VARCHAR) AS d, mall, visitors FROM mall_daily_visitors ORDER BY d, mall";
+    let got = lines(&ok(d, &["sql", "--config", "chain.toml", "--format", "csv", q]).stdout);
+    let want: Vec<String> = devices
+        .iter()
+        .flat_map(|(date, malls)| malls.iter().map(move |(m, set)| format!("{date},{m},{}", set.len())))
+        .collect();
+    assert_eq!(got, want);
+    let q = "SELECT CAST(date AS VARCHAR), malls, visitors, cross_mall_visitors FROM chain_daily_visitors ORDER BY 1";
+    assert_eq!(lines(&ok(d, &["sql", "--config", "chain.toml", "--format", "csv", q]).stdout), want_daily);
+    // One mall of the chain (`--mall`): its daily and snapshot tables as `show` has them.
+    for t in ["mall_daily_visitors", "customers_settled"] {
+        let shown = ok(d, &["show", t, "--config", "chain.toml", "--mall", "west", "--format", "csv"]).stdout;
+        let q = format!("SELECT COUNT(*) AS n FROM {t}");
+        let n = ok(d, &["sql", "--config", "chain.toml", "--mall", "west", "--format", "csv", &q]).stdout;
+        assert_eq!(lines(&n), [(shown.lines().count() - 1).to_string()], "{t}");
+    }
+    let q = "SELECT COUNT(DISTINCT mall) AS n FROM customer_positions";
+    assert_eq!(lines(&ok(d, &["sql", "--config", "chain.toml", "--format", "csv", q]).stdout), ["3"]);
     let overlap = ok(d, &["show", "mall_overlap_daily", "--config", "chain.toml", "--format", "csv"]).stdout;
     assert_eq!(lines(&overlap), want_overlap);
 }
