@@ -68,33 +68,44 @@ type Seen = (usize, Vec<u64>);
 /// A date's (malls, visitors, cross-mall visitors) and shared visitors by pair of malls.
 type Figures = ((i64, i64, i64), BTreeMap<(usize, usize), i64>);
 
-/// The devices each mall saw on each of its local days (from its kept statuses), by date.
-fn devices_by_date(root: &Location, malls: &[String]) -> Result<BTreeMap<i32, Vec<Seen>>> {
-    let per_mall = crate::par::map(malls, |id| -> Result<Vec<(i32, Vec<u64>)>> {
-        let out = root.for_mall(id);
-        let Some(m) = Manifest::load(&out).with_context(|| format!("mall {id}"))? else { return Ok(vec![]) };
-        let state = m.objects(&out);
-        let days: Vec<i32> = m.days().into_iter().collect();
-        crate::par::map(&days, |d| {
-            let Some(st) = state.get_day_statuses(*d).with_context(|| format!("mall {id}"))? else {
-                anyhow::bail!(
-                    "mall {id}: its state has no device statuses for {} (run `footfall run --mall {id}`)",
-                    days_to_date(*d)
-                )
-            };
-            let mut macs: Vec<u64> = st.column(MAC)?.u64()?.into_no_null_iter().collect();
-            macs.sort_unstable();
-            macs.dedup();
-            Ok((*d, macs))
-        })
-    })?;
-    let mut by_date: BTreeMap<i32, Vec<Seen>> = BTreeMap::new();
-    for (i, days) in per_mall.into_iter().enumerate() {
-        for (d, macs) in days {
-            by_date.entry(d).or_default().push((i, macs));
+/// Each mall's outputs and state (`None`: no state yet), and the malls (indices) with data on
+/// each local date — from the manifests only, so memory holds no device list yet.
+struct Malls {
+    outs: Vec<Location>,
+    states: Vec<Option<Manifest>>,
+    by_date: BTreeMap<i32, Vec<usize>>,
+}
+
+impl Malls {
+    fn load(root: &Location, ids: &[String]) -> Result<Malls> {
+        let outs: Vec<Location> = ids.iter().map(|id| root.for_mall(id)).collect();
+        let states = crate::par::map(&outs, |out| Manifest::load(out))?;
+        let mut by_date: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+        for (i, m) in states.iter().enumerate() {
+            for d in m.iter().flat_map(|m| m.days()) {
+                by_date.entry(d).or_default().push(i);
+            }
         }
+        Ok(Malls { outs, states, by_date })
     }
-    Ok(by_date)
+
+    /// The devices mall `i` saw on its local day `d` (its kept statuses), sorted.
+    fn devices(&self, ids: &[String], i: usize, d: i32) -> Result<Vec<u64>> {
+        let id = &ids[i];
+        let state = self.states[i].as_ref().map(|m| m.objects(&self.outs[i]));
+        let Some(st) =
+            state.map(|s| s.get_day_statuses(d)).transpose().with_context(|| format!("mall {id}"))?.flatten()
+        else {
+            anyhow::bail!(
+                "mall {id}: its state has no device statuses for {} (run `footfall run --mall {id}`)",
+                days_to_date(d)
+            )
+        };
+        let mut macs: Vec<u64> = st.column(MAC)?.u64()?.into_no_null_iter().collect();
+        macs.sort_unstable();
+        macs.dedup();
+        Ok(macs)
+    }
 }
 
 /// One date's chain figures: (malls, visitors, cross-mall visitors) and the shared
@@ -126,12 +137,18 @@ pub fn recompute(root: &Location, malls: &[String]) -> Result<ChainReport> {
     // Pairs are named in id order (mall_a < mall_b).
     let mut malls = malls.to_vec();
     malls.sort();
-    let by_date = devices_by_date(root, &malls)?;
-    let dates: Vec<(&i32, &Vec<Seen>)> = by_date.iter().collect();
+    let all = Malls::load(root, &malls)?;
+    let dates: Vec<(&i32, &Vec<usize>)> = all.by_date.iter().collect();
     let daily = crate::schema::get(DAILY)?;
     let overlap = crate::schema::get(OVERLAP)?;
-    crate::par::map(&dates, |(d, sets)| {
-        let ((n, visitors, cross), pairs) = one_date(sets);
+    // A date at a time (in parallel): memory holds the device lists of the dates in flight,
+    // never the chain's history.
+    let device_days = crate::par::map(&dates, |(d, with_data)| {
+        let sets: Vec<Seen> =
+            with_data.iter().map(|i| Ok((*i, all.devices(&malls, *i, **d)?))).collect::<Result<_>>()?;
+        let device_days: usize = sets.iter().map(|(_, m)| m.len()).sum();
+        let ((n, visitors, cross), pairs) = one_date(&sets);
+        drop(sets);
         let date = days_to_date(**d);
         let day = Series::new("date".into(), [**d]).cast(&DataType::Date)?;
         let df = DataFrame::new(
@@ -155,21 +172,22 @@ pub fn recompute(root: &Location, malls: &[String]) -> Result<ChainReport> {
                 Column::new("shared_visitors".into(), pairs.values().copied().collect::<Vec<i64>>()),
             ],
         )?;
-        publish_partition(root, overlap, date, df, "UTC", None)
+        publish_partition(root, overlap, date, df, "UTC", None)?;
+        Ok(device_days)
     })?;
     for table in [DAILY, OVERLAP] {
         for gone in published_dates(root, table)?
             .into_iter()
-            .filter(|d| !by_date.contains_key(&crate::timeutil::date_to_days(*d)))
+            .filter(|d| !all.by_date.contains_key(&crate::timeutil::date_to_days(*d)))
         {
             root.delete(&partition_rel(table, gone))?;
         }
     }
     lock.release()?;
     Ok(ChainReport {
-        malls_with_state: by_date.values().flatten().map(|(i, _)| *i).collect::<std::collections::BTreeSet<_>>().len(),
-        dates: by_date.len(),
-        device_days: by_date.values().flatten().map(|(_, m)| m.len()).sum(),
+        malls_with_state: all.states.iter().filter(|m| m.as_ref().is_some_and(|m| !m.days().is_empty())).count(),
+        dates: all.by_date.len(),
+        device_days: device_days.iter().sum(),
     })
 }
 
