@@ -558,26 +558,37 @@ pub fn plan(ov: &Overrides) -> Result<Plan> {
     plan_of(&cfg, &base, ov, id.as_deref())
 }
 
+/// The outputs of a config and flags: the chain's part of one mall, or a single mall's.
+fn out_location(
+    cfg: &FileConfig,
+    base: &Path,
+    ov: &Overrides,
+    st: &crate::store::StorageOpts,
+    mall: Option<&str>,
+) -> Result<Location> {
+    let Some(out) = ov.out.clone().or(cfg.output.dir.clone()) else {
+        bail_usage!("output.dir is not set (config key output.dir or --out)");
+    };
+    let out = Location::parse_with(&out, base, "output.dir", st)?;
+    Ok(match mall {
+        Some(id) => out.for_mall(id),
+        None => out,
+    })
+}
+
 fn plan_of(cfg: &FileConfig, base: &Path, ov: &Overrides, mall: Option<&str>) -> Result<Plan> {
     let settings = settings(cfg, ov)?;
     let probes = ov.probes.clone().or(cfg.input.probes.clone());
     let Some(probes) = probes else {
         bail_usage!("input.probes is not set (config key input.probes or --probes)");
     };
-    let out = ov.out.clone().or(cfg.output.dir.clone());
-    let Some(out) = out else {
-        bail_usage!("output.dir is not set (config key output.dir or --out)");
-    };
     let dims = ov.dims.clone().or(cfg.input.dims.clone());
     let st = storage(cfg)?;
-    let out = Location::parse_with(&out, base, "output.dir", &st)?;
+    let out = out_location(cfg, base, ov, &st, mall)?;
     Ok(Plan {
         probes: Location::parse_with(&probes, base, "input.probes", &st)?,
         dims: dims.map(|d| Location::parse_with(&d, base, "input.dims", &st)).transpose()?,
-        out: match mall {
-            Some(id) => out.for_mall(id),
-            None => out,
-        },
+        out,
         settings,
         lookback_days: Some(cfg.input.lookback_days.unwrap_or(DEFAULT_LOOKBACK_DAYS)),
         export: match cfg.export.after_update {
@@ -638,18 +649,11 @@ pub struct ReadPlan {
 pub fn read_plan(ov: &Overrides) -> Result<ReadPlan> {
     let (id, cfg, base) = one_mall(ov)?;
     let settings = settings(&cfg, ov)?;
-    let Some(out) = ov.out.clone().or(cfg.output.dir.clone()) else {
-        bail_usage!("output.dir is not set (config key output.dir or --out)");
-    };
     let probes = ov.probes.clone().or(cfg.input.probes.clone());
     let dims = ov.dims.clone().or(cfg.input.dims.clone());
     let st = storage(&cfg)?;
-    let out = Location::parse_with(&out, &base, "output.dir", &st)?;
     Ok(ReadPlan {
-        out: match &id {
-            Some(id) => out.for_mall(id),
-            None => out,
-        },
+        out: out_location(&cfg, &base, ov, &st, id.as_deref())?,
         settings,
         probes: probes.map(|p| Location::parse_with(&p, &base, "input.probes", &st)).transpose()?,
         dims: dims.map(|d| Location::parse_with(&d, &base, "input.dims", &st)).transpose()?,
