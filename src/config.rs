@@ -591,17 +591,17 @@ fn plan_of(cfg: &FileConfig, base: &Path, ov: &Overrides, mall: Option<&str>) ->
         out,
         settings,
         lookback_days: Some(cfg.input.lookback_days.unwrap_or(DEFAULT_LOOKBACK_DAYS)),
-        export: match cfg.export.after_update {
-            Some(true) if mall.is_some() => bail_usage!("{}", CHAIN_EXPORT),
-            Some(true) => Some(export_plan_of(cfg, None, None, None, None)?),
+        export: match (cfg.export.after_update, mall) {
+            (Some(true), None) => Some(export_plan_of(cfg, None, None, None, None)?),
+            // A mall of a chain exports its own rows; the chain tables follow the chain step.
+            (Some(true), Some(id)) => {
+                let scope = crate::export::ChainScope { malls: vec![id.to_string()], chain_tables: false };
+                Some(export_plan_of(cfg, None, None, None, None)?.in_chain(scope, cfg.export.tables.is_none()))
+            }
             _ => None,
         },
     })
 }
-
-/// Why a chain's malls are not exported yet.
-const CHAIN_EXPORT: &str =
-    "export.after_update: exporting a chain is not supported yet (each mall's rows would share one table without a mall column)";
 
 /// The export plan of `[export]`, with a command line's target, tables and date range
 /// taking precedence.
@@ -619,7 +619,9 @@ fn export_plan_of(
     crate::export::ExportPlan::new(url, cfg.export.schema.as_deref(), tables, from, until)
 }
 
-/// What `footfall export` needs: the published outputs, the settings and the export plan.
+/// What `footfall export` needs: the published outputs (a chain's root for a chain), the
+/// settings and the export plan. In a chain the plan covers the malls of `--mall` (every
+/// mall, and then the chain tables, without it).
 pub fn export_plan(
     ov: &Overrides,
     to: Option<&str>,
@@ -627,13 +629,28 @@ pub fn export_plan(
     from: Option<chrono::NaiveDate>,
     until: Option<chrono::NaiveDate>,
 ) -> Result<(Location, Settings, crate::export::ExportPlan)> {
-    let (cfg, _) = load_file(ov.config.as_deref())?;
-    if !cfg.malls.is_empty() {
-        bail_usage!("{}", CHAIN_EXPORT.trim_start_matches("export.after_update: "));
-    }
+    let (cfg, base) = load_file(ov.config.as_deref())?;
     let plan = export_plan_of(&cfg, to, tables, from, until)?;
-    let r = read_plan(ov)?;
-    Ok((r.out, r.settings, plan))
+    let all_tables = tables.or(cfg.export.tables.as_deref()).is_none();
+    if cfg.malls.is_empty() {
+        if let Some(t) = plan.tables.iter().find(|t| t.kind == "chain") {
+            bail_usage!("export: {} is a chain table; this config has no [[malls]]", t.name);
+        }
+        let r = read_plan(ov)?;
+        return Ok((r.out, r.settings, plan));
+    }
+    let picked = select_malls(&cfg, ov)?;
+    let scope = crate::export::ChainScope {
+        malls: picked.iter().filter_map(|(id, _)| id.clone()).collect(),
+        chain_tables: picked.len() == cfg.malls.len(),
+    };
+    if !scope.chain_tables {
+        if let Some(t) = plan.tables.iter().find(|t| t.kind == "chain") {
+            bail_usage!("export: {} is a chain table, exported with the whole chain (without --mall)", t.name);
+        }
+    }
+    let out = out_location(&cfg, &base, ov, &storage(&cfg)?, None)?;
+    Ok((out, settings(&cfg, ov)?, plan.in_chain(scope, all_tables)))
 }
 
 /// What the read-side commands (`show`, `sql`, `check`, `customer`, `report`, `export`) need:

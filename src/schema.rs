@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::mac::write_mac;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct ColumnSchema {
     pub name: String,
     #[serde(rename = "type")]
@@ -26,7 +26,7 @@ pub struct ColumnSchema {
     pub accepted: Option<Vec<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct TableSchema {
     pub name: String,
     pub kind: String,
@@ -67,6 +67,11 @@ pub fn all() -> &'static [TableSchema] {
 /// Result tables (what `footfall tables` lists).
 pub fn results() -> impl Iterator<Item = &'static TableSchema> {
     all().iter().filter(|s| s.kind == "result")
+}
+
+/// Chain tables (`footfall chain`), stored at the chain's root.
+pub fn chain_tables() -> impl Iterator<Item = &'static TableSchema> {
+    all().iter().filter(|s| s.kind == "chain")
 }
 
 /// Looks a table up by name; a usage error lists the known ones.

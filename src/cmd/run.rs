@@ -82,9 +82,17 @@ fn fan_out<T: Outcome + Send>(
     // Every mall of a chain was processed: its chain tables follow.
     let then_chain = || -> Result<()> {
         if !chain.is_empty() && malls.len() == chain.len() {
-            let r = crate::chain::recompute(&malls[0].plan.out.root(), &chain)
+            let root = malls[0].plan.out.root();
+            let r = crate::chain::recompute(&root, &chain)
                 .context("the malls are published, but the chain tables are not")?;
             ctx.say(chain_summary(&r));
+            // `update` exports after publishing (export.after_update); `run` never does.
+            let export = malls[0].plan.export.as_ref().filter(|_| what == "update");
+            if let Some(x) = export.map(|x| x.chain_tables_only()) {
+                let r = crate::export::export(&root, &x, ctx.progress)
+                    .context("the chain tables are published, but exporting them failed")?;
+                super::export::say(ctx, &x, &r);
+            }
         }
         Ok(())
     };

@@ -141,9 +141,22 @@ pub struct ExportPlan {
     pub target: Target,
     /// PostgreSQL schema / MySQL database the tables live in.
     pub schema: String,
-    pub tables: Vec<&'static TableSchema>,
+    /// The tables as exported: in a chain, with `mall` first in their columns and key.
+    pub tables: Vec<TableSchema>,
     pub from: Option<NaiveDate>,
     pub until: Option<NaiveDate>,
+    /// `None` for a single mall's outputs; a chain's for the malls it covers.
+    pub chain: Option<ChainScope>,
+}
+
+/// Which parts of a chain's outputs an export covers. Each mall's rows are its own
+/// partitions (`mall=<id>/<date>` in the state table), so exporting some malls never
+/// touches another's rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainScope {
+    pub malls: Vec<String>,
+    /// The chain tables (`chain_daily_visitors`, …), which have no `mall` column.
+    pub chain_tables: bool,
 }
 
 impl ExportPlan {
@@ -164,20 +177,20 @@ impl ExportPlan {
         if schema.is_empty() || !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || schema.len() > 63 {
             bail_usage!("export.schema: '{schema}' must be letters, digits and '_' (at most 63)");
         }
-        let tables: Vec<&'static TableSchema> = match tables {
-            None => crate::schema::results().collect(),
+        let tables: Vec<TableSchema> = match tables {
+            None => crate::schema::results().cloned().collect(),
             Some(names) => {
-                let mut out = Vec::new();
+                let mut out: Vec<TableSchema> = Vec::new();
                 for n in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
                     let t = crate::schema::get(n)?;
-                    if t.kind != "result" {
+                    if t.kind != "result" && t.kind != "chain" {
                         bail_usage!("export: '{n}' is not a result table");
                     }
                     // A view comes with the tables it reads.
                     for name in t.view_of.iter().map(String::as_str).chain([t.name.as_str()]) {
                         let t = crate::schema::get(name)?;
-                        if !out.iter().any(|o: &&TableSchema| o.name == t.name) {
-                            out.push(t);
+                        if !out.iter().any(|o| o.name == t.name) {
+                            out.push(t.clone());
                         }
                     }
                 }
@@ -192,11 +205,113 @@ impl ExportPlan {
                 bail_usage!("export: --from {f} is after --until {u}");
             }
         }
-        Ok(ExportPlan { target, schema, tables, from, until })
+        Ok(ExportPlan { target, schema, tables, from, until, chain: None })
+    }
+
+    /// The plan for a chain's outputs: every mall table gains a leading `mall` column and
+    /// key; the chain tables are among the tables (prepared, exported only when
+    /// `scope.chain_tables`) unless an explicit table list leaves them out.
+    pub fn in_chain(mut self, scope: ChainScope, all_tables: bool) -> ExportPlan {
+        let mut tables: Vec<TableSchema> = self.tables.iter().filter(|t| t.kind != "chain").map(with_mall).collect();
+        if all_tables {
+            tables.extend(crate::schema::chain_tables().cloned());
+        } else {
+            tables.extend(self.tables.iter().filter(|t| t.kind == "chain").cloned());
+        }
+        self.tables = tables;
+        self.chain = Some(scope);
+        self
+    }
+
+    /// The same plan for the chain tables alone (after `update`'s chain step).
+    pub fn chain_tables_only(&self) -> ExportPlan {
+        ExportPlan { chain: Some(ChainScope { malls: vec![], chain_tables: true }), ..self.clone() }
     }
 
     fn in_range(&self, d: NaiveDate) -> bool {
         self.from.is_none_or(|f| d >= f) && self.until.is_none_or(|u| d <= u)
+    }
+
+    /// Whether a unit recorded in the target is one this plan covers.
+    fn covers(&self, table: &TableSchema, u: &Unit) -> bool {
+        let mall_ok = match (&self.chain, u.mall) {
+            (None, None) => true,
+            (Some(c), Some(m)) => table.kind != "chain" && c.malls.iter().any(|x| x == m),
+            (Some(c), None) => table.kind == "chain" && c.chain_tables,
+            (None, Some(_)) => false,
+        };
+        mall_ok && u.date.is_none_or(|d| self.in_range(d))
+    }
+}
+
+/// A table as exported from a chain: `mall` first in its columns and its key.
+fn with_mall(t: &TableSchema) -> TableSchema {
+    let mut t = t.clone();
+    t.columns.insert(
+        0,
+        crate::schema::ColumnSchema {
+            name: MALL.into(),
+            ty: "string".into(),
+            nullable: false,
+            description: "The mall's id (malls[].id of the config).".into(),
+            required: None,
+            accepted: None,
+        },
+    );
+    t.primary_key.insert(0, MALL.into());
+    t
+}
+
+/// The column a chain's tables gain.
+pub const MALL: &str = "mall";
+
+/// One unit of export: a date or the snapshot of a table, of one mall in a chain.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Unit<'a> {
+    pub mall: Option<&'a str>,
+    /// `None`: the snapshot.
+    pub date: Option<NaiveDate>,
+}
+
+impl<'a> Unit<'a> {
+    /// Its key in the state table: `2026-01-01` or `snapshot`, after `mall=<id>/` in a chain.
+    pub fn part(&self) -> String {
+        let p = self.date.map_or(SNAPSHOT_PART.to_string(), |d| d.to_string());
+        match self.mall {
+            Some(m) => format!("mall={m}/{p}"),
+            None => p,
+        }
+    }
+
+    /// A recorded key back as a unit (`None`: not one footfall writes).
+    pub fn parse(part: &'a str) -> Option<Unit<'a>> {
+        let (mall, p) = match part.strip_prefix("mall=") {
+            Some(rest) => {
+                let (m, p) = rest.split_once('/')?;
+                (Some(m), p)
+            }
+            None => (None, part),
+        };
+        let date = match p {
+            SNAPSHOT_PART => None,
+            d => Some(NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()?),
+        };
+        Some(Unit { mall, date })
+    }
+
+    /// The SQL condition selecting its rows in its table (columns after `qual`, e.g. `t.`),
+    /// `None` for a whole snapshot table. Values are literals: a date, and a mall id the
+    /// config validated to `[a-z0-9_-]`.
+    fn rows_where(&self, k: Kind, qual: &str) -> Option<String> {
+        let mut c = Vec::new();
+        if let Some(m) = self.mall {
+            debug_assert!(m.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
+            c.push(format!("{qual}{} = '{m}'", ident(k, MALL)));
+        }
+        if let Some(d) = self.date {
+            c.push(format!("{qual}{} = '{d}'", ident(k, "date")));
+        }
+        (!c.is_empty()).then(|| c.join(" AND "))
     }
 }
 
@@ -219,59 +334,99 @@ pub struct ExportReport {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Part {
     pub table: String,
-    /// The date (`YYYY-MM-DD`), or [`SNAPSHOT_PART`].
-    pub part: String,
+    /// The mall of a chain it belongs to.
+    pub mall: Option<String>,
+    /// `None`: the snapshot.
+    pub date: Option<NaiveDate>,
     pub rel: String,
     pub version: String,
+}
+
+impl Part {
+    pub fn unit(&self) -> Unit<'_> {
+        Unit { mall: self.mall.as_deref(), date: self.date }
+    }
 }
 
 /// What to do, from the published objects and what the target records.
 #[derive(Debug, Default, PartialEq)]
 pub struct Actions {
     pub load: Vec<Part>,
-    /// (table, date) recorded in the target but no longer published.
+    /// (table, part) recorded in the target but no longer published.
     pub retract: Vec<(String, String)>,
     pub unchanged: usize,
 }
 
 /// Diffs the published objects with the target's record. `recorded` holds only what the
-/// plan selects (its tables, and dates in range).
+/// plan covers (its tables and malls, and dates in range).
 pub fn diff(published: Vec<Part>, recorded: &BTreeMap<(String, String), String>) -> Actions {
     let mut a = Actions::default();
     let mut seen = BTreeSet::new();
     for p in published {
-        seen.insert((p.table.clone(), p.part.clone()));
-        match recorded.get(&(p.table.clone(), p.part.clone())) {
+        let key = (p.table.clone(), p.unit().part());
+        match recorded.get(&key) {
             Some(v) if *v == p.version => a.unchanged += 1,
             _ => a.load.push(p),
         }
+        seen.insert(key);
     }
     a.retract = recorded.keys().filter(|k| !seen.contains(*k)).cloned().collect();
     a
 }
 
-/// Lists the published objects the plan selects, with their versions.
-fn published(out: &Location, plan: &ExportPlan) -> Result<Vec<Part>> {
-    let mut parts = Vec::new();
-    for t in plan.tables.iter().filter(|t| !t.is_view()) {
-        for e in out.list_under(&t.name)? {
-            let version = e.e_tag.clone().unwrap_or_else(|| format!("{}-{}", e.size, e.last_modified));
-            if t.is_snapshot() {
-                if e.rel == tables::snapshot_rel(&t.name) {
-                    parts.push(Part { table: t.name.clone(), part: SNAPSHOT_PART.into(), rel: e.rel, version });
-                }
-                continue;
+/// Where the plan's tables are published: `(mall, location)` for each mall it covers, and
+/// the chain's root for the chain tables (`out` is a single mall's outputs or a chain's root).
+fn sources(out: &Location, plan: &ExportPlan) -> Vec<(Option<String>, Location)> {
+    match &plan.chain {
+        None => vec![(None, out.clone())],
+        Some(c) => {
+            let root = out.root();
+            let mut v: Vec<(Option<String>, Location)> =
+                c.malls.iter().map(|m| (Some(m.clone()), root.for_mall(m))).collect();
+            if c.chain_tables {
+                v.push((None, root));
             }
-            let Some(d) = e
-                .rel
-                .split('/')
-                .find_map(|s| s.strip_prefix("date="))
-                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-            else {
-                continue;
-            };
-            if e.rel == tables::partition_rel(&t.name, d) && plan.in_range(d) {
-                parts.push(Part { table: t.name.clone(), part: d.to_string(), rel: e.rel, version });
+            v
+        }
+    }
+}
+
+/// Lists the published objects the plan selects, with their versions.
+fn published(sources: &[(Option<String>, Location)], plan: &ExportPlan) -> Result<Vec<Part>> {
+    let mut parts = Vec::new();
+    for (mall, out) in sources {
+        // A chain's root holds the chain tables, its malls the others.
+        let tables = plan
+            .tables
+            .iter()
+            .filter(|t| !t.is_view() && (t.kind == "chain") == (plan.chain.is_some() && mall.is_none()));
+        for t in tables {
+            for e in out.list_under(&t.name)? {
+                let version = e.e_tag.clone().unwrap_or_else(|| format!("{}-{}", e.size, e.last_modified));
+                let part = |date| Part {
+                    table: t.name.clone(),
+                    mall: mall.clone(),
+                    date,
+                    rel: e.rel.clone(),
+                    version: version.clone(),
+                };
+                if t.is_snapshot() {
+                    if e.rel == tables::snapshot_rel(&t.name) {
+                        parts.push(part(None));
+                    }
+                    continue;
+                }
+                let Some(d) = e
+                    .rel
+                    .split('/')
+                    .find_map(|s| s.strip_prefix("date="))
+                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                else {
+                    continue;
+                };
+                if e.rel == tables::partition_rel(&t.name, d) && plan.in_range(d) {
+                    parts.push(part(Some(d)));
+                }
             }
         }
     }
@@ -281,15 +436,16 @@ fn published(out: &Location, plan: &ExportPlan) -> Result<Vec<Part>> {
 /// A database the tables are exported to. Each method is one transaction (or DDL).
 trait Sink {
     /// Creates the schema, the tables that are missing and the state table; checks the
-    /// columns of those that exist. Returns the recorded versions.
-    async fn prepare(&mut self, tables: &[&'static TableSchema]) -> Result<BTreeMap<(String, String), String>>;
-    /// Replaces one date of a table by `rows` and records `version`, in one transaction.
-    async fn replace_date(&mut self, t: &TableSchema, date: NaiveDate, rows: &Rows, version: &str) -> Result<()>;
+    /// columns of those that exist. Returns the recorded versions by (table, part).
+    async fn prepare(&mut self, tables: &[TableSchema]) -> Result<BTreeMap<(String, String), String>>;
+    /// Replaces one date of a table (of one mall in a chain) by `rows` and records
+    /// `version`, in one transaction.
+    async fn replace_date(&mut self, t: &TableSchema, u: Unit<'_>, rows: &Rows, version: &str) -> Result<()>;
     /// Deletes one date of a table and its record, in one transaction.
-    async fn retract_date(&mut self, t: &TableSchema, date: NaiveDate) -> Result<()>;
-    /// Replaces a snapshot table's contents by `rows` (upsert by key, delete gone keys) and
-    /// records `version`, in one transaction.
-    async fn replace_snapshot(&mut self, t: &TableSchema, rows: &Rows, version: &str) -> Result<()>;
+    async fn retract_date(&mut self, t: &TableSchema, u: Unit<'_>) -> Result<()>;
+    /// Replaces a snapshot table's contents (a mall's rows in a chain) by `rows` (upsert by
+    /// key, delete gone keys) and records `version`, in one transaction.
+    async fn replace_snapshot(&mut self, t: &TableSchema, u: Unit<'_>, rows: &Rows, version: &str) -> Result<()>;
 }
 
 /// Exports what the plan selects from `out` (see the module docs).
@@ -313,52 +469,60 @@ fn run<S: Sink>(sink: &mut S, out: &Location, plan: &ExportPlan, progress: Progr
     let recorded = block_on(sink.prepare(&plan.tables))
         .with_context(|| format!("cannot prepare the tables in {target} (schema {})", plan.schema))?;
     fault::point("export-after-tables");
-    // A table exported as a snapshot before and partitioned now (data_quality, state format 7),
-    // or the reverse, cannot be updated part by part.
-    for (table, part) in recorded.keys() {
-        if let Some(t) = plan.tables.iter().find(|t| t.name == *table && !t.is_view()) {
-            if t.is_snapshot() != (part == SNAPSHOT_PART) {
-                bail_usage!(
-                    "export: table {table} in {target} was exported with another layout (as {}); drop it once and export again",
-                    if part == SNAPSHOT_PART { "one snapshot" } else { "dated partitions" }
-                );
-            }
+    let table = |name: &str| plan.tables.iter().find(|t| t.name == name && !t.is_view());
+    let mut selected = BTreeMap::new();
+    for ((name, part), version) in recorded {
+        let Some(t) = table(&name) else { continue };
+        let Some(u) = Unit::parse(&part) else {
+            bail_usage!("export: {target} records part '{part}' of {name}, which footfall does not write");
+        };
+        // A table exported as a snapshot before and partitioned now (data_quality, state
+        // format 7), or the reverse, cannot be updated part by part.
+        if t.is_snapshot() != u.date.is_none() {
+            bail_usage!(
+                "export: table {name} in {target} was exported with another layout (as {}); drop it once and export again",
+                if u.date.is_none() { "one snapshot" } else { "dated partitions" }
+            );
+        }
+        if plan.covers(t, &u) {
+            selected.insert((name.clone(), part.clone()), version);
         }
     }
-    let selected: BTreeMap<(String, String), String> = recorded
-        .into_iter()
-        .filter(|((t, p), _)| {
-            plan.tables.iter().any(|s| s.name == *t)
-                && (p == SNAPSHOT_PART || NaiveDate::parse_from_str(p, "%Y-%m-%d").is_ok_and(|d| plan.in_range(d)))
-        })
-        .collect();
-    let actions = diff(published(out, plan)?, &selected);
+    let sources = sources(out, plan);
+    let actions = diff(published(&sources, plan)?, &selected);
     let mut report = ExportReport { unchanged: actions.unchanged, ..Default::default() };
     let bar = progress.bar((actions.load.len() + actions.retract.len()) as u64, "exporting");
-    for (table, part) in &actions.retract {
-        let t = crate::schema::get(table)?;
-        let date = NaiveDate::parse_from_str(part, "%Y-%m-%d")?;
-        block_on(sink.retract_date(t, date)).with_context(|| format!("cannot remove {table} {part} from {target}"))?;
+    for (name, part) in &actions.retract {
+        let (Some(t), Some(u)) = (table(name), Unit::parse(part)) else { continue };
+        block_on(sink.retract_date(t, u)).with_context(|| format!("cannot remove {name} {part} from {target}"))?;
         report.retracted += 1;
         bar.inc(1);
     }
     for p in &actions.load {
-        let t = crate::schema::get(&p.table)?;
-        let df = tables::read_parquet(out.get(&p.rel)?).with_context(|| format!("cannot read {}", out.show(&p.rel)))?;
-        let what = format!("{} {}", p.table, p.part);
-        let (df, date) = if t.is_snapshot() {
-            (df, None)
-        } else {
-            let date = NaiveDate::parse_from_str(&p.part, "%Y-%m-%d")?;
-            (tables::with_partition_date(df, date)?, Some(date))
+        let t = table(&p.table).expect("published lists the plan's tables");
+        let from = &sources.iter().find(|(m, _)| *m == p.mall).expect("a part comes from a source").1;
+        let df =
+            tables::read_parquet(from.get(&p.rel)?).with_context(|| format!("cannot read {}", from.show(&p.rel)))?;
+        let df = match p.date {
+            Some(d) => tables::with_partition_date(df, d)?,
+            None => df,
         };
-        let rows = Rows::new(t, &df).with_context(|| format!("cannot convert {}", out.show(&p.rel)))?;
-        match date {
-            Some(d) => block_on(sink.replace_date(t, d, &rows, &p.version)),
-            None => block_on(sink.replace_snapshot(t, &rows, &p.version)),
+        let df = match &p.mall {
+            Some(m) => {
+                let mut df = df;
+                df.with_column(polars::prelude::Column::new(MALL.into(), vec![m.as_str(); df.height()]))?;
+                df
+            }
+            None => df,
+        };
+        let rows = Rows::new(t, &df).with_context(|| format!("cannot convert {}", from.show(&p.rel)))?;
+        let u = p.unit();
+        match p.date {
+            Some(_) => block_on(sink.replace_date(t, u, &rows, &p.version)),
+            None => block_on(sink.replace_snapshot(t, u, &rows, &p.version)),
         }
-        .with_context(|| format!("cannot export {what} to {target}"))?;
-        if date.is_some() {
+        .with_context(|| format!("cannot export {} {} to {target}", p.table, u.part()))?;
+        if p.date.is_some() {
             report.partitions += 1;
         } else {
             report.snapshots += 1;
@@ -418,19 +582,27 @@ fn check_view_slot(table: &str, table_type: Option<&str>) -> Result<()> {
 }
 
 fn check_columns(table: &str, found: &[(String, String)], want: &[(String, String)]) -> Result<()> {
-    for (i, (name, ty)) in want.iter().enumerate() {
-        match found.iter().position(|(n, _)| n == name) {
+    for (name, ty) in want {
+        match found.iter().find(|(n, _)| n == name) {
             None => bail_usage!("export: table {table} exists without column {name} ({ty}); footfall does not ALTER tables — drop or migrate it"),
-            Some(j) if !found[j].1.eq_ignore_ascii_case(ty) => bail_usage!(
-                "export: table {table}, column {name} is {} in the database, footfall writes {ty}",
-                found[j].1
-            ),
-            Some(j) if j != i => bail_usage!("export: table {table}, column {name} is at position {} in the database, footfall writes it at {}", j + 1, i + 1),
+            Some((_, t)) if !t.eq_ignore_ascii_case(ty) => {
+                bail_usage!("export: table {table}, column {name} is {t} in the database, footfall writes {ty}")
+            }
             _ => {}
         }
     }
+    // A chain's table in a single mall's export (or the reverse) shows here, as column `mall`.
     if let Some((name, ty)) = found.iter().find(|(n, _)| !want.iter().any(|(w, _)| w == n)) {
-        bail_usage!("export: table {table} has column {name} ({ty}) that footfall does not write");
+        bail_usage!("export: table {table} has column {name} ({ty}) that footfall does not write here");
+    }
+    for (i, (name, _)) in want.iter().enumerate() {
+        if let Some(j) = found.iter().position(|(n, _)| n == name).filter(|j| *j != i) {
+            bail_usage!(
+                "export: table {table}, column {name} is at position {} in the database, footfall writes it at {}",
+                j + 1,
+                i + 1
+            );
+        }
     }
     Ok(())
 }
@@ -440,7 +612,8 @@ mod tests {
     use super::*;
 
     fn part(t: &str, p: &str, v: &str) -> Part {
-        Part { table: t.into(), part: p.into(), rel: format!("{t}/{p}"), version: v.into() }
+        let u = Unit::parse(p).unwrap();
+        Part { table: t.into(), mall: u.mall.map(Into::into), date: u.date, rel: format!("{t}/{p}"), version: v.into() }
     }
 
     #[test]
@@ -456,6 +629,44 @@ mod tests {
         assert_eq!(a.unchanged, 1);
         assert_eq!(a.load, vec![part("a", "2026-01-02", "v2"), part("b", "snapshot", "s")]);
         assert_eq!(a.retract, vec![("a".to_string(), "2025-12-31".to_string())]);
+    }
+
+    #[test]
+    fn a_unit_is_its_part_key_and_selects_only_its_rows() {
+        let d = NaiveDate::from_ymd_opt(2026, 3, 29).unwrap();
+        for (u, part, pg) in [
+            (Unit { mall: None, date: Some(d) }, "2026-03-29", Some("\"date\" = '2026-03-29'")),
+            (Unit { mall: None, date: None }, "snapshot", None),
+            (
+                Unit { mall: Some("east"), date: Some(d) },
+                "mall=east/2026-03-29",
+                Some("t.\"mall\" = 'east' AND t.\"date\" = '2026-03-29'"),
+            ),
+            (Unit { mall: Some("x-1"), date: None }, "mall=x-1/snapshot", Some("t.\"mall\" = 'x-1'")),
+        ] {
+            assert_eq!(u.part(), part);
+            assert_eq!(Unit::parse(part), Some(u));
+            let qual = if u.mall.is_some() { "t." } else { "" };
+            assert_eq!(u.rows_where(Kind::Postgres, qual).as_deref(), pg);
+        }
+        for bad in ["2026-13-01", "mall=east", "mall=east/later", ""] {
+            assert_eq!(Unit::parse(bad), None, "{bad}");
+        }
+        // A chain plan covers its malls' units of mall tables, and chain tables only with them.
+        let plan = ExportPlan::new("postgresql://u@h/d", None, None, None, None).unwrap();
+        let scope = ChainScope { malls: vec!["east".into()], chain_tables: false };
+        let chain = plan.clone().in_chain(scope, true);
+        let daily = chain.tables.iter().find(|t| t.name == "mall_daily_visitors").unwrap();
+        assert_eq!((daily.columns[0].name.as_str(), daily.primary_key[0].as_str()), ("mall", "mall"));
+        let overlap = chain.tables.iter().find(|t| t.name == "mall_overlap_daily").unwrap();
+        assert!(overlap.column("mall").is_none());
+        let at = |m| Unit { mall: m, date: Some(d) };
+        assert!(chain.covers(daily, &at(Some("east"))));
+        assert!(!chain.covers(daily, &at(Some("west"))) && !chain.covers(daily, &at(None)));
+        assert!(!chain.covers(overlap, &at(None)));
+        assert!(chain.chain_tables_only().covers(overlap, &at(None)));
+        assert!(!chain.chain_tables_only().covers(daily, &at(Some("east"))));
+        assert!(plan.covers(crate::schema::get("mall_daily_visitors").unwrap(), &at(None)));
     }
 
     #[test]

@@ -8,14 +8,12 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
-use chrono::{Datelike, NaiveDate, Timelike};
+use chrono::{Datelike, Timelike};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, OptsBuilder, Params, SslOpts, Value};
 
 use super::rows::{Cell, Rows};
-use super::{
-    check_columns, check_view_slot, column_list, ident, view_sql, Kind, Sink, Target, SNAPSHOT_PART, STATE_TABLE,
-};
+use super::{check_columns, check_view_slot, column_list, ident, view_sql, Kind, Sink, Target, Unit, STATE_TABLE};
 use crate::bail_usage;
 use crate::fault;
 use crate::schema::TableSchema;
@@ -152,18 +150,110 @@ impl My {
 }
 
 impl Sink for My {
-    async fn prepare(&mut self, tables: &[&'static TableSchema]) -> Result<BTreeMap<(String, String), String>> {
+    async fn prepare(&mut self, tables: &[TableSchema]) -> Result<BTreeMap<(String, String), String>> {
+        // The malls of a chain export at once: one prepares the tables at a time.
+        let got: Option<i64> = self.conn().query_first("SELECT GET_LOCK('footfall_export_prepare', 60)").await?;
+        if got != Some(1) {
+            anyhow::bail!("another footfall export held the table lock for 60 s");
+        }
+        let r = self.prepare_locked(tables).await;
+        self.conn().query_drop("DO RELEASE_LOCK('footfall_export_prepare')").await?;
+        r
+    }
+
+    async fn replace_date(&mut self, t: &TableSchema, u: Unit<'_>, rows: &Rows, version: &str) -> Result<()> {
+        let table = self.q(&t.name);
+        let rows_where = u.rows_where(Kind::Mysql, "").expect("a date selects rows");
+        self.conn().query_drop("START TRANSACTION").await?;
+        self.conn().query_drop(format!("DELETE FROM {table} WHERE {rows_where}")).await?;
+        self.insert_rows(&table, t, rows).await?;
+        self.record(&t.name, &u.part(), version, rows.height).await?;
+        fault::point("export-before-commit");
+        self.conn().query_drop("COMMIT").await?;
+        Ok(())
+    }
+
+    async fn retract_date(&mut self, t: &TableSchema, u: Unit<'_>) -> Result<()> {
+        let (table, state) = (self.q(&t.name), self.q(STATE_TABLE));
+        let rows_where = u.rows_where(Kind::Mysql, "").expect("a date selects rows");
+        self.conn().query_drop("START TRANSACTION").await?;
+        self.conn().query_drop(format!("DELETE FROM {table} WHERE {rows_where}")).await?;
+        self.conn()
+            .exec_drop(format!("DELETE FROM {state} WHERE table_name = ? AND part = ?"), (t.name.clone(), u.part()))
+            .await?;
+        self.conn().query_drop("COMMIT").await?;
+        Ok(())
+    }
+
+    async fn replace_snapshot(&mut self, t: &TableSchema, u: Unit<'_>, rows: &Rows, version: &str) -> Result<()> {
+        let k = Kind::Mysql;
+        let table = self.q(&t.name);
+        let load = self.q("footfall_load");
+        let cols = column_list(k, t);
+        let key = |c: &String| t.primary_key.contains(c);
+        let pk: Vec<String> = t.primary_key.iter().map(|c| ident(k, c)).collect();
+        let sets: Vec<String> = t
+            .columns
+            .iter()
+            .filter(|c| !key(&c.name))
+            .map(|c| format!("{0} = VALUES({0})", ident(k, &c.name)))
+            .collect();
+        // With no other column, "updating" the first key column to itself is the MySQL no-op.
+        let sets = if sets.is_empty() { format!("{0} = {0}", pk[0]) } else { sets.join(", ") };
+        let on: Vec<String> = pk.iter().map(|c| format!("l.{c} = t.{c}")).collect();
+        // Only this mall's gone keys, in a chain.
+        let mine = u.rows_where(k, "t.").map(|w| format!(" AND {w}")).unwrap_or_default();
+        self.conn().query_drop(format!("DROP TEMPORARY TABLE IF EXISTS {load}")).await?;
+        // CREATE TEMPORARY TABLE does not end a transaction (other DDL would).
+        self.conn().query_drop("START TRANSACTION").await?;
+        self.conn().query_drop(format!("CREATE TEMPORARY TABLE {load} LIKE {table}")).await?;
+        self.insert_rows(&load, t, rows).await?;
+        self.conn()
+            .query_drop(format!(
+                "INSERT INTO {table} ({cols}) SELECT {cols} FROM {load} ON DUPLICATE KEY UPDATE {sets}"
+            ))
+            .await?;
+        self.conn()
+            .query_drop(format!(
+                "DELETE t FROM {table} t LEFT JOIN {load} l ON {} WHERE l.{} IS NULL{mine}",
+                on.join(" AND "),
+                pk[0]
+            ))
+            .await?;
+        self.record(&t.name, &u.part(), version, rows.height).await?;
+        fault::point("export-before-commit");
+        self.conn().query_drop("COMMIT").await?;
+        self.conn().query_drop(format!("DROP TEMPORARY TABLE {load}")).await?;
+        Ok(())
+    }
+}
+
+impl My {
+    async fn prepare_locked(&mut self, tables: &[TableSchema]) -> Result<BTreeMap<(String, String), String>> {
         let k = Kind::Mysql;
         let db = ident(k, &self.schema);
         let state = self.q(STATE_TABLE);
         self.conn().query_drop(format!("CREATE DATABASE IF NOT EXISTS {db}")).await?;
         self.conn()
             .query_drop(format!(
-                "CREATE TABLE IF NOT EXISTS {state} (table_name VARCHAR(64) NOT NULL, part VARCHAR(16) NOT NULL, \
+                "CREATE TABLE IF NOT EXISTS {state} (table_name VARCHAR(64) NOT NULL, part VARCHAR(128) NOT NULL, \
                  version VARCHAR(255) NOT NULL, row_count BIGINT NOT NULL, exported_at DATETIME(6) NOT NULL, \
                  PRIMARY KEY (table_name, part)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
             ))
             .await?;
+        // Before chains a part was at most `snapshot` or a date: widen footfall's own table.
+        let schema = self.schema.clone();
+        let part_len: Option<i64> = self
+            .conn()
+            .exec_first(
+                "SELECT CHARACTER_MAXIMUM_LENGTH FROM information_schema.columns \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = 'part'",
+                (schema, STATE_TABLE),
+            )
+            .await?;
+        if part_len.is_some_and(|n| n < 128) {
+            self.conn().query_drop(format!("ALTER TABLE {state} MODIFY part VARCHAR(128) NOT NULL")).await?;
+        }
         for t in tables.iter().filter(|t| !t.is_view()) {
             let schema = self.schema.clone();
             let found: Vec<(String, String)> = self
@@ -214,70 +304,5 @@ impl Sink for My {
         let rows: Vec<(String, String, String)> =
             self.conn().query(format!("SELECT table_name, part, version FROM {state}")).await?;
         Ok(rows.into_iter().map(|(t, p, v)| ((t, p), v)).collect())
-    }
-
-    async fn replace_date(&mut self, t: &TableSchema, date: NaiveDate, rows: &Rows, version: &str) -> Result<()> {
-        let table = self.q(&t.name);
-        self.conn().query_drop("START TRANSACTION").await?;
-        self.conn().exec_drop(format!("DELETE FROM {table} WHERE `date` = ?"), (date.to_string(),)).await?;
-        self.insert_rows(&table, t, rows).await?;
-        self.record(&t.name, &date.to_string(), version, rows.height).await?;
-        fault::point("export-before-commit");
-        self.conn().query_drop("COMMIT").await?;
-        Ok(())
-    }
-
-    async fn retract_date(&mut self, t: &TableSchema, date: NaiveDate) -> Result<()> {
-        let (table, state) = (self.q(&t.name), self.q(STATE_TABLE));
-        self.conn().query_drop("START TRANSACTION").await?;
-        self.conn().exec_drop(format!("DELETE FROM {table} WHERE `date` = ?"), (date.to_string(),)).await?;
-        self.conn()
-            .exec_drop(
-                format!("DELETE FROM {state} WHERE table_name = ? AND part = ?"),
-                (t.name.clone(), date.to_string()),
-            )
-            .await?;
-        self.conn().query_drop("COMMIT").await?;
-        Ok(())
-    }
-
-    async fn replace_snapshot(&mut self, t: &TableSchema, rows: &Rows, version: &str) -> Result<()> {
-        let k = Kind::Mysql;
-        let table = self.q(&t.name);
-        let load = self.q("footfall_load");
-        let cols = column_list(k, t);
-        let key = |c: &String| t.primary_key.contains(c);
-        let pk: Vec<String> = t.primary_key.iter().map(|c| ident(k, c)).collect();
-        let sets: Vec<String> = t
-            .columns
-            .iter()
-            .filter(|c| !key(&c.name))
-            .map(|c| format!("{0} = VALUES({0})", ident(k, &c.name)))
-            .collect();
-        // With no other column, "updating" the first key column to itself is the MySQL no-op.
-        let sets = if sets.is_empty() { format!("{0} = {0}", pk[0]) } else { sets.join(", ") };
-        let on: Vec<String> = pk.iter().map(|c| format!("l.{c} = t.{c}")).collect();
-        self.conn().query_drop(format!("DROP TEMPORARY TABLE IF EXISTS {load}")).await?;
-        // CREATE TEMPORARY TABLE does not end a transaction (other DDL would).
-        self.conn().query_drop("START TRANSACTION").await?;
-        self.conn().query_drop(format!("CREATE TEMPORARY TABLE {load} LIKE {table}")).await?;
-        self.insert_rows(&load, t, rows).await?;
-        self.conn()
-            .query_drop(format!(
-                "INSERT INTO {table} ({cols}) SELECT {cols} FROM {load} ON DUPLICATE KEY UPDATE {sets}"
-            ))
-            .await?;
-        self.conn()
-            .query_drop(format!(
-                "DELETE t FROM {table} t LEFT JOIN {load} l ON {} WHERE l.{} IS NULL",
-                on.join(" AND "),
-                pk[0]
-            ))
-            .await?;
-        self.record(&t.name, SNAPSHOT_PART, version, rows.height).await?;
-        fault::point("export-before-commit");
-        self.conn().query_drop("COMMIT").await?;
-        self.conn().query_drop(format!("DROP TEMPORARY TABLE {load}")).await?;
-        Ok(())
     }
 }

@@ -7,16 +7,13 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use bytes::BytesMut;
-use chrono::NaiveDate;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::Client;
 
 use super::rows::{Cell, Rows};
-use super::{
-    check_columns, check_view_slot, column_list, ident, view_sql, Kind, Sink, Target, SNAPSHOT_PART, STATE_TABLE,
-};
+use super::{check_columns, check_view_slot, column_list, ident, view_sql, Kind, Sink, Target, Unit, STATE_TABLE};
 use crate::bail_usage;
 use crate::fault;
 use crate::schema::TableSchema;
@@ -121,7 +118,79 @@ async fn copy_rows(c: &tokio_postgres::Transaction<'_>, table: &str, t: &TableSc
 }
 
 impl Sink for Pg {
-    async fn prepare(&mut self, tables: &[&'static TableSchema]) -> Result<BTreeMap<(String, String), String>> {
+    async fn prepare(&mut self, tables: &[TableSchema]) -> Result<BTreeMap<(String, String), String>> {
+        // The malls of a chain export at once: one prepares the tables at a time (concurrent
+        // CREATE TABLE IF NOT EXISTS of one name can fail).
+        self.client.execute("SELECT pg_advisory_lock($1)", &[&PREPARE_LOCK]).await?;
+        let r = self.prepare_locked(tables).await;
+        self.client.execute("SELECT pg_advisory_unlock($1)", &[&PREPARE_LOCK]).await?;
+        r
+    }
+
+    async fn replace_date(&mut self, t: &TableSchema, u: Unit<'_>, rows: &Rows, version: &str) -> Result<()> {
+        let table = self.q(&t.name);
+        let record = Pg::record_sql(&self.schema);
+        let rows_where = u.rows_where(Kind::Postgres, "").expect("a date selects rows");
+        let tx = self.client.transaction().await?;
+        tx.execute(&format!("DELETE FROM {table} WHERE {rows_where}"), &[]).await?;
+        copy_rows(&tx, &table, t, rows).await?;
+        tx.execute(&record, &[&t.name, &u.part(), &version, &(rows.height as i64)]).await?;
+        fault::point("export-before-commit");
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn retract_date(&mut self, t: &TableSchema, u: Unit<'_>) -> Result<()> {
+        let table = self.q(&t.name);
+        let state = self.q(STATE_TABLE);
+        let rows_where = u.rows_where(Kind::Postgres, "").expect("a date selects rows");
+        let tx = self.client.transaction().await?;
+        tx.execute(&format!("DELETE FROM {table} WHERE {rows_where}"), &[]).await?;
+        tx.execute(&format!("DELETE FROM {state} WHERE table_name = $1 AND part = $2"), &[&t.name, &u.part()]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn replace_snapshot(&mut self, t: &TableSchema, u: Unit<'_>, rows: &Rows, version: &str) -> Result<()> {
+        let k = Kind::Postgres;
+        let table = self.q(&t.name);
+        let record = Pg::record_sql(&self.schema);
+        let cols = column_list(k, t);
+        let key = |c: &String| t.primary_key.contains(c);
+        let sets: Vec<String> = t
+            .columns
+            .iter()
+            .filter(|c| !key(&c.name))
+            .map(|c| format!("{0} = EXCLUDED.{0}", ident(k, &c.name)))
+            .collect();
+        let pk: Vec<String> = t.primary_key.iter().map(|c| ident(k, c)).collect();
+        let on_conflict =
+            if sets.is_empty() { "DO NOTHING".to_string() } else { format!("DO UPDATE SET {}", sets.join(", ")) };
+        let matches: Vec<String> = pk.iter().map(|c| format!("l.{c} = t.{c}")).collect();
+        // Only this mall's gone keys, in a chain.
+        let mine = u.rows_where(k, "t.").map(|w| format!("{w} AND ")).unwrap_or_default();
+        let tx = self.client.transaction().await?;
+        tx.batch_execute(&format!("CREATE TEMP TABLE footfall_load (LIKE {table}) ON COMMIT DROP")).await?;
+        copy_rows(&tx, "footfall_load", t, rows).await?;
+        tx.batch_execute(&format!(
+            "INSERT INTO {table} ({cols}) SELECT {cols} FROM footfall_load ON CONFLICT ({}) {on_conflict}; \
+             DELETE FROM {table} t WHERE {mine}NOT EXISTS (SELECT 1 FROM footfall_load l WHERE {})",
+            pk.join(", "),
+            matches.join(" AND ")
+        ))
+        .await?;
+        tx.execute(&record, &[&t.name, &u.part(), &version, &(rows.height as i64)]).await?;
+        fault::point("export-before-commit");
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// The advisory lock `prepare` holds (any constant: footfall's among the database's users).
+const PREPARE_LOCK: i64 = 0x666f_6f74_6661_6c6c;
+
+impl Pg {
+    async fn prepare_locked(&mut self, tables: &[TableSchema]) -> Result<BTreeMap<(String, String), String>> {
         let k = Kind::Postgres;
         self.client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(k, &self.schema))).await?;
         self.client
@@ -183,62 +252,6 @@ impl Sink for Pg {
         let rows =
             self.client.query(&format!("SELECT table_name, part, version FROM {}", self.q(STATE_TABLE)), &[]).await?;
         Ok(rows.iter().map(|r| ((r.get(0), r.get(1)), r.get(2))).collect())
-    }
-
-    async fn replace_date(&mut self, t: &TableSchema, date: NaiveDate, rows: &Rows, version: &str) -> Result<()> {
-        let table = self.q(&t.name);
-        let schema = self.schema.clone();
-        let tx = self.client.transaction().await?;
-        tx.execute(&format!("DELETE FROM {table} WHERE \"date\" = $1"), &[&date]).await?;
-        copy_rows(&tx, &table, t, rows).await?;
-        let me = Pg::record_sql(&schema);
-        tx.execute(&me, &[&t.name, &date.to_string(), &version, &(rows.height as i64)]).await?;
-        fault::point("export-before-commit");
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn retract_date(&mut self, t: &TableSchema, date: NaiveDate) -> Result<()> {
-        let table = self.q(&t.name);
-        let state = self.q(STATE_TABLE);
-        let tx = self.client.transaction().await?;
-        tx.execute(&format!("DELETE FROM {table} WHERE \"date\" = $1"), &[&date]).await?;
-        tx.execute(&format!("DELETE FROM {state} WHERE table_name = $1 AND part = $2"), &[&t.name, &date.to_string()])
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn replace_snapshot(&mut self, t: &TableSchema, rows: &Rows, version: &str) -> Result<()> {
-        let k = Kind::Postgres;
-        let table = self.q(&t.name);
-        let record = Pg::record_sql(&self.schema);
-        let cols = column_list(k, t);
-        let key = |c: &String| t.primary_key.contains(c);
-        let sets: Vec<String> = t
-            .columns
-            .iter()
-            .filter(|c| !key(&c.name))
-            .map(|c| format!("{0} = EXCLUDED.{0}", ident(k, &c.name)))
-            .collect();
-        let pk: Vec<String> = t.primary_key.iter().map(|c| ident(k, c)).collect();
-        let on_conflict =
-            if sets.is_empty() { "DO NOTHING".to_string() } else { format!("DO UPDATE SET {}", sets.join(", ")) };
-        let matches: Vec<String> = pk.iter().map(|c| format!("l.{c} = t.{c}")).collect();
-        let tx = self.client.transaction().await?;
-        tx.batch_execute(&format!("CREATE TEMP TABLE footfall_load (LIKE {table}) ON COMMIT DROP")).await?;
-        copy_rows(&tx, "footfall_load", t, rows).await?;
-        tx.batch_execute(&format!(
-            "INSERT INTO {table} ({cols}) SELECT {cols} FROM footfall_load ON CONFLICT ({}) {on_conflict}; \
-             DELETE FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM footfall_load l WHERE {})",
-            pk.join(", "),
-            matches.join(" AND ")
-        ))
-        .await?;
-        tx.execute(&record, &[&t.name, &SNAPSHOT_PART, &version, &(rows.height as i64)]).await?;
-        fault::point("export-before-commit");
-        tx.commit().await?;
-        Ok(())
     }
 }
 

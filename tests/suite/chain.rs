@@ -202,10 +202,7 @@ fn mall_selection_is_validated_before_any_work() {
         (&["run", "--config", "chain.toml", "--mall-index", "3"][..], "has 3 mall(s)"),
         (&["show", "mall_daily_visitors", "--config", "chain.toml"][..], "choose one with --mall"),
         (&["run", "--config", "east/footfall.toml", "--mall", "east"][..], "need a config with [[malls]]"),
-        (
-            &["export", "--config", "chain.toml", "--mall", "east", "--to", "postgresql://x@127.0.0.1:1/db"][..],
-            "not supported yet",
-        ),
+        (&["export", "--config", "chain.toml", "--mall", "south", "--to", "postgresql://x@h/db"][..], "no such mall"),
     ] {
         let r = expect(d, args, 2);
         assert!(r.stderr.contains(msg), "{}", r.explain());

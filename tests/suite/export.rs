@@ -330,8 +330,11 @@ fn show<T: std::fmt::Debug>(v: Option<T>) -> String {
 
 /// Every row of a published table, canonical and sorted (from polars' `AnyValue`s).
 fn parquet_rows(d: &Path, out: &str, t: &TableSchema) -> Vec<String> {
-    let loc = footfall::store::Location::parse(out, d, "test").unwrap();
-    let df = footfall::tables::read_table(&loc, t, "Europe/Berlin", None, None).unwrap();
+    location_rows(&footfall::store::Location::parse(out, d, "test").unwrap(), t)
+}
+
+fn location_rows(loc: &footfall::store::Location, t: &TableSchema) -> Vec<String> {
+    let df = footfall::tables::read_table(loc, t, "Europe/Berlin", None, None).unwrap();
     let cols = df.columns();
     canonical(df.height(), t, |i, _, c| {
         let col = cols.iter().find(|x| x.name().as_str() == c.name).unwrap();
@@ -392,7 +395,10 @@ fn assert_same(what: &str, got: &Dump, want: &Dump) {
 fn export_env(d: &Path, args: &[&str], extra: &[(&str, &str)]) -> Out {
     let mut env = vec![("PGPASSWORD", PASSWORD), ("MYSQL_PWD", PASSWORD)];
     env.extend_from_slice(extra);
-    let mut a = vec!["export", "--config", "footfall.toml"];
+    let mut a = vec!["export"];
+    if !args.contains(&"--config") {
+        a.extend(["--config", "footfall.toml"]);
+    }
     a.extend_from_slice(args);
     run_env(d, &a, &env)
 }
@@ -687,4 +693,127 @@ fn tables_selection_keyed_mode_and_a_mismatched_table() {
     assert_eq!(o.code, 2, "{}", o.explain());
     assert!(o.stderr.contains("mall_daily_visitors") && o.stderr.contains("column"), "{}", o.explain());
     assert_eq!(pg.query_one("SELECT count(*) FROM other.mall_daily_visitors"), 0);
+}
+
+/// A result table as a chain exports it, written out here: `mall` first in columns and key.
+fn chain_schema(t: &TableSchema) -> TableSchema {
+    let mut t = t.clone();
+    let mut mall = t.columns[0].clone();
+    (mall.name, mall.ty, mall.nullable) = ("mall".into(), "string".into(), false);
+    t.columns.insert(0, mall);
+    t.primary_key.insert(0, "mall".into());
+    t
+}
+
+/// What a chain's export must hold, from the Parquet files: each mall's rows with its id in
+/// front, and the chain tables as they are.
+fn chain_parquet(d: &Path, malls: &[&str]) -> Dump {
+    let root = footfall::store::Location::parse("out", d, "test").unwrap();
+    let mut dump = Dump::new();
+    for t in results() {
+        let mut rows: Vec<String> = malls
+            .iter()
+            .flat_map(|id| location_rows(&root.for_mall(id), t).into_iter().map(move |r| format!("{id:?}|{r}")))
+            .collect();
+        rows.sort();
+        dump.insert(t.name.clone(), rows);
+    }
+    for t in footfall::schema::chain_tables() {
+        dump.insert(t.name.clone(), location_rows(&root, t));
+    }
+    dump
+}
+
+fn chain_dump(rows: impl Fn(&TableSchema) -> Vec<String>, with_chain_tables: bool) -> Dump {
+    let mut dump: Dump = results().into_iter().map(|t| (t.name.clone(), rows(&chain_schema(t)))).collect();
+    if with_chain_tables {
+        dump.extend(footfall::schema::chain_tables().map(|t| (t.name.clone(), rows(t))));
+    }
+    dump
+}
+
+#[test]
+#[cfg_attr(not(has_postgres), ignore = "needs PostgreSQL: .ci/run installs it")]
+fn a_chain_exports_with_a_mall_column_and_each_mall_touches_only_its_rows() {
+    let pg = Pg::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    crate::chain::chain(d);
+    let ids: Vec<&str> = crate::chain::MALLS.iter().map(|m| m.0).collect();
+    let toml = std::fs::read_to_string(d.join("chain.toml")).unwrap();
+    let export = format!("[export]\nurl = \"{}\"\nschema = \"chain\"\nafter_update = true\n", pg.url());
+    std::fs::write(d.join("chain.toml"), format!("{toml}{export}")).unwrap();
+
+    // One mall exported first: only its rows, and no chain tables.
+    let o = run_env(d, &["run", "--config", "chain.toml", "--quiet"], &[]);
+    assert_eq!(o.code, 0, "{}", o.explain());
+    let o = export_env(d, &["--config", "chain.toml", "--mall", "west"], &[]);
+    assert_eq!(o.code, 0, "{}", o.explain());
+    let west = chain_parquet(d, &["west"]);
+    let pg = &pg;
+    let rows = move |t: &TableSchema| pg.rows("chain", t);
+    let got = chain_dump(rows, false);
+    let want_west: Dump =
+        west.iter().filter(|(t, _)| got.contains_key(*t)).map(|(t, r)| (t.clone(), r.clone())).collect();
+    assert_same("one mall of the chain", &got, &want_west);
+    assert!(want_west.values().all(|r| !r.is_empty()), "west has rows in every table");
+    assert_eq!(pg.query_one("SELECT count(*) FROM chain.chain_daily_visitors"), 0);
+
+    // `update` of the whole chain with after_update: the other malls' rows and the chain
+    // tables join west's, which are up to date.
+    let o = run_env(d, &["update", "--config", "chain.toml"], &[("PGPASSWORD", PASSWORD)]);
+    assert_eq!(o.code, 0, "{}", o.explain());
+    assert!(o.stderr.contains("chain:"), "{}", o.explain());
+    let want = chain_parquet(d, &ids);
+    let first = chain_dump(rows, true);
+    assert_same("the chain after update", &first, &want);
+    assert!(first["chain_daily_visitors"].len() >= 3, "{:?}", first["chain_daily_visitors"]);
+
+    // Exporting one mall again, or the chain, changes nothing: no mall retracts another's rows.
+    for args in [&["--config", "chain.toml", "--mall", "east"][..], &["--config", "chain.toml"][..]] {
+        let o = export_env(d, args, &[]);
+        assert_eq!(o.code, 0, "{}", o.explain());
+        assert!(
+            o.stderr.contains("0 partition(s) and 0 snapshot(s) written (0 rows), 0 date(s) retracted"),
+            "{}",
+            o.explain()
+        );
+    }
+    assert_same("after re-exporting", &chain_dump(rows, true), &first);
+
+    // A single mall exported over a chain's table: exit 2 naming the column, nothing altered.
+    let before = pg.query_one("SELECT count(*) FROM chain.mall_daily_visitors");
+    let east = std::fs::read_to_string(d.join("east/footfall.toml")).unwrap();
+    std::fs::write(d.join("east/footfall.toml"), format!("{east}\n[export]\nschema = \"chain\"\n")).unwrap();
+    ok(d, &["run", "--config", "east/footfall.toml", "--out", "alone", "--quiet"]);
+    let alone = ["--config", "east/footfall.toml", "--results", "alone", "--to", &pg.url()];
+    let o = export_env(d, &alone, &[]);
+    assert_eq!(o.code, 2, "{}", o.explain());
+    assert!(o.stderr.contains("has column mall (text) that footfall does not write"), "{}", o.explain());
+    assert_eq!(pg.query_one("SELECT count(*) FROM chain.mall_daily_visitors"), before);
+    // A chain table without a chain, and with --mall, are usage errors.
+    let o = export_env(d, &[&alone[..], &["--tables", "chain_daily_visitors"]].concat(), &[]);
+    assert_eq!(o.code, 2, "{}", o.explain());
+    let o = export_env(d, &["--config", "chain.toml", "--mall", "east", "--tables", "chain_daily_visitors"], &[]);
+    assert_eq!(o.code, 2, "{}", o.explain());
+    assert!(o.stderr.contains("without --mall"), "{}", o.explain());
+}
+
+#[test]
+#[cfg_attr(not(has_mariadb), ignore = "needs MariaDB: .ci/run installs it")]
+fn mariadb_holds_a_whole_chain() {
+    let my = My::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    crate::chain::chain(d);
+    let ids: Vec<&str> = crate::chain::MALLS.iter().map(|m| m.0).collect();
+    ok(d, &["run", "--config", "chain.toml", "--quiet"]);
+    let o = export_env(d, &["--config", "chain.toml", "--to", &my.url()], &[]);
+    assert_eq!(o.code, 0, "{}", o.explain());
+    let first = chain_dump(|t| my.rows("mall", t), true);
+    assert_same("mariadb chain", &first, &chain_parquet(d, &ids));
+    let o = export_env(d, &["--config", "chain.toml", "--to", &my.url(), "--mall", "other"], &[]);
+    assert_eq!(o.code, 0, "{}", o.explain());
+    assert!(o.stderr.contains("0 partition(s) and 0 snapshot(s) written"), "{}", o.explain());
+    assert_same("mariadb after one mall again", &chain_dump(|t| my.rows("mall", t), true), &first);
 }
