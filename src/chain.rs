@@ -212,6 +212,7 @@ mod tests {
         let plan = crate::config::Plan {
             probes: Location::memory(),
             dims: None,
+            sales: None,
             out: Location::memory(),
             settings: Default::default(),
             lookback_days: None,

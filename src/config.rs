@@ -57,6 +57,7 @@ pub struct MallEntry {
     pub opening_hours: Option<String>,
     pub probes: Option<String>,
     pub dims: Option<String>,
+    pub sales: Option<String>,
     pub lookback_days: Option<u32>,
 }
 
@@ -104,6 +105,8 @@ pub struct MallCfg {
 pub struct InputCfg {
     pub probes: Option<String>,
     pub dims: Option<String>,
+    /// POS transactions (optional): `shop_daily_sales`, `mall_daily_sales` and the trend's sales.
+    pub sales: Option<String>,
     /// `update` lists only partition dates from (newest processed partition date − this many
     /// days) on (default 3); `update --full` lists everything.
     pub lookback_days: Option<u32>,
@@ -218,6 +221,10 @@ pub struct Settings {
     /// The mall's name (`mall.name`), for titles.
     #[serde(skip)]
     pub mall_name: String,
+    /// Whether `[input] sales` is configured: the trend's sales columns depend on it (left
+    /// out of the fingerprint when false, so states from before sales keep theirs).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sales: bool,
 }
 
 fn key_fingerprint<S: serde::Serializer>(k: &Option<crate::mac::MacKey>, s: S) -> Result<S::Ok, S::Error> {
@@ -253,6 +260,7 @@ impl Default for Settings {
             occur_time_max: 4_102_444_800, // 2100-01-01T00:00:00Z
             opening: (10, 22),
             mall_name: "The mall".into(),
+            sales: false,
         }
     }
 }
@@ -262,6 +270,8 @@ impl Default for Settings {
 pub struct Plan {
     pub probes: Location,
     pub dims: Option<Location>,
+    /// `[input] sales`: POS transactions, optional.
+    pub sales: Option<Location>,
     pub out: Location,
     pub settings: Settings,
     /// The late window: `update` lists partition dates from the newest processed one minus
@@ -425,6 +435,7 @@ pub fn settings(cfg: &FileConfig, ov: &Overrides) -> Result<Settings> {
         occur_time_max,
         opening,
         mall_name: cfg.mall.name.clone().unwrap_or(d.mall_name),
+        sales: cfg.input.sales.is_some(),
     })
 }
 
@@ -490,6 +501,7 @@ pub fn select_malls(cfg: &FileConfig, ov: &Overrides) -> Result<Vec<(Option<Stri
             c.mall.opening_hours = m.opening_hours.clone().or(c.mall.opening_hours);
             c.input.probes = m.probes.clone();
             c.input.dims = m.dims.clone();
+            c.input.sales = m.sales.clone();
             c.input.lookback_days = m.lookback_days.or(c.input.lookback_days);
             (Some(m.id.clone()), c)
         })
@@ -588,6 +600,7 @@ fn plan_of(cfg: &FileConfig, base: &Path, ov: &Overrides, mall: Option<&str>) ->
     Ok(Plan {
         probes: Location::parse_with(&probes, base, "input.probes", &st)?,
         dims: dims.map(|d| Location::parse_with(&d, base, "input.dims", &st)).transpose()?,
+        sales: cfg.input.sales.as_ref().map(|s| Location::parse_with(s, base, "input.sales", &st)).transpose()?,
         out,
         settings,
         lookback_days: Some(cfg.input.lookback_days.unwrap_or(DEFAULT_LOOKBACK_DAYS)),

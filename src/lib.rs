@@ -4,7 +4,7 @@
 //! [`pipeline`], a module per stage in data-path order (plan → ingest → rollup → visits →
 //! statuses → publish); [`state`] keeps what `update` builds on; [`metrics`] is the catalogue
 //! (one query per table); [`tables`] the published layout; [`schema`] the column truth of
-//! every table (from `schemas/`).
+//! every table (from `schemas/`); [`sales`] the POS stage after the probe days.
 
 pub mod chain;
 pub mod cli;
@@ -24,6 +24,7 @@ pub mod print;
 pub mod progress;
 pub mod report;
 pub mod rules;
+pub mod sales;
 pub mod schema;
 pub mod sql;
 pub mod state;

@@ -210,6 +210,9 @@ fn render_pseudonyms(s: &Series, names: &Pseudonyms) -> Result<Series> {
     Ok(StringChunked::from_iter(out).with_name(s.name().clone()).into_series())
 }
 
+/// (precision, scale) of `decimal` columns: money, exact to the cent.
+pub const DECIMAL: (usize, usize) = (18, 2);
+
 /// Maps a schema type name to a Polars type. `timestamp` is microseconds in the mall's zone.
 pub fn dtype_of(ty: &str, tz: &str) -> DataType {
     match ty {
@@ -220,6 +223,7 @@ pub fn dtype_of(ty: &str, tz: &str) -> DataType {
         "boolean" => DataType::Boolean,
         "date" => DataType::Date,
         "timestamp" => DataType::Datetime(TimeUnit::Microseconds, TimeZone::opt_try_new(Some(tz)).ok().flatten()),
+        "decimal" => DataType::Decimal(DECIMAL.0, DECIMAL.1),
         other => panic!("schemas/: unknown type '{other}'"),
     }
 }
@@ -242,6 +246,8 @@ fn convert(s: &Series, ty: &str, tz: &str) -> Result<Series> {
             us.cast(&DataType::Datetime(TimeUnit::Microseconds, None))?.cast(&target)?
         }
         ("date", DataType::Int32) => s.cast(&DataType::Date)?,
+        // Money travels as integer cents.
+        ("decimal", dt) if dt.is_integer() => s.cast(&DataType::Int128)?.into_decimal(DECIMAL.0, DECIMAL.1)?,
         _ => s.strict_cast(&target)?,
     })
 }

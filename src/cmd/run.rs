@@ -193,6 +193,25 @@ fn summarize(ctx: &Ctx, what: &str, r: &Report) {
         r.rows_rejected,
         r.dates_published.len()
     ));
+    let s = &r.sales;
+    if s.files_read > 0 || !s.missing_files.is_empty() {
+        ctx.say(format!(
+            "{what}: sales: {} file(s) read ({} new, {} changed), {} rows, {} rejected; {} date(s) published",
+            s.files_read,
+            s.new_files,
+            s.changed_files,
+            s.rows_read,
+            s.rows_rejected,
+            s.dates_published.len()
+        ));
+    }
+    if !s.missing_files.is_empty() {
+        ctx.say(format!(
+            "note: {} processed sales file(s) no longer exist (kept in results): {}",
+            s.missing_files.len(),
+            s.missing_files.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
     if !r.missing_files.is_empty() {
         ctx.say(format!(
             "note: {} processed file(s) no longer exist (kept in results): {}",

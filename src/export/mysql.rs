@@ -38,6 +38,7 @@ fn my_type(ty: &str, key_len: Option<usize>) -> (String, &'static str) {
         "float64" => ("DOUBLE".into(), "double"),
         "date" => ("DATE".into(), "date"),
         "timestamp" => ("DATETIME(6)".into(), "datetime"),
+        "decimal" => ("DECIMAL(18,2)".into(), "decimal"),
         _ => match key_len {
             Some(n) => (format!("VARCHAR({n})"), "varchar"),
             None => ("TEXT".into(), "text"),
@@ -65,6 +66,7 @@ fn value(c: Cell) -> Value {
         Cell::I64(v) => Value::Int(v),
         Cell::F64(v) => Value::Double(v),
         Cell::Str(s) => Value::Bytes(s.as_bytes().to_vec()),
+        Cell::Cents(c) => Value::Bytes(super::rows::cents_text(c).into_bytes()),
         Cell::Date(d) => Value::Date(d.year() as u16, d.month() as u8, d.day() as u8, 0, 0, 0, 0),
         Cell::Ts(t) => Value::Date(
             t.year() as u16,

@@ -32,6 +32,7 @@ fn pg_type(ty: &str) -> (&'static str, &'static str, Type) {
         "float64" => ("DOUBLE PRECISION", "double precision", Type::FLOAT8),
         "date" => ("DATE", "date", Type::DATE),
         "timestamp" => ("TIMESTAMPTZ", "timestamp with time zone", Type::TIMESTAMPTZ),
+        "decimal" => ("NUMERIC(18,2)", "numeric", Type::NUMERIC),
         _ => ("TEXT", "text", Type::TEXT),
     }
 }
@@ -90,6 +91,10 @@ impl ToSql for Cell<'_> {
             Cell::Str(v) => v.to_sql(ty, out),
             Cell::Date(v) => v.to_sql(ty, out),
             Cell::Ts(v) => v.to_sql(ty, out),
+            Cell::Cents(c) => {
+                out.extend_from_slice(&numeric_cents(*c));
+                Ok(IsNull::No)
+            }
         }
     }
 
@@ -98,6 +103,33 @@ impl ToSql for Cell<'_> {
     }
 
     to_sql_checked!();
+}
+
+/// PostgreSQL's binary NUMERIC of `cents` with 2 decimal places: ndigits, weight, sign,
+/// dscale, then base-10000 digits from the most significant, trailing zero digits left out.
+fn numeric_cents(cents: i64) -> Vec<u8> {
+    let a = cents.unsigned_abs();
+    let (mut int, frac) = (a / 100, (a % 100) as i16 * 100);
+    let mut digits: Vec<i16> = Vec::new();
+    while int > 0 {
+        digits.insert(0, (int % 10_000) as i16);
+        int /= 10_000;
+    }
+    let weight = digits.len() as i16 - 1;
+    digits.push(frac);
+    while digits.last() == Some(&0) {
+        digits.pop();
+    }
+    let sign: u16 = if cents < 0 { 0x4000 } else { 0 };
+    let weight = if digits.is_empty() { 0 } else { weight };
+    let mut b = Vec::with_capacity(8 + 2 * digits.len());
+    for v in [digits.len() as i16, weight, sign as i16, 2] {
+        b.extend_from_slice(&v.to_be_bytes());
+    }
+    for d in digits {
+        b.extend_from_slice(&d.to_be_bytes());
+    }
+    b
 }
 
 /// COPYs `rows` into `table` (already quoted).
@@ -252,6 +284,21 @@ impl Pg {
         let rows =
             self.client.query(&format!("SELECT table_name, part, version FROM {}", self.q(STATE_TABLE)), &[]).await?;
         Ok(rows.iter().map(|r| ((r.get(0), r.get(1)), r.get(2))).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn numeric_is_base_10000_from_the_top() {
+        let n = |c| super::numeric_cents(c);
+        // 12345678.90: digits 1234 5678 9000, weight 1.
+        assert_eq!(n(1_234_567_890), [0, 3, 0, 1, 0, 0, 0, 2, 0x04, 0xd2, 0x16, 0x2e, 0x23, 0x28]);
+        // -0.05: one digit 500 at weight -1.
+        assert_eq!(n(-5), [0, 1, 0xff, 0xff, 0x40, 0, 0, 2, 0x01, 0xf4]);
+        // 0 and 10000.00 (digit 1 at weight 1, zeros left out).
+        assert_eq!(n(0), [0, 0, 0, 0, 0, 0, 0, 2]);
+        assert_eq!(n(1_000_000), [0, 1, 0, 1, 0, 0, 0, 2, 0, 1]);
     }
 }
 

@@ -18,6 +18,8 @@ enum Col {
     Date(Int32Chunked),
     /// Microseconds since the epoch (UTC).
     Ts(Int64Chunked),
+    /// Cents (the schema's `decimal`, scale 2).
+    Dec(Int64Chunked),
 }
 
 /// One value.
@@ -31,6 +33,8 @@ pub enum Cell<'a> {
     Str(&'a str),
     Date(NaiveDate),
     Ts(DateTime<Utc>),
+    /// Cents: an exact decimal with 2 places.
+    Cents(i64),
 }
 
 /// A frame's rows, columns in the schema's order.
@@ -64,6 +68,17 @@ impl Rows {
                     let us: Int64Chunked = raw.apply_values(|v| if per_us > 0 { v * per_us } else { v / -per_us });
                     Col::Ts(us)
                 }
+                "decimal" => {
+                    let scale = match s.dtype() {
+                        DataType::Decimal(_, scale) => *scale as u32,
+                        d => bail!("{}.{}: expected a decimal, found {d}", t.name, c.name),
+                    };
+                    // Exact: the physical value is the unscaled integer.
+                    let raw = s.to_physical_repr();
+                    let cents: Int64Chunked =
+                        raw.i128()?.iter().map(|v| v.and_then(|v| i64::try_from(rescale(v, scale)?).ok())).collect();
+                    Col::Dec(cents)
+                }
                 ty => bail!("{}.{}: cannot export type {ty}", t.name, c.name),
             };
             cols.push(col);
@@ -85,9 +100,27 @@ impl Rows {
             Col::Str(a) => a.get(i).map(Cell::Str),
             Col::Date(a) => a.get(i).map(|d| Cell::Date(crate::timeutil::days_to_date(d))),
             Col::Ts(a) => a.get(i).and_then(DateTime::from_timestamp_micros).map(Cell::Ts),
+            Col::Dec(a) => a.get(i).map(Cell::Cents),
         };
         v.unwrap_or(Cell::Null)
     }
+}
+
+/// An unscaled decimal of `scale` places as cents (`None` if it has finer digits).
+fn rescale(v: i128, scale: u32) -> Option<i128> {
+    if scale <= 2 {
+        v.checked_mul(10i128.pow(2 - scale))
+    } else {
+        let d = 10i128.pow(scale - 2);
+        (v % d == 0).then(|| v / d)
+    }
+}
+
+/// Cents as decimal text: `-12.05`.
+pub fn cents_text(c: i64) -> String {
+    let sign = if c < 0 { "-" } else { "" };
+    let a = c.unsigned_abs();
+    format!("{sign}{}.{:02}", a / 100, a % 100)
 }
 
 #[cfg(test)]
@@ -105,6 +138,7 @@ mod tests {
                 let name = c.name.as_str().into();
                 let s = match c.ty.as_str() {
                     "int64" => Series::new(name, [7i64]),
+                    "decimal" => Series::new(name, [-1205i128]).into_decimal(18, 2).unwrap(),
                     "int32" => Series::new(name, [7i32]),
                     "float64" => Series::new(name, [0.5f64]),
                     "boolean" => Series::new(name, [true]),
@@ -121,6 +155,7 @@ mod tests {
                 let want = match c.ty.as_str() {
                     "date" => Cell::Date(date),
                     "int64" => Cell::I64(7),
+                    "decimal" => Cell::Cents(-1205),
                     "int32" => Cell::I32(7),
                     "float64" => Cell::F64(0.5),
                     "boolean" => Cell::Bool(true),

@@ -343,7 +343,7 @@ pub fn parse_frame(
 }
 
 /// Epoch seconds from decimal text: an integer, or a decimal fraction truncated to its second.
-fn parse_epoch_text(s: &str) -> Option<i64> {
+pub(crate) fn parse_epoch_text(s: &str) -> Option<i64> {
     if let Ok(v) = s.parse::<i64>() {
         return Some(v);
     }

@@ -171,6 +171,10 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     report.dates_published = walked.published.into_iter().chain(last).chain(later).collect();
     report.dates_published.sort();
     fault::point("after-partitions");
+    // Sales divide by the visitors just published: a stage after them, committed with the head.
+    report.sales =
+        crate::sales::stage(plan, &mut manifest, mode == Mode::Run, &report.dates_published, &all_days, &dims)?;
+    trace("sales", t0);
     let written = rollups_written.into_inner().unwrap_or_else(|e| e.into_inner());
     let old_rollups = publish::record_rollups(&mut manifest, written, &all_days);
     let old_settled = manifest.settled_before;
@@ -196,7 +200,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     let obsolete = manifest.save(out)?;
     trace("manifest saved", t0);
     fault::point("after-manifest");
-    for rel in obsolete {
+    for rel in obsolete.into_iter().chain(report.sales.obsolete.take()) {
         out.delete(&rel)?;
     }
     for (day, v) in old_rollups {

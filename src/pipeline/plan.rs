@@ -96,6 +96,8 @@ pub struct Report {
     pub probe_reads: u64,
     /// Whether every partition was listed (a `run`, `update --full`, a first update).
     pub full_listing: bool,
+    /// The sales stage (`[input] sales`).
+    pub sales: crate::sales::SalesReport,
 }
 
 /// Where a run starts from.

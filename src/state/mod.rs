@@ -145,6 +145,9 @@ pub struct Manifest {
     /// of `rollups/date=D/v<n>.parquet`, the rollup of exactly the committed files of D.
     #[serde(default)]
     pub rollups: BTreeMap<i32, u32>,
+    /// The version of the sales file list (`sales/v<n>.json`), with `[input] sales`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sales: Option<u32>,
     /// The parts read or built by this process, by key.
     #[serde(skip)]
     loaded: BTreeMap<String, BTreeMap<String, FileRecord>>,

@@ -100,8 +100,15 @@ pub fn tables(s: &Settings, d: &Dims, recs: &[(i64, &str, &str, &str, i64)]) -> 
     let (probes, dims, out) = (mem.child("probes"), mem.child("dims"), mem.child("out"));
     probes.put("x.parquet", probe_file(recs)).unwrap();
     write_dims(&dims, d);
-    let plan =
-        Plan { probes, dims: Some(dims), out: out.clone(), settings: s.clone(), lookback_days: None, export: None };
+    let plan = Plan {
+        probes,
+        dims: Some(dims),
+        sales: None,
+        out: out.clone(),
+        settings: s.clone(),
+        lookback_days: None,
+        export: None,
+    };
     let report = execute(&plan, Mode::Run, false, Progress::new(ProgressMode::Off, true)).unwrap();
     assert_eq!((report.rows_read as usize, report.rows_rejected), (recs.len(), 0), "every test record is valid");
     results()

@@ -28,8 +28,10 @@ fn catalogue_and_schemas_list_the_same_tables() {
     // data_quality is partitioned by the files' dates, from the manifest, not by a day's query.
     let mut daily: BTreeSet<String> = footfall::metrics::DAILY.iter().map(|m| m.name.to_string()).collect();
     daily.insert(footfall::metrics::quality::NAME.to_string());
+    // The sales stage's tables follow the probe days (src/sales).
+    daily.extend(footfall::sales::TABLES.iter().map(|t| t.to_string()));
     let on_disk = schemas_on_disk(|s| s["kind"] == "result" && s["partitioning"] == "date");
-    assert_eq!(daily, on_disk, "catalogue (metrics::DAILY and data_quality) vs date-partitioned schemas");
+    assert_eq!(daily, on_disk, "catalogue (metrics::DAILY, data_quality, sales::TABLES) vs date-partitioned schemas");
     let snapshots = schemas_on_disk(|s| s["kind"] == "result" && s["partitioning"] == "snapshot");
     let compiled: BTreeSet<String> =
         footfall::metrics::snapshots::SNAPSHOTS.iter().map(|s| s.name.to_string()).collect();

@@ -22,6 +22,9 @@ fn empty_mall() -> tempfile::TempDir {
 fn empty_mall_like(src: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&src.join("dims"), &dir.path().join("dims"));
+    if src.join("sales").exists() {
+        copy_dir(&src.join("sales"), &dir.path().join("sales"));
+    }
     std::fs::copy(src.join("footfall.toml"), dir.path().join("footfall.toml")).unwrap();
     std::fs::create_dir_all(dir.path().join("probes")).unwrap();
     dir

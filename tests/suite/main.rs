@@ -18,3 +18,4 @@ mod properties;
 mod readers;
 mod report;
 mod s3;
+mod sales;

@@ -122,10 +122,13 @@ fn setup(s: &Server, d: &Path) {
     for t in ["area_shop.csv", "place_info.csv", "ap_info.csv"] {
         upload(s, &root().join("data/golden/dims").join(t), &format!("dims/{t}"));
     }
+    for f in files_under(&root().join("data/golden/sales")) {
+        upload(s, &root().join("data/golden/sales").join(&f), &format!("sales/{}", f.display()));
+    }
     std::fs::write(
         d.join("s3.toml"),
         format!(
-            "[mall]\ntimezone = \"Europe/Berlin\"\n[input]\nprobes = \"s3://bucket/probes\"\ndims = \"s3://bucket/dims\"\n[output]\ndir = \"s3://bucket/out\"\n[storage]\nendpoint = \"{}\"\nallow_http = true\nretries = 2\nretry_timeout = \"3s\"\nlock_lease = \"3s\"\n[staff]\nmin_days = 2\n",
+            "[mall]\ntimezone = \"Europe/Berlin\"\n[input]\nprobes = \"s3://bucket/probes\"\ndims = \"s3://bucket/dims\"\nsales = \"s3://bucket/sales\"\n[output]\ndir = \"s3://bucket/out\"\n[storage]\nendpoint = \"{}\"\nallow_http = true\nretries = 2\nretry_timeout = \"3s\"\nlock_lease = \"3s\"\n[staff]\nmin_days = 2\n",
             s.endpoint()
         ),
     )

@@ -85,6 +85,7 @@ pub fn golden_mall() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&root().join("data/golden/probes"), &dir.path().join("probes"));
     copy_dir(&root().join("data/golden/dims"), &dir.path().join("dims"));
+    copy_dir(&root().join("data/golden/sales"), &dir.path().join("sales"));
     std::fs::copy(root().join("data/golden/footfall.toml"), dir.path().join("footfall.toml")).unwrap();
     dir
 }
