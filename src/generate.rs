@@ -175,7 +175,45 @@ struct DayGen<'a> {
     rng: SmallRng,
     mall: &'a Mall,
     recs: Vec<Rec>,
+    /// Its own stream: the probe records do not depend on whether sales are drawn.
+    sales_rng: SmallRng,
+    tz: &'a Tz,
+    sales: Vec<Sale>,
 }
+
+/// One POS transaction before it is written.
+#[derive(Clone, Copy)]
+struct Sale {
+    t: i64,
+    shop: u16,
+    cents: i64,
+}
+
+/// A shop category's chance that a visit of 5 minutes or more buys, and its mean ticket
+/// (currency units), by [`NAMES`] index: food converts often and cheaply, jewellery rarely
+/// and dearly.
+const SALES: [(f64, f64); 20] = [
+    (0.55, 32.0),   // Coffee
+    (0.18, 85.0),   // Books
+    (0.12, 420.0),  // Shoes
+    (0.10, 380.0),  // Fashion
+    (0.10, 450.0),  // Sports
+    (0.15, 160.0),  // Toys
+    (0.04, 2600.0), // Phones
+    (0.20, 260.0),  // Beauty
+    (0.03, 5200.0), // Jewellery
+    (0.45, 28.0),   // Bakery
+    (0.60, 45.0),   // Noodles
+    (0.70, 60.0),   // Cinema
+    (0.65, 120.0),  // Grocery
+    (0.08, 600.0),  // Home
+    (0.15, 220.0),  // Kids
+    (0.06, 900.0),  // Optics
+    (0.50, 25.0),   // Tea
+    (0.40, 70.0),   // Pharmacy
+    (0.12, 300.0),  // Games
+    (0.08, 700.0),  // Outdoor
+];
 
 impl DayGen<'_> {
     fn emit(&mut self, t: i64, mac: u64, shop: usize, rssi: i16) {
@@ -199,6 +237,20 @@ impl DayGen<'_> {
         }
     }
 
+    /// A visit of 5 minutes or more may end in a sale: more likely in the evening.
+    fn maybe_buy(&mut self, shop: usize, t0: i64, dwell: i64) {
+        let (p, mean) = SALES[shop % SALES.len()];
+        let hour =
+            chrono::Timelike::hour(&chrono::DateTime::from_timestamp(t0, 0).unwrap_or_default().with_timezone(self.tz));
+        let p = if hour >= 18 { p * 1.25 } else { p };
+        if dwell < 300 || !self.sales_rng.gen_bool(p.min(1.0)) {
+            return;
+        }
+        let price = LogNormal::new(mean.ln() - 0.18, 0.6).unwrap().sample(&mut self.sales_rng);
+        let t = t0 + dwell * 4 / 5;
+        self.sales.push(Sale { t, shop: shop as u16, cents: (price * 100.0).round().max(1.0) as i64 });
+    }
+
     /// A walk through 1–6 shops starting at `t0`; returns the end time.
     fn walk(&mut self, mac: u64, mut t: i64, dwell: &LogNormal<f64>) -> i64 {
         let every = self.rng.gen_range(10..=120);
@@ -211,6 +263,7 @@ impl DayGen<'_> {
             }
             let d = dwell.sample(&mut self.rng).clamp(30.0, 4.0 * 3600.0) as i64;
             self.stay(mac, shop, t, d, every);
+            self.maybe_buy(shop, t, d);
             // Sometimes come back to the same shop after a break longer than the visit gap.
             if self.rng.gen_bool(0.08) {
                 let back = t + d + self.rng.gen_range(700..2400);
@@ -231,12 +284,16 @@ impl DayGen<'_> {
     }
 }
 
-fn simulate_day(spec: &GenSpec, tz: &Tz, mall: &Mall, pool: &[(u64, f64)], d: u32) -> Vec<Rec> {
+fn simulate_day(spec: &GenSpec, tz: &Tz, mall: &Mall, pool: &[(u64, f64)], d: u32) -> (Vec<Rec>, Vec<Sale>) {
     let date = spec.start + chrono::Duration::days(d as i64);
+    let seed = spec.seed.wrapping_mul(0x9E37_79B9).wrapping_add(d as u64 * 7919);
     let mut g = DayGen {
-        rng: SmallRng::seed_from_u64(spec.seed.wrapping_mul(0x9E37_79B9).wrapping_add(d as u64 * 7919)),
+        rng: SmallRng::seed_from_u64(seed),
         mall,
         recs: Vec::new(),
+        sales_rng: SmallRng::seed_from_u64(seed ^ 0x5a1e5),
+        tz,
+        sales: Vec::new(),
     };
     let weekday = chrono::Datelike::weekday(&date).num_days_from_monday();
     let busy = if weekday >= 5 { 1.3 } else { 0.9 };
@@ -302,7 +359,44 @@ fn simulate_day(spec: &GenSpec, tz: &Tz, mall: &Mall, pool: &[(u64, f64)], d: u3
             g.recs.push(dup);
         }
     }
-    g.recs
+    (g.recs, g.sales)
+}
+
+/// Writes the POS feed: `sales/date=<local date>/pos-1.csv` per date with every sale (2 % are
+/// refunded later the same day), and `pos-2-resend.csv`, a re-send of 3 % of them (a fifth
+/// with a corrected amount) that wins by its later path (docs/tables.md, sales).
+fn write_sales(spec: &GenSpec, tz: &Tz, mall: &Mall, sales: &[Sale]) -> Result<usize> {
+    let dir = spec.out.join("sales");
+    if dir.exists() {
+        fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+    }
+    let mut rng = SmallRng::seed_from_u64(spec.seed ^ 0x9051);
+    let mut by_date: std::collections::BTreeMap<NaiveDate, (String, String)> = Default::default();
+    let head = "transaction_id,shop_code,sold_at,amount\n";
+    let money =
+        |c: i64| format!("{}{}.{:02}", if c < 0 { "-" } else { "" }, c.unsigned_abs() / 100, c.unsigned_abs() % 100);
+    for (i, s) in sales.iter().enumerate() {
+        let date = chrono::DateTime::from_timestamp(s.t, 0).unwrap_or_default().with_timezone(tz).date_naive();
+        let (pos, resend) = by_date.entry(date).or_insert_with(|| (head.to_string(), head.to_string()));
+        let (id, shop) = (format!("T{}-{i}", spec.seed), &mall.codes[s.shop as usize]);
+        pos.push_str(&format!("{id},{shop},{},{}\n", s.t, money(s.cents)));
+        if rng.gen_bool(0.02) {
+            pos.push_str(&format!("{id}-R,{shop},{},{}\n", s.t + 1800, money(-s.cents)));
+        }
+        if rng.gen_bool(0.03) {
+            let cents = if rng.gen_bool(0.2) { s.cents * 9 / 10 } else { s.cents };
+            resend.push_str(&format!("{id},{shop},{},{}\n", s.t, money(cents)));
+        }
+    }
+    let mut files = 0;
+    for (date, (pos, resend)) in by_date {
+        let d = dir.join(format!("date={date}"));
+        fs::create_dir_all(&d)?;
+        fs::write(d.join("pos-1.csv"), pos)?;
+        fs::write(d.join("pos-2-resend.csv"), resend)?;
+        files += 2;
+    }
+    Ok(files)
 }
 
 fn layout_of(part: i64, seed: u64) -> u8 {
@@ -446,7 +540,7 @@ fn write_dims(spec: &GenSpec, mall: &Mall, pool: &[(u64, f64)]) -> Result<()> {
     }
     fs::write(dims.join("place_info.csv"), places)?;
     let toml = format!(
-        "# written by `footfall generate --seed {}`\n[mall]\ntimezone = \"{}\"\n\n[input]\nprobes = \"probes\"\ndims = \"dims\"\n\n[output]\ndir = \"out\"\n",
+        "# written by `footfall generate --seed {}`\n[mall]\ntimezone = \"{}\"\n\n[input]\nprobes = \"probes\"\ndims = \"dims\"\nsales = \"sales\"\n\n[output]\ndir = \"out\"\n",
         spec.seed, spec.timezone
     );
     fs::write(spec.out.join("footfall.toml"), toml)?;
@@ -466,11 +560,13 @@ pub fn generate(spec: &GenSpec, progress: Progress) -> Result<GenReport> {
         fs::remove_dir_all(&probes).with_context(|| format!("cannot clear {}", probes.display()))?;
     }
     write_dims(spec, &mall, &pool)?;
-    let days: Vec<Vec<Rec>> =
+    let days: Vec<(Vec<Rec>, Vec<Sale>)> =
         (0..spec.days).into_par_iter().map(|d| simulate_day(spec, &tz, &mall, &pool, d)).collect();
+    let sales: Vec<Sale> = days.iter().flat_map(|(_, s)| s.iter().copied()).collect();
+    write_sales(spec, &tz, &mall, &sales)?;
     // Bucket by partition hour, keeping generation order.
     let mut by_part: std::collections::BTreeMap<i64, Vec<Rec>> = std::collections::BTreeMap::new();
-    for day in days {
+    for (day, _) in days {
         for r in day {
             by_part.entry(r.part).or_default().push(r);
         }

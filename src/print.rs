@@ -104,7 +104,8 @@ fn cell(av: AnyValue) -> String {
 /// An aligned text table with a header rule; numbers right-aligned.
 fn write_table<W: Write>(w: &mut W, df: &DataFrame) -> Result<()> {
     let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
-    let numeric: Vec<bool> = df.columns().iter().map(|c| c.dtype().is_primitive_numeric()).collect();
+    let numeric: Vec<bool> =
+        df.columns().iter().map(|c| c.dtype().is_primitive_numeric() || c.dtype().is_decimal()).collect();
     let mut rows: Vec<Vec<String>> = Vec::with_capacity(df.height());
     for i in 0..df.height() {
         rows.push(df.columns().iter().map(|c| cell(c.get(i).unwrap_or(AnyValue::Null))).collect());

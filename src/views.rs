@@ -111,6 +111,11 @@ pub fn quality_summary(
     };
     report.with_column(Column::new("complete".into(), [complete]))?;
     report.with_column(Column::new("data_through".into(), [fresh.map(|f| f.through()).unwrap_or_default()]))?;
+    if settings.sales {
+        for (name, v) in crate::sales::check_measures(out, tz, from, to)? {
+            report.with_column(Column::new(name.into(), [v]))?;
+        }
+    }
     // One row per measure reads better than one very wide row.
     let names: Vec<String> = report.get_column_names().iter().map(|s| s.to_string()).collect();
     let values: Vec<String> =

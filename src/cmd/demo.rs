@@ -56,6 +56,11 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<i32> {
         "\nVisitors vs passers-by (a mall visit of ≥ 5 min reaching -65 dBm), median dwell and loyalty; staff excluded:\n"
     )?;
     write_frame(&mut stdout, &mut sum.engaged, Format::Table)?;
+    let sales = crate::tables::read_table(&plan.out, crate::schema::get(crate::sales::MALL)?, tz, None, None)?;
+    let mut sales =
+        sales.select(["date", "transactions", "sales_amount", "visitors", "conversion_rate", "avg_ticket"])?;
+    writeln!(stdout, "\nSales of the demo's POS feed (refunds and a re-send included) against qualifying visitors:\n")?;
+    write_frame(&mut stdout, &mut sales, Format::Table)?;
     if let Some((d, mut top)) = sum.top {
         writeln!(stdout, "\nTop shops on {d}:\n")?;
         write_frame(&mut stdout, &mut top, Format::Table)?;

@@ -64,6 +64,55 @@ fn list_rel(m: &Manifest, v: u32) -> String {
     format!("{}/sales/v{v}.json", m.gen_dir())
 }
 
+/// The committed sales file list of `out`, if any.
+pub fn committed(out: &Location) -> Result<Option<SalesFiles>> {
+    let Some(m) = Manifest::load(out)? else { return Ok(None) };
+    let Some(v) = m.sales else { return Ok(None) };
+    let rel = list_rel(&m, v);
+    Ok(Some(
+        serde_json::from_slice(&out.get(&rel)?).with_context(|| format!("{}: corrupt sales list", out.show(&rel)))?,
+    ))
+}
+
+/// `footfall check`'s sales measures over the local dates `[from, to]`: rows read and
+/// rejected by reason (files with sales on those dates), and shops that sold on a date
+/// without a single qualifying visitor (a sign of a broken probe).
+pub fn check_measures(
+    out: &Location,
+    tz: &str,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Result<Vec<(String, i64)>> {
+    let files = committed(out)?.unwrap_or_default();
+    let in_range = |d: &i32| {
+        let d = days_to_date(*d);
+        from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t)
+    };
+    let mut q = SalesQuality::default();
+    let mut n = 0;
+    for r in files.values().filter(|r| r.days.iter().any(in_range) || r.days.is_empty()) {
+        n += 1;
+        q.rows_read += r.quality.rows_read;
+        q.rows_accepted += r.quality.rows_accepted;
+        for (a, b) in q.rejected.iter_mut().zip(r.quality.rejected) {
+            *a += b;
+        }
+    }
+    let shops = tables::read_table(out, schema::get(SHOP)?, tz, from, to)?
+        .lazy()
+        .filter(col("transactions").gt(lit(0)).and(col("visitors").eq(lit(0))))
+        .collect()?
+        .height() as i64;
+    let mut m = vec![
+        ("sales_files".to_string(), n),
+        ("sales_rows_read".to_string(), q.rows_read),
+        ("sales_rows_rejected".to_string(), q.rows_read - q.rows_accepted),
+    ];
+    m.extend(REASONS.iter().zip(q.rejected).map(|(r, v)| (format!("sales_rejected_{r}"), v)));
+    m.push(("shop_days_with_sales_without_visitors".to_string(), shops));
+    Ok(m)
+}
+
 /// What the stage did.
 #[derive(Debug, Default)]
 pub struct SalesReport {
@@ -170,9 +219,12 @@ pub fn stage(
         tables::publish_partition(out, schema::get(TREND)?, date, tables::with_partition_date(df, date)?, tz, None)?;
     }
     if fresh {
+        // A run publishes every date it knows; what an earlier run left goes (all of the sales
+        // tables when sales are no longer configured).
         for t in TABLES {
+            let keep = t == TREND || plan.sales.is_some();
             for d in tables::published_dates(out, t)? {
-                if !known.contains(&date_to_days(d)) {
+                if !keep || !known.contains(&date_to_days(d)) {
                     out.delete(&tables::partition_rel(t, d))?;
                 }
             }

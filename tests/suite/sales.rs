@@ -176,10 +176,39 @@ fn the_trend_compares_each_date_with_the_same_weekday_a_week_before() {
             }
             None => assert!(r["visitors_week_ago"].is_empty() && r["visitors_change"].is_empty(), "{date}"),
         }
-        // No sales input: the sales columns are null.
-        assert!(r["sales_amount"].is_empty() && r["sales_week_ago"].is_empty(), "{date}");
+        // The generated POS feed: the mall's sales of both dates.
+        let sales = by_key(&m, "mall_daily_sales", 1);
+        assert_eq!(r["sales_amount"], sales[date]["sales_amount"], "{date}");
+        let cents = |s: &str| s.replace('.', "").parse::<i64>().unwrap();
+        match sales.get(&week_ago) {
+            Some(w) => {
+                assert_eq!(r["sales_week_ago"], w["sales_amount"], "{date}");
+                let (now, base) = (cents(&r["sales_amount"]) as f64, cents(&w["sales_amount"]) as f64);
+                assert_eq!(r["sales_change"], format!("{:?}", now / base - 1.0), "{date}");
+            }
+            None => assert!(r["sales_week_ago"].is_empty() && r["sales_change"].is_empty(), "{date}"),
+        }
     }
     assert!(bases >= 2, "the generated days span more than a week");
+    // Without a sales input the trend keeps its other columns and its sales ones are null.
+    let toml = std::fs::read_to_string(m.join("footfall.toml")).unwrap().replace("sales = \"sales\"\n", "");
+    std::fs::write(m.join("footfall.toml"), toml).unwrap();
+    ok(&m, &["run", "--config", "footfall.toml", "--quiet"]);
+    let without = by_key(&m, "mall_daily_trend", 1);
+    assert_eq!(without.keys().collect::<Vec<_>>(), trend.keys().collect::<Vec<_>>());
+    for (date, r) in &without {
+        assert_eq!(
+            (&r["visitors"], &r["visitors_change"]),
+            (&trend[date]["visitors"], &trend[date]["visitors_change"])
+        );
+        assert!(
+            r["sales_amount"].is_empty() && r["sales_week_ago"].is_empty() && r["sales_change"].is_empty(),
+            "{date}"
+        );
+    }
+    let left =
+        ["shop_daily_sales", "mall_daily_sales"].map(|t| m.join("out").join(t)).into_iter().filter(|p| p.exists());
+    assert!(left.flat_map(|p| files_under(&p)).next().is_none(), "no sales tables without a sales input");
 }
 
 #[test]
@@ -205,4 +234,44 @@ fn money_sums_exactly_to_the_cent_over_a_million_rows() {
     let mall = table(d, "mall_daily_sales");
     let want = format!("2026-03-28,{tx},{}.{:02},", cents / 100, cents % 100);
     assert!(mall[0].starts_with(&want), "{} vs {want}", mall[0]);
+}
+
+#[test]
+fn check_reports_sales_rejections_and_shops_selling_without_visitors() {
+    let dir = golden_mall();
+    let d = dir.path();
+    ok(d, &["run", "--config", "footfall.toml", "--quiet"]);
+    let measures = |d: &Path| -> BTreeMap<String, String> {
+        let o = ok(d, &["check", "--config", "footfall.toml", "--format", "csv"]);
+        o.stdout
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(','))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let m = measures(d);
+    for (k, v) in [
+        ("sales_files", "3"),
+        ("sales_rows_read", "15"),
+        ("sales_rows_rejected", "3"),
+        ("sales_rejected_shop_unknown", "1"),
+        ("sales_rejected_sold_at_missing", "1"),
+        ("sales_rejected_amount_invalid", "1"),
+        ("sales_rejected_transaction_id_missing", "0"),
+        ("shop_days_with_sales_without_visitors", "0"),
+    ] {
+        assert_eq!(m.get(k).map(String::as_str), Some(v), "{k}: {m:?}");
+    }
+    // S003 sells at 00:10 on the 30th (22:10 UTC on the 29th), when no probe heard a visitor there.
+    std::fs::create_dir_all(d.join("sales/date=2026-03-30")).unwrap();
+    std::fs::write(
+        d.join("sales/date=2026-03-30/pos-1.csv"),
+        "transaction_id,shop_code,sold_at,amount\nV1,S003,1774822200,9.99\n",
+    )
+    .unwrap();
+    ok(d, &["update", "--config", "footfall.toml", "--quiet"]);
+    let row = table(d, "shop_daily_sales").into_iter().find(|l| l.starts_with("2026-03-30,S003,")).unwrap();
+    assert!(row.starts_with("2026-03-30,S003,Shoes 1,1,9.99,0,,,9.99"), "{row}");
+    assert_eq!(measures(d)["shop_days_with_sales_without_visitors"], "1");
 }
