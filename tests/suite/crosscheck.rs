@@ -153,8 +153,8 @@ const PRESENCE: [&str; 7] = [
 
 #[test]
 fn the_oracles_cover_every_result_table() {
-    // data_quality is checked by hand-worked parser tests, not by an oracle; the sales tables
-    // by hand-worked files and the trend against the published tables it reads (sales.rs).
+    // data_quality is checked by hand-worked parser tests, not by an oracle; the trend against
+    // the published tables it reads (sales.rs); the sales tables by the oracle below.
     let by_hand = ["data_quality", "shop_daily_sales", "mall_daily_sales", "mall_daily_trend"];
     let covered: BTreeSet<&str> = SEED.iter().chain(PRESENCE.iter()).chain(by_hand.iter()).copied().collect();
     let catalogue: BTreeSet<&str> = footfall::schema::results().map(|s| s.name.as_str()).collect();
@@ -754,4 +754,81 @@ fn section_7(p: &S7) {
     let loyalty = published(&out, "mall_daily_loyalty", tzname);
     let sum_col = |i: usize| loyalty.iter().map(|r| r.split(',').nth(i).unwrap().parse::<i64>().unwrap()).sum::<i64>();
     assert!((2..=5).all(|i| sum_col(i) > 0), "every loyalty class occurs: {loyalty:?}");
+}
+
+/// Sales, formulated plainly over the generated POS feed (its CSV text, std collections): per
+/// local date, one row per transaction id from the greatest path, the later row within a file;
+/// transactions = amounts >= 0, money in cents; visitors from the engagement tables (checked
+/// by the oracle of section 7).
+#[test]
+fn plain_formulation_of_sales_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = ["generate", "--out", "mall", "--days", "4", "--visitors", "150", "--shops", "8"];
+    ok(d, &[&args[..], &["--timezone", "Europe/Berlin", "--start", "2026-03-27", "--seed", "11"]].concat());
+    ok(d, &["run", "--config", "mall/footfall.toml"]);
+    let tz: Tz = "Europe/Berlin".parse().unwrap();
+    let out = d.join("mall/out");
+    let mut files: Vec<std::path::PathBuf> = files_under(&d.join("mall/sales"));
+    files.sort();
+    assert!(files.len() >= 8, "{files:?}");
+    // (date, id) → (shop, cents), later files and rows overwriting earlier ones.
+    let mut won: BTreeMap<(NaiveDate, String), (String, i64)> = BTreeMap::new();
+    for f in &files {
+        for r in read_csv(&d.join("mall/sales").join(f)) {
+            let t: i64 = r[2].parse().unwrap();
+            let date = tz.timestamp_opt(t, 0).unwrap().date_naive();
+            let (neg, digits) = match r[3].strip_prefix('-') {
+                Some(x) => (true, x),
+                None => (false, r[3].as_str()),
+            };
+            let (whole, frac) = digits.split_once('.').unwrap();
+            let cents = whole.parse::<i64>().unwrap() * 100 + frac.parse::<i64>().unwrap();
+            won.insert((date, r[0].clone()), (r[1].clone(), if neg { -cents } else { cents }));
+        }
+    }
+    let mut shops: BTreeMap<(NaiveDate, String), (i64, i64)> = BTreeMap::new();
+    for ((date, _), (shop, cents)) in &won {
+        let e = shops.entry((*date, shop.clone())).or_default();
+        e.0 += (*cents >= 0) as i64;
+        e.1 += cents;
+    }
+    let money =
+        |c: i64| format!("{}{}.{:02}", if c < 0 { "-" } else { "" }, c.unsigned_abs() / 100, c.unsigned_abs() % 100);
+    let published_shops: BTreeMap<(NaiveDate, String), (i64, String, i64)> =
+        published(&out, "shop_daily_sales", "Europe/Berlin")
+            .iter()
+            .map(|row| {
+                let c: Vec<&str> = row.split(',').collect();
+                let date = NaiveDate::parse_from_str(c[0], "%Y-%m-%d").unwrap();
+                ((date, c[1].to_string()), (c[3].parse().unwrap(), c[4].to_string(), c[5].parse().unwrap()))
+            })
+            .collect();
+    let visitors: BTreeMap<(NaiveDate, String), i64> = published(&out, "shop_daily_engagement", "Europe/Berlin")
+        .iter()
+        .map(|row| {
+            let c: Vec<&str> = row.split(',').collect();
+            ((NaiveDate::parse_from_str(c[0], "%Y-%m-%d").unwrap(), c[1].to_string()), c[4].parse().unwrap())
+        })
+        .collect();
+    let mut keys: Vec<&(NaiveDate, String)> = shops.keys().chain(visitors.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let want: BTreeMap<(NaiveDate, String), (i64, String, i64)> = keys
+        .into_iter()
+        .map(|k| {
+            let (tx, cents) = shops.get(k).copied().unwrap_or_default();
+            (k.clone(), (tx, money(cents), visitors.get(k).copied().unwrap_or(0)))
+        })
+        .collect();
+    assert_eq!(published_shops, want);
+    // The mall: the sum over shops, the mall's qualifying visitors.
+    for row in published(&out, "mall_daily_sales", "Europe/Berlin") {
+        let c: Vec<&str> = row.split(',').collect();
+        let date = NaiveDate::parse_from_str(c[0], "%Y-%m-%d").unwrap();
+        let of_day = shops.iter().filter(|((d, _), _)| *d == date);
+        let (tx, cents) = of_day.fold((0, 0), |(t, m), (_, (a, b))| (t + a, m + b));
+        assert_eq!((c[1].parse::<i64>().unwrap(), c[2].to_string()), (tx, money(cents)), "{date}");
+    }
+    assert!(won.values().any(|(_, c)| *c < 0), "the feed has refunds");
 }
