@@ -184,4 +184,41 @@
     return "<tr><td>" + r.date + "</td><td>" + pct(r.rejected_share) + "</td><td>" + pct(r.randomized_share) + "</td><td>" + (r.late_rows === null ? "–" : r.late_rows) + "</td><td>" + r.empty_open_hours + "</td></tr>";
   }).join("");
   el.parentNode.appendChild(t);
+
+  // Sales ([input] sales): amount and conversion per day, week over week, conversion per shop.
+  if (D.sales) {
+    var S = D.sales;
+    chart("sales", "Sales and conversion per day", "The POS feed's sales per local day (refunds deducted; exact amounts as labels) and conversion = transactions / qualifying visitors.", {
+      tooltip: tip,
+      legend: { top: 0 },
+      xAxis: { type: "category", data: S.dates },
+      yAxis: [{ type: "value", name: "sales" }, { type: "value", name: "conversion %" }],
+      series: [
+        { name: "sales", type: "bar", data: S.amount, label: { show: true, position: "top", formatter: function (p) { return S.amount_text[p.dataIndex]; } } },
+        { name: "conversion %", type: "line", yAxisIndex: 1, data: S.conversion, label: { show: true, position: "top" } }
+      ]
+    });
+    chart("trend", "Week over week", "Change against the same weekday a week before, in % (no bar: no week-before data yet).", {
+      tooltip: tip,
+      legend: { top: 0 },
+      xAxis: { type: "category", data: S.trend.dates },
+      yAxis: { type: "value", name: "change %" },
+      series: [
+        bars("visitors", S.trend.visitors, null, "top"),
+        bars("sales", S.trend.sales, null, "top")
+      ]
+    });
+    chart("conversion", "Conversion per shop on " + S.shops.date, "Transactions / qualifying visitors of each shop (bars, %), and sales per visitor (line); best-selling shops first.", {
+      tooltip: tip,
+      legend: { top: 0 },
+      grid: { left: 60, right: 60, top: 40, bottom: 100 },
+      xAxis: { type: "category", data: S.shops.shops, axisLabel: { rotate: 40, width: 120, overflow: "truncate" } },
+      yAxis: [{ type: "value", name: "conversion %" }, { type: "value", name: "sales per visitor" }],
+      dataZoom: S.shops.shops.length > 20 ? [{ type: "slider", startValue: 0, endValue: 19, bottom: 5 }, { type: "inside" }] : [],
+      series: [
+        { name: "conversion %", type: "bar", data: S.shops.conversion, label: { show: S.shops.shops.length <= 20, position: "top" } },
+        { name: "sales per visitor", type: "line", yAxisIndex: 1, data: S.shops.per_visitor }
+      ]
+    });
+  }
 })();

@@ -168,6 +168,7 @@ pub fn render(out: &Location, settings: &Settings, mall: &str, dates: &[NaiveDat
     let grid_x = (cx.iter().min().copied().unwrap_or(0), cx.iter().max().copied().unwrap_or(0));
     let grid_y = (cy.iter().min().copied().unwrap_or(0), cy.iter().max().copied().unwrap_or(0));
 
+    let sales = if settings.sales { sales_data(out, tz, from, to, last)? } else { Value::Null };
     let quality = quality_by_date(out, settings, dates, &hourly)?;
     // A day still being filled is drawn as such ("so far").
     let fresh = crate::views::Freshness::of(out, tz)?;
@@ -227,6 +228,7 @@ pub fn render(out: &Location, settings: &Settings, mall: &str, dates: &[NaiveDat
             "y": [grid_y.0, grid_y.1],
         },
         "quality": quality,
+        "sales": sales,
     });
     let title =
         format!("{} — foot traffic {} to {} ({tz})", html_escape(mall), date_strs[0], date_strs[date_strs.len() - 1]);
@@ -235,6 +237,54 @@ pub fn render(out: &Location, settings: &Settings, mall: &str, dates: &[NaiveDat
     Ok(format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"generator\" content=\"footfall\">\n<title>{title}</title>\n<style>\n{STYLE}</style>\n<script>\n/* ECharts {ECHARTS_VERSION} (Apache-2.0), vendored from npm */\n{ECHARTS}\n</script>\n</head>\n<body>\n<h1>{title}</h1>\n<p class=\"note\">Dates and hours are local to the mall ({tz}). Staff are excluded from visitors, dwell, loyalty, flows and density. Hover a chart for its numbers.</p>\n<main id=\"charts\"></main>\n<script id=\"footfall-data\" type=\"application/json\">{data}</script>\n<script>\n{CHARTS_JS}</script>\n</body>\n</html>\n"
     ))
+}
+
+/// The sales charts' data (`[input] sales`): per day the amount (currency units, for the
+/// axis; exact text for labels), conversion and the week-over-week changes; per shop of the
+/// last full day its conversion and sales per visitor.
+fn sales_data(
+    out: &Location,
+    tz: &str,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    last: NaiveDate,
+) -> Result<Value> {
+    let table = |name: &str, a, b| read_table(out, schema::get(name)?, tz, a, b);
+    let mall = table(crate::sales::MALL, from, to)?;
+    let trend = table(crate::sales::TREND, from, to)?;
+    let shops =
+        table(crate::sales::SHOP, Some(last), Some(last))?.sort(["sales_amount", "shop_code"], desc_first(2))?;
+    let text = |df: &DataFrame, c: &str| -> Result<Vec<String>> {
+        Ok(df.column(c)?.cast(&DataType::String)?.str()?.iter().map(|v| v.unwrap_or_default().to_string()).collect())
+    };
+    let amount = |df: &DataFrame, c: &str| -> Result<Vec<Option<f64>>> {
+        Ok(df.column(c)?.cast(&DataType::Float64)?.f64()?.iter().collect())
+    };
+    let pct = |v: Vec<Option<f64>>| -> Vec<Option<f64>> {
+        v.into_iter().map(|v| v.map(|v| (v * 1000.0).round() / 10.0)).collect()
+    };
+    let labels: Vec<String> = strings(&shops, "shop_code")?
+        .iter()
+        .zip(strings(&shops, "shop_name")?)
+        .map(|(c, n)| if n.is_empty() { c.clone() } else { format!("{n} ({c})") })
+        .collect();
+    Ok(json!({
+        "dates": strings(&mall, "date")?,
+        "amount": amount(&mall, "sales_amount")?,
+        "amount_text": text(&mall, "sales_amount")?,
+        "conversion": pct(floats(&mall, "conversion_rate", 6)?),
+        "trend": {
+            "dates": strings(&trend, "date")?,
+            "visitors": pct(floats(&trend, "visitors_change", 6)?),
+            "sales": pct(floats(&trend, "sales_change", 6)?),
+        },
+        "shops": {
+            "date": last.to_string(),
+            "shops": labels,
+            "conversion": pct(floats(&shops, "conversion_rate", 6)?),
+            "per_visitor": floats(&shops, "sales_per_visitor", 2)?,
+        },
+    }))
 }
 
 /// Sort options: the first of `n` columns descending, the rest ascending (ties).

@@ -10,8 +10,21 @@ use std::path::{Path, PathBuf};
 
 use crate::util::*;
 
-const CHARTS: [&str; 10] =
-    ["daily", "hourly", "peak", "top", "engagement", "dwell", "loyalty", "flows", "density", "quality"];
+const CHARTS: [&str; 13] = [
+    "daily",
+    "hourly",
+    "peak",
+    "top",
+    "engagement",
+    "dwell",
+    "loyalty",
+    "flows",
+    "density",
+    "quality",
+    "sales",
+    "trend",
+    "conversion",
+];
 
 fn chromium() -> PathBuf {
     let p =
@@ -169,6 +182,23 @@ fn report_renders_every_chart_with_the_tables_values() {
     for row in visitors.lines().skip(1) {
         let v = row.rsplit(',').next().unwrap().to_string();
         assert!(top.contains(&v), "{v} visitors not on the top chart: {top:?}");
+    }
+    // Sales: each day's exact amount, and each shop's conversion on the day the title names.
+    let (_, sales) = chart_text(&dom, "sales");
+    for row in csv("mall_daily_sales").lines().skip(1) {
+        let f: Vec<&str> = row.split(',').collect();
+        assert!(sales.iter().any(|t| t == f[2]), "sales {} of {} not on the chart: {sales:?}", f[2], f[0]);
+    }
+    let (_, conversion) = chart_text(&dom, "conversion");
+    let sday = dom.split("Conversion per shop on ").nth(1).map(|t| t[..10].to_string()).expect("conversion title");
+    let shop_sales =
+        ok(d, &["show", "shop_daily_sales", "--config", "footfall.toml", "--date", &sday, "--format", "csv"]).stdout;
+    for row in shop_sales.lines().skip(1) {
+        let f: Vec<&str> = row.split(',').collect();
+        if let Ok(c) = f[6].parse::<f64>() {
+            let pct = format!("{}", (c * 1000.0).round() / 10.0);
+            assert!(conversion.contains(&pct), "conversion {pct} % of {} not on the chart: {conversion:?}", f[1]);
+        }
     }
     let (_, density) = chart_text(&dom, "density");
     assert!(density.iter().any(|t| t.parse::<i64>().is_ok_and(|n| n > 0)), "no device count on the density grid");
