@@ -78,14 +78,17 @@ pub fn quality_summary(
     let tz = settings.tz_name.as_str();
     let dq_schema = schema::get("data_quality")?;
     let dq = read_table(out, dq_schema, tz, from, to)?;
+    // The probe files here; the sales files' counts follow as sales_* measures.
+    let sales_reasons: Vec<String> = crate::sales::REASONS.iter().map(|r| format!("rejected_{r}")).collect();
     let counts: Vec<&str> = dq_schema
         .columns
         .iter()
-        .filter(|c| c.ty == "int64" && c.name != "distinct_devices")
+        .filter(|c| c.ty == "int64" && c.name != "distinct_devices" && !sales_reasons.contains(&c.name))
         .map(|c| c.name.as_str())
         .collect();
     let mut report = dq
         .lazy()
+        .filter(col("source").eq(lit("probes")))
         .select(
             std::iter::once(len().cast(DataType::Int64).alias("files"))
                 .chain(counts.iter().map(|c| col(*c).sum().cast(DataType::Int64)))

@@ -155,7 +155,6 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
                 names,
             };
             publish::publish_snapshot_tables(out, &snap)?;
-            publish::publish_quality(out, &manifest, settings, names)?;
             Ok(st)
         },
     )?;
@@ -175,6 +174,10 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     report.sales =
         crate::sales::stage(plan, &mut manifest, mode == Mode::Run, &report.dates_published, &all_days, &dims)?;
     trace("sales", t0);
+    // data_quality: the dates of the probe files and of the sales files this run read.
+    let keys: std::collections::BTreeSet<String> =
+        manifest.dirty_parts().iter().cloned().chain(report.sales.quality_keys.iter().cloned()).collect();
+    publish::publish_quality(out, &mut manifest, &keys, &report.sales.files, settings, names)?;
     let written = rollups_written.into_inner().unwrap_or_else(|e| e.into_inner());
     let old_rollups = publish::record_rollups(&mut manifest, written, &all_days);
     let old_settled = manifest.settled_before;
@@ -210,7 +213,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
         state.delete_settled(old)?;
     }
     if mode == Mode::Run {
-        publish::cleanup_after_run(out, &manifest)?;
+        publish::cleanup_after_run(out, &manifest, &report.sales.quality_keys)?;
     }
     if let Some(lock) = lock {
         lock.release()?;

@@ -211,23 +211,37 @@ pub fn publish_snapshot_tables(out: &Location, ctx: &SnapshotCtx) -> Result<()> 
     Ok(())
 }
 
-/// Publishes the `data_quality` date of each part of the file list this run changed (a date
-/// left without files loses its partition).
+/// Publishes the `data_quality` dates in `keys`: the probe files of each date's manifest
+/// part (loaded here when not yet) and the sales files of that date; a date left without any
+/// file is removed.
 pub fn publish_quality(
     out: &Location,
-    manifest: &Manifest,
+    manifest: &mut Manifest,
+    keys: &BTreeSet<String>,
+    sales: &crate::sales::SalesFiles,
     settings: &Settings,
     names: Option<&Pseudonyms>,
 ) -> Result<()> {
     let schema = crate::schema::get(quality::NAME)?;
-    let parts: Vec<(&str, &BTreeMap<String, crate::state::FileRecord>)> =
-        manifest.loaded_parts().filter(|(k, _)| manifest.dirty_parts().contains(*k)).collect();
-    crate::par::map(&parts, |(key, files)| {
+    manifest.load_parts(out, |k, _| keys.contains(k))?;
+    let mut sales_by_key: BTreeMap<String, Vec<quality::SalesRow>> = BTreeMap::new();
+    for (rel, r) in sales {
+        let (key, hour) = crate::sales::quality_key(rel, r);
+        if keys.contains(&key) {
+            sales_by_key.entry(key).or_default().push(quality::SalesRow { file: rel, hour, quality: &r.quality });
+        }
+    }
+    let empty = BTreeMap::new();
+    let probe_parts: BTreeMap<&str, &BTreeMap<String, crate::state::FileRecord>> = manifest.loaded_parts().collect();
+    let keys: Vec<&String> = keys.iter().collect();
+    crate::par::map(&keys, |key| {
         let date = NaiveDate::parse_from_str(key, "%Y-%m-%d")?;
-        if files.is_empty() {
+        let files = probe_parts.get(key.as_str()).copied().unwrap_or(&empty);
+        let sales = sales_by_key.get(key.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+        if files.is_empty() && sales.is_empty() {
             return out.delete(&tables::partition_rel(quality::NAME, date));
         }
-        let df = quality::data_quality(date, files)?;
+        let df = quality::data_quality(date, files, sales)?;
         tables::publish_partition(out, schema, date, df, &settings.tz_name, names)
     })?;
     Ok(())
@@ -265,7 +279,7 @@ pub fn keep_state(
 
 /// After a `run`: removes the previous generation's state and the partitions of dates that
 /// no longer have data.
-pub fn cleanup_after_run(out: &Location, manifest: &Manifest) -> Result<()> {
+pub fn cleanup_after_run(out: &Location, manifest: &Manifest, sales_keys: &BTreeSet<String>) -> Result<()> {
     for e in out.list_under("_state")? {
         let top = e.rel.split('/').nth(1).unwrap_or("");
         if top.starts_with("gen-") && top != manifest.generation {
@@ -284,7 +298,8 @@ pub fn cleanup_after_run(out: &Location, manifest: &Manifest) -> Result<()> {
     out.delete(&tables::snapshot_rel(quality::NAME))?;
     out.delete(&tables::snapshot_rel("customers"))?;
     for d in tables::published_dates(out, quality::NAME)? {
-        if !manifest.parts.contains_key(&d.format("%Y-%m-%d").to_string()) {
+        let key = d.format("%Y-%m-%d").to_string();
+        if !manifest.parts.contains_key(&key) && !sales_keys.contains(&key) {
             out.delete(&tables::partition_rel(quality::NAME, d))?;
         }
     }

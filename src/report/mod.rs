@@ -304,8 +304,10 @@ fn quality_by_date(out: &Location, settings: &Settings, dates: &[NaiveDate], hou
     let tz = settings.tz_name.as_str();
     let (from, to) = (dates.first().copied(), dates.last().copied());
     let dq = read_table(out, schema::get("data_quality")?, tz, from, to)?;
+    // The probe files' quality (sales files have their own counts).
     let by = dq
         .lazy()
+        .filter(col("source").eq(lit("probes")))
         .group_by([col("date")])
         .agg([
             col("rows_read").sum(),

@@ -125,6 +125,22 @@ pub struct SalesReport {
     pub dates_published: Vec<NaiveDate>,
     /// The committed list this run replaced, to delete once the head is committed.
     pub obsolete: Option<String>,
+    /// The `data_quality` dates ([`quality_key`]) of the sales files read (every one after a run).
+    pub quality_keys: BTreeSet<String>,
+    /// The sales file list as committed by this run.
+    pub files: SalesFiles,
+}
+
+/// A sales file's `data_quality` date and hour: its `date=`/`hour=` path keys, or without a
+/// date the UTC date it was last modified (as for probe files).
+pub fn quality_key(rel: &str, r: &SalesRecord) -> (String, Option<u32>) {
+    let e = Entry { rel: rel.to_string(), size: r.size, e_tag: r.e_tag.clone(), last_modified: r.last_modified };
+    let f = crate::pipeline::plan::ProbeFile::new(e);
+    let key = match f.part_date {
+        Some(d) => d.format("%Y-%m-%d").to_string(),
+        None => chrono::DateTime::from_timestamp(r.last_modified, 0).unwrap_or_default().format("%Y-%m-%d").to_string(),
+    };
+    (key, f.part_hour)
 }
 
 /// The sales files under `sales` (`.parquet` and `.csv`; `_`/`.` names are skipped).
@@ -187,6 +203,7 @@ pub fn stage(
                 days: days.into_iter().collect(),
                 quality: p.quality,
             };
+            report.quality_keys.insert(quality_key(&e.rel, &record).0);
             files.insert(e.rel.clone(), record);
             parsed.insert(e.rel.clone(), p.rows);
         }
@@ -198,6 +215,7 @@ pub fn stage(
     let known: BTreeSet<i32> = probe_days.union(&sales_days).copied().collect();
     if fresh {
         touched = known.clone();
+        report.quality_keys = files.iter().map(|(rel, r)| quality_key(rel, r).0).collect();
     }
     touched.retain(|d| known.contains(d));
 
@@ -238,6 +256,7 @@ pub fn stage(
         report.obsolete = manifest.sales.filter(|_| !fresh).map(|old| list_rel(manifest, old));
         manifest.sales = Some(v);
     }
+    report.files = files;
     Ok(report)
 }
 

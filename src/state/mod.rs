@@ -72,8 +72,9 @@ pub const MANIFEST: &str = "_state/manifest.json";
 /// hold no `date` column (Hive convention), so an older output must be rebuilt by `run`;
 /// 5: statuses are kept per day and `customers` as a settled part plus the latest days;
 /// 6: a file's quality counts `occur_time_out_of_range` rejections; 7: the file list is split
-/// into versioned parts per date named by a small head.
-const FORMAT: u32 = 7;
+/// into versioned parts per date named by a small head; 8: `data_quality` has a `source`
+/// column and rows for sales files (a date republished by an update must match the others).
+const FORMAT: u32 = 8;
 
 /// What the state knows of one input file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

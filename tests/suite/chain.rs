@@ -42,7 +42,7 @@ pub fn chain(d: &Path) {
             ],
         );
         toml +=
-            &format!("[[malls]]\nid = \"{id}\"\ntimezone = \"{tz}\"\nprobes = \"{id}/probes\"\ndims = \"{id}/dims\"\n");
+            &format!("[[malls]]\nid = \"{id}\"\ntimezone = \"{tz}\"\nprobes = \"{id}/probes\"\ndims = \"{id}/dims\"\nsales = \"{id}/sales\"\n");
     }
     std::fs::write(d.join("chain.toml"), toml).unwrap();
 }

@@ -330,11 +330,14 @@ fn customer_tells_one_devices_day() {
 fn an_empty_dataset_publishes_empty_tables() {
     let dir = golden_mall();
     let d = dir.path();
-    std::fs::remove_dir_all(d.join("probes")).unwrap();
-    std::fs::create_dir_all(d.join("probes")).unwrap();
+    for input in ["probes", "sales"] {
+        std::fs::remove_dir_all(d.join(input)).unwrap();
+        std::fs::create_dir_all(d.join(input)).unwrap();
+    }
     ok(d, &["run", "--config", "footfall.toml"]);
     ok(d, &["update", "--config", "footfall.toml"]);
     assert_eq!(ok(d, &["show", "data_quality", "--format", "ndjson"]).stdout, "");
+    assert_eq!(ok(d, &["show", "mall_daily_sales", "--format", "csv"]).stdout.lines().count(), 1);
     assert_eq!(ok(d, &["show", "mall_daily_visitors", "--format", "csv"]).stdout, "date,visitors\n");
 }
 

@@ -207,7 +207,7 @@ fn report_renders_every_chart_with_the_tables_values() {
         d,
         &[
             "sql",
-            "SELECT date, SUM(rows_rejected) AS r, SUM(rows_read) AS n FROM data_quality GROUP BY date",
+            "SELECT date, SUM(rows_rejected) AS r, SUM(rows_read) AS n FROM data_quality WHERE source = 'probes' GROUP BY date",
             "--config",
             "footfall.toml",
             "--format",

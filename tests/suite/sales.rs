@@ -35,6 +35,20 @@ fn golden_sales_follow_the_rules_worked_by_hand() {
     let o = ok(d, &["run", "--config", "footfall.toml"]);
     // 9 + 4 + 2 rows; rejected: S009 unknown, T6 without sold_at, U3's amount "abc".
     assert!(o.stderr.contains("sales: 3 file(s) read (3 new, 0 changed), 15 rows, 3 rejected"), "{}", o.explain());
+    // data_quality: one row per sales file, by reason (shop_code_missing is shared with probes).
+    let sql = "SELECT date, file, rows_read, rows_accepted, rows_rejected, rejected_shop_unknown, \
+               rejected_sold_at_missing, rejected_amount_invalid, rejected_mac_invalid FROM data_quality \
+               WHERE source = 'sales' ORDER BY file";
+    let dq = ok(d, &["sql", sql, "--config", "footfall.toml", "--format", "csv"]).stdout;
+    let dq: Vec<&str> = dq.lines().skip(1).collect();
+    assert_eq!(
+        dq,
+        [
+            "2026-03-28,date=2026-03-28/pos-1.csv,9,7,2,1,1,0,0",
+            "2026-03-29,date=2026-03-29/pos-1.csv,4,3,1,0,0,1,0",
+            "2026-03-29,date=2026-03-29/pos-2-resend.csv,2,2,0,0,0,0,0",
+        ]
+    );
     let shops = by_key(d, "shop_daily_sales", 2);
     let visitors = by_key(d, "shop_daily_engagement", 2);
     // (date, shop) → (transactions, sales_amount), by hand from the files:
@@ -120,9 +134,17 @@ fn a_late_corrected_file_changes_its_date_and_equals_a_fresh_run() {
     std::fs::write(d.join("sales/date=2026-03-28/pos-2-correction.csv"), fix).unwrap();
     let o = ok(d, &["update", "--config", "footfall.toml"]);
     assert!(o.stderr.contains("sales: 1 file(s) read (1 new, 0 changed), 2 rows, 0 rejected"), "{}", o.explain());
+    let sql = "SELECT file FROM data_quality WHERE source = 'sales' AND date = '2026-03-28' ORDER BY file";
+    let dq = ok(d, &["sql", sql, "--config", "footfall.toml", "--format", "csv"]).stdout;
+    assert_eq!(
+        dq.lines().skip(1).collect::<Vec<_>>(),
+        ["date=2026-03-28/pos-1.csv", "date=2026-03-28/pos-2-correction.csv"]
+    );
     let mall = table(d, "mall_daily_sales");
     assert!(mall[0].starts_with("2026-03-28,5,114.59,"), "117.34 - 10 + 7.25: {mall:?}");
     let after = sales_files(&d.join("out"));
+    let quality =
+        |out: &Path| -> Vec<u8> { std::fs::read(out.join("data_quality/date=2026-03-28/part-0.parquet")).unwrap() };
     let changed: Vec<&String> = after.keys().filter(|k| before.get(*k) != Some(&after[*k])).collect();
     assert!(changed.iter().all(|k| k.contains("date=2026-03-28")), "{changed:?}");
     assert!(!changed.is_empty());
@@ -130,6 +152,7 @@ fn a_late_corrected_file_changes_its_date_and_equals_a_fresh_run() {
     // The same files in one run: the same bytes.
     ok(d, &["run", "--config", "footfall.toml", "--out", "fresh", "--quiet"]);
     assert!(sales_files(&d.join("fresh")) == after, "update differs from a fresh run");
+    assert!(quality(&d.join("fresh")) == quality(&d.join("out")), "data_quality differs from a fresh run");
 }
 
 #[test]
