@@ -13,6 +13,7 @@ pub const STEPS: &[&str] = &[
     "after-first-partition",
     "after-days-walked",
     "after-partitions",
+    "after-sales",
     "after-snapshots",
     "after-manifest",
 ];

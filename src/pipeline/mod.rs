@@ -178,6 +178,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     let keys: std::collections::BTreeSet<String> =
         manifest.dirty_parts().iter().cloned().chain(report.sales.quality_keys.iter().cloned()).collect();
     publish::publish_quality(out, &mut manifest, &keys, &report.sales.files, settings, names)?;
+    fault::point("after-sales");
     let written = rollups_written.into_inner().unwrap_or_else(|e| e.into_inner());
     let old_rollups = publish::record_rollups(&mut manifest, written, &all_days);
     let old_settled = manifest.settled_before;

@@ -298,3 +298,51 @@ fn check_reports_sales_rejections_and_shops_selling_without_visitors() {
     assert!(row.starts_with("2026-03-30,S003,Shoes 1,1,9.99,0,,,9.99"), "{row}");
     assert_eq!(measures(d)["shop_days_with_sales_without_visitors"], "1");
 }
+
+#[test]
+fn sales_files_arriving_in_any_order_or_an_update_killed_after_sales_equal_one_run() {
+    let dir = golden_mall();
+    let d = dir.path();
+    // The correction of the 28th joins the golden files; a run over all of them is the reference.
+    let fix = "transaction_id,shop_code,sold_at,amount\nT3,S002,1774699200,90.00\nU2,S002,1774774800,0.10\n";
+    std::fs::write(d.join("sales/date=2026-03-28/pos-2-correction.csv"), fix).unwrap();
+    ok(d, &["run", "--config", "footfall.toml", "--out", "once", "--quiet"]);
+    let quality_and_sales = |out: &Path| -> BTreeMap<String, Vec<u8>> {
+        let mut m = sales_files(out);
+        for f in files_under(&out.join("data_quality")) {
+            m.insert(
+                format!("data_quality/{}", f.display()),
+                std::fs::read(out.join("data_quality").join(&f)).unwrap(),
+            );
+        }
+        m
+    };
+    let want = quality_and_sales(&d.join("once"));
+    let all: Vec<std::path::PathBuf> = files_under(&d.join("sales"));
+    assert_eq!(all.len(), 4);
+    let held = d.join("held");
+    for order in [[3, 1, 0, 2], [2, 0, 3, 1]] {
+        std::fs::rename(d.join("sales"), &held).unwrap();
+        std::fs::create_dir_all(d.join("sales")).unwrap();
+        let _ = std::fs::remove_dir_all(d.join("out"));
+        ok(d, &["run", "--config", "footfall.toml", "--quiet"]);
+        for (k, i) in order.into_iter().enumerate() {
+            let to = d.join("sales").join(&all[i]);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(held.join(&all[i]), &to).unwrap();
+            // The second arrival's update dies once its sales are published, before its commit.
+            if k == 1 {
+                let o = run_env(d, &["update", "--config", "footfall.toml"], &[("FOOTFALL_FAIL_AT", "after-sales")]);
+                assert_ne!(o.code, 0, "{}", o.explain());
+            }
+            ok(d, &["update", "--config", "footfall.toml", "--quiet"]);
+        }
+        std::fs::remove_dir_all(d.join("sales")).unwrap();
+        std::fs::rename(&held, d.join("sales")).unwrap();
+        let got = quality_and_sales(&d.join("out"));
+        assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{order:?}");
+        for (k, v) in &want {
+            assert!(got[k] == *v, "{k} differs after arrival order {order:?}");
+        }
+    }
+}
