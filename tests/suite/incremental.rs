@@ -307,7 +307,7 @@ fn an_update_rewrites_only_the_state_part_and_quality_date_it_touched() {
 #[test]
 fn killed_at_every_step_then_update_equals_uninterrupted() {
     let steps = footfall::fault::STEPS;
-    assert_eq!(steps.len(), 8);
+    assert_eq!(steps.len(), 9);
     let files = golden_files();
     for (i, step) in steps.iter().enumerate() {
         for mode in ["run", "update"] {
