@@ -673,6 +673,7 @@ pub struct ReadPlan {
     pub settings: Settings,
     pub probes: Option<Location>,
     pub dims: Option<Location>,
+    pub sales: Option<Location>,
 }
 
 /// The read plan of a config and flags; unlike [`plan`], inputs may be unset.
@@ -687,6 +688,7 @@ pub fn read_plan(ov: &Overrides) -> Result<ReadPlan> {
         settings,
         probes: probes.map(|p| Location::parse_with(&p, &base, "input.probes", &st)).transpose()?,
         dims: dims.map(|d| Location::parse_with(&d, &base, "input.dims", &st)).transpose()?,
+        sales: cfg.input.sales.as_ref().map(|s| Location::parse_with(s, &base, "input.sales", &st)).transpose()?,
     })
 }
 

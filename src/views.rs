@@ -72,6 +72,7 @@ impl Freshness {
 pub fn quality_summary(
     out: &Location,
     settings: &Settings,
+    read: Option<&crate::config::ReadPlan>,
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
 ) -> Result<(DataFrame, f64)> {
@@ -114,8 +115,8 @@ pub fn quality_summary(
     };
     report.with_column(Column::new("complete".into(), [complete]))?;
     report.with_column(Column::new("data_through".into(), [fresh.map(|f| f.through()).unwrap_or_default()]))?;
-    if settings.sales {
-        for (name, v) in crate::sales::check_measures(out, tz, from, to)? {
+    if let Some(r) = read.filter(|_| settings.sales) {
+        for (name, v) in crate::sales::check_measures(r, from, to)? {
             report.with_column(Column::new(name.into(), [v]))?;
         }
     }

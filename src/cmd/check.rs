@@ -17,9 +17,8 @@ pub fn run(ctx: &Ctx, a: CheckArgs) -> Result<i32> {
     }
     let f = resolve(ctx.format);
     check_binary(f)?;
-    let crate::config::ReadPlan { out, settings, .. } =
-        crate::config::read_plan(&a.plan.overrides(ctx.config.as_ref()))?;
-    let (mut report, share) = crate::views::quality_summary(&out, &settings, a.from, a.to)?;
+    let r = crate::config::read_plan(&a.plan.overrides(ctx.config.as_ref()))?;
+    let (mut report, share) = crate::views::quality_summary(&r.out, &r.settings, Some(&r), a.from, a.to)?;
     write_frame(&mut crate::print::stdout(), &mut report, f)?;
     if let Some(max) = a.max_rejected_share {
         if share > max {

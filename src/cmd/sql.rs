@@ -22,7 +22,7 @@ pub fn run(ctx: &Ctx, a: SqlArgs) -> Result<i32> {
         }
         return execute(sql, &a.query, f);
     }
-    let crate::config::ReadPlan { out, settings, probes, dims: dims_loc } = crate::config::read_plan(&ov)?;
+    let crate::config::ReadPlan { out, settings, probes, dims: dims_loc, .. } = crate::config::read_plan(&ov)?;
     let tz = settings.tz_name.as_str();
     let sql = SQLContext::new();
     for s in crate::schema::results() {

@@ -75,29 +75,52 @@ pub fn committed(out: &Location) -> Result<Option<SalesFiles>> {
 }
 
 /// `footfall check`'s sales measures over the local dates `[from, to]`: rows read and
-/// rejected by reason (files with sales on those dates), and shops that sold on a date
-/// without a single qualifying visitor (a sign of a broken probe).
+/// rejected by reason (files with sales on those dates), shops that sold on a date without a
+/// single qualifying visitor (a sign of a broken probe), and transaction ids sold on more than
+/// one date (each date counts them: docs/tables.md), from the files re-read.
 pub fn check_measures(
-    out: &Location,
-    tz: &str,
+    r: &crate::config::ReadPlan,
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
 ) -> Result<Vec<(String, i64)>> {
+    let (out, tz) = (&r.out, r.settings.tz_name.as_str());
     let files = committed(out)?.unwrap_or_default();
     let in_range = |d: &i32| {
         let d = days_to_date(*d);
         from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t)
     };
     let mut q = SalesQuality::default();
-    let mut n = 0;
-    for r in files.values().filter(|r| r.days.iter().any(in_range) || r.days.is_empty()) {
-        n += 1;
-        q.rows_read += r.quality.rows_read;
-        q.rows_accepted += r.quality.rows_accepted;
-        for (a, b) in q.rejected.iter_mut().zip(r.quality.rejected) {
+    let checked: Vec<(&String, &SalesRecord)> =
+        files.iter().filter(|(_, r)| r.days.iter().any(in_range) || r.days.is_empty()).collect();
+    for (_, f) in &checked {
+        q.rows_read += f.quality.rows_read;
+        q.rows_accepted += f.quality.rows_accepted;
+        for (a, b) in q.rejected.iter_mut().zip(f.quality.rejected) {
             *a += b;
         }
     }
+    let n = checked.len() as i64;
+    let several = match &r.sales {
+        Some(sales) => {
+            let dims = crate::dims::load(r.dims.as_ref(), r.settings.mac_key.as_ref())?;
+            let mut ctx = parse::SalesCtx {
+                clock: LocalClock::new(r.settings.tz),
+                valid_times: (r.settings.occur_time_min, r.settings.occur_time_max - 1),
+                known_shops: &dims.known_shops,
+            };
+            let mut days_of: HashMap<String, BTreeSet<i32>> = HashMap::new();
+            for (rel, _) in &checked {
+                let p = parse::parse(sales.get(rel)?, &sales.show(rel), rel.ends_with(".csv"), &mut ctx)?;
+                let (ids, days) =
+                    (p.rows.column("transaction_id")?.str()?.clone(), p.rows.column("day")?.i32()?.clone());
+                for (id, day) in ids.iter().flatten().zip(days.into_no_null_iter()) {
+                    days_of.entry(id.to_string()).or_default().insert(day);
+                }
+            }
+            days_of.values().filter(|d| d.len() > 1).count() as i64
+        }
+        None => 0,
+    };
     let shops = tables::read_table(out, schema::get(SHOP)?, tz, from, to)?
         .lazy()
         .filter(col("transactions").gt(lit(0)).and(col("visitors").eq(lit(0))))
@@ -110,6 +133,7 @@ pub fn check_measures(
     ];
     m.extend(REASONS.iter().zip(q.rejected).map(|(r, v)| (format!("sales_rejected_{r}"), v)));
     m.push(("shop_days_with_sales_without_visitors".to_string(), shops));
+    m.push(("sales_ids_on_several_dates".to_string(), several));
     Ok(m)
 }
 

@@ -283,20 +283,24 @@ fn check_reports_sales_rejections_and_shops_selling_without_visitors() {
         ("sales_rejected_amount_invalid", "1"),
         ("sales_rejected_transaction_id_missing", "0"),
         ("shop_days_with_sales_without_visitors", "0"),
+        ("sales_ids_on_several_dates", "0"),
     ] {
         assert_eq!(m.get(k).map(String::as_str), Some(v), "{k}: {m:?}");
     }
-    // S003 sells at 00:10 on the 30th (22:10 UTC on the 29th), when no probe heard a visitor there.
+    // S003 sells at 00:10 on the 30th (22:10 UTC on the 29th), when no probe heard a visitor
+    // there; T1 (sold on the 28th) comes again, sold on the 30th at S003: counted on both
+    // dates, and check says so.
     std::fs::create_dir_all(d.join("sales/date=2026-03-30")).unwrap();
-    std::fs::write(
-        d.join("sales/date=2026-03-30/pos-1.csv"),
-        "transaction_id,shop_code,sold_at,amount\nV1,S003,1774822200,9.99\n",
-    )
-    .unwrap();
+    let csv = "transaction_id,shop_code,sold_at,amount\nV1,S003,1774822200,9.99\nT1,S003,1774822300,19.90\n";
+    std::fs::write(d.join("sales/date=2026-03-30/pos-1.csv"), csv).unwrap();
     ok(d, &["update", "--config", "footfall.toml", "--quiet"]);
     let row = table(d, "shop_daily_sales").into_iter().find(|l| l.starts_with("2026-03-30,S003,")).unwrap();
-    assert!(row.starts_with("2026-03-30,S003,Shoes 1,1,9.99,0,,,9.99"), "{row}");
-    assert_eq!(measures(d)["shop_days_with_sales_without_visitors"], "1");
+    assert!(row.starts_with("2026-03-30,S003,Shoes 1,2,29.89,0,,,14.945"), "{row}");
+    let m = measures(d);
+    assert_eq!(
+        (m["shop_days_with_sales_without_visitors"].as_str(), m["sales_ids_on_several_dates"].as_str()),
+        ("1", "1")
+    );
 }
 
 #[test]
