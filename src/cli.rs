@@ -102,6 +102,11 @@ pub enum Command {
     /// Write a synthetic mall: probe logs, dimension tables and a footfall.toml.
     #[command(after_help = "Example:\n  footfall generate --out /tmp/mall --days 7 --visitors 5000 --seed 42")]
     Generate(GenerateArgs),
+    /// Serve the live big screen (page and JSON API) over the published tables.
+    #[command(
+        after_help = "Examples:\n  footfall serve --config demo/footfall.toml\n  FOOTFALL_TOKEN=… footfall serve --listen 0.0.0.0:8080 --token-env FOOTFALL_TOKEN --update-every 60s"
+    )]
+    Serve(ServeArgs),
     /// Generate a demo week under ./demo, run everything and print a summary.
     #[command(after_help = "Example:\n  footfall demo")]
     Demo(DemoArgs),
@@ -227,6 +232,32 @@ pub struct GenerateArgs {
     /// minute) instead of one per hour.
     #[arg(long, default_value_t = 0)]
     pub minute_files_days: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on; other than loopback it needs --token-env.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Run `update` on this interval (e.g. 60s, 5m); without it, follow what cron publishes.
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    pub update_every: Option<u64>,
+    /// The environment variable holding the access token (bearer header, or ?token= once).
+    #[arg(long, value_name = "VAR")]
+    pub token_env: Option<String>,
+    /// Data older than this is shown as stale (e.g. 15m).
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg, default_value = "15m")]
+    pub stale_after: u64,
+    #[command(flatten)]
+    pub plan: PlanArgs,
+}
+
+/// A duration (`90s`, `15m`, `1h`) as seconds.
+fn duration_arg(s: &str) -> Result<u64, String> {
+    crate::timeutil::parse_duration(s)
+        .filter(|v| *v > 0)
+        .map(|v| v as u64)
+        .ok_or_else(|| format!("'{s}' is not a duration such as 30s, 15m or 1h"))
 }
 
 #[derive(Args, Debug)]

@@ -26,6 +26,7 @@ pub mod report;
 pub mod rules;
 pub mod sales;
 pub mod schema;
+pub mod serve;
 pub mod sql;
 pub mod state;
 pub mod store;

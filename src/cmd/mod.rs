@@ -15,6 +15,7 @@ mod generate;
 mod report;
 mod run;
 mod schema;
+mod serve;
 mod show;
 mod sql;
 mod status;
@@ -53,6 +54,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Status(a) => status::run(&ctx, a),
         Command::Generate(a) => generate::run(&ctx, a),
         Command::Demo(a) => demo::run(&ctx, a),
+        Command::Serve(a) => serve::run(&ctx, a),
         Command::Tables => tables::run(&ctx),
         Command::Schema(a) => schema::run(&ctx, a),
         Command::Show(a) => show::run(&ctx, a),

@@ -19,3 +19,4 @@ mod readers;
 mod report;
 mod s3;
 mod sales;
+mod serve;
