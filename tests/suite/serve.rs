@@ -196,3 +196,48 @@ fn the_page_renders_every_panel_with_the_api_figures() {
     let top = v["top"]["shops"][0].as_str().unwrap();
     assert!(dom.contains(top), "{top} not on the page");
 }
+
+#[test]
+fn with_update_every_the_server_publishes_new_files_and_serves_their_figures() {
+    let dir = golden_mall();
+    let d = dir.path();
+    // The last hours of the golden data arrive while the server runs.
+    let late: Vec<std::path::PathBuf> = golden_files()
+        .into_iter()
+        .filter(|f| {
+            f.to_string_lossy().contains("date=2026-03-29/hour=2") || f.to_string_lossy().contains("date=2026-03-30")
+        })
+        .collect();
+    assert!(!late.is_empty());
+    let held = d.join("held");
+    for f in &late {
+        std::fs::create_dir_all(held.join(f).parent().unwrap()).unwrap();
+        std::fs::rename(d.join("probes").join(f), held.join(f)).unwrap();
+    }
+    ok(d, &["run", "--config", "footfall.toml", "--quiet"]);
+    let s = serve(d, &["--update-every", "1s"], &[]);
+    let live = || -> serde_json::Value { serde_json::from_str(&get(&s.addr, "/api/live").1).unwrap() };
+    let before = live();
+    for f in &late {
+        std::fs::rename(held.join(f), d.join("probes").join(f)).unwrap();
+    }
+    // Within a few updates the newest data moves to the late files' and the figures follow.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let after = loop {
+        let v = live();
+        if v["newest"] == "2026-03-30 01:22:31 CEST" {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "no update served: {v}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    assert_ne!(before["newest"], after["newest"]);
+    assert_eq!(after["date"], "2026-03-30");
+    let visitors = rows(d, "mall_daily_visitors", "2026-03-30");
+    assert_eq!(after["today"]["so_far"].as_i64().unwrap().to_string(), visitors[0][1]);
+    let occ = rows(d, "occupancy_5min", "2026-03-30");
+    let last = occ.iter().map(|r| r[1].clone()).max().unwrap();
+    let now: i64 = occ.iter().filter(|r| r[1] == last).map(|r| r[3].parse::<i64>().unwrap()).sum();
+    assert_eq!(after["occupancy"]["now"], now);
+    assert!(after["update_error"].is_null(), "{after}");
+}
