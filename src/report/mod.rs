@@ -43,12 +43,12 @@ pub fn dates(out: &Location, from: Option<NaiveDate>, to: Option<NaiveDate>) -> 
     Ok(picked)
 }
 
-fn strings(df: &DataFrame, c: &str) -> Result<Vec<String>> {
+pub(crate) fn strings(df: &DataFrame, c: &str) -> Result<Vec<String>> {
     let s = df.column(c)?.cast(&DataType::String)?;
     Ok(s.str()?.iter().map(|v| v.unwrap_or("").to_string()).collect())
 }
 
-fn ints(df: &DataFrame, c: &str) -> Result<Vec<i64>> {
+pub(crate) fn ints(df: &DataFrame, c: &str) -> Result<Vec<i64>> {
     let s = df.column(c)?.cast(&DataType::Int64)?;
     Ok(s.i64()?.iter().map(|v| v.unwrap_or(0)).collect())
 }
@@ -61,7 +61,7 @@ fn floats(df: &DataFrame, c: &str, digits: i32) -> Result<Vec<Option<f64>>> {
 }
 
 /// The local clock time of a timestamp column, e.g. "14:00".
-fn clock(df: &DataFrame, c: &str) -> Result<Vec<String>> {
+pub(crate) fn clock(df: &DataFrame, c: &str) -> Result<Vec<String>> {
     let out = df.clone().lazy().select([col(c).dt().strftime("%H:%M").alias(c)]).collect()?;
     strings(&out, c)
 }

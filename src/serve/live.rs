@@ -9,6 +9,7 @@ use polars::prelude::*;
 use serde_json::{json, Value};
 
 use crate::config::ReadPlan;
+use crate::report::{clock, ints};
 use crate::schema;
 use crate::tables::read_table;
 use crate::timeutil::date_to_days;
@@ -88,16 +89,6 @@ fn today_vs_last_week(r: &ReadPlan, today: NaiveDate, watermark: i64) -> Result<
 
 fn table(r: &ReadPlan, name: &str, d: NaiveDate) -> Result<DataFrame> {
     read_table(&r.out, schema::get(name)?, &r.settings.tz_name, Some(d), Some(d))
-}
-
-fn clock(df: &DataFrame, c: &str) -> Result<Vec<String>> {
-    let s = df.column(c)?.as_materialized_series().clone();
-    let s = s.into_frame().lazy().select([col(c).dt().strftime("%H:%M")]).collect()?;
-    Ok(s.column(c)?.str()?.iter().map(|v| v.unwrap_or_default().to_string()).collect())
-}
-
-fn ints(df: &DataFrame, c: &str) -> Result<Vec<i64>> {
-    Ok(df.column(c)?.cast(&DataType::Int64)?.i64()?.iter().map(|v| v.unwrap_or(0)).collect())
 }
 
 /// The mall's occupancy per 5-minute slot today (the shops' occupancy summed) and its last value.
