@@ -160,11 +160,7 @@ pub struct SalesReport {
 pub fn quality_key(rel: &str, r: &SalesRecord) -> (String, Option<u32>) {
     let e = Entry { rel: rel.to_string(), size: r.size, e_tag: r.e_tag.clone(), last_modified: r.last_modified };
     let f = crate::pipeline::plan::ProbeFile::new(e);
-    let key = match f.part_date {
-        Some(d) => d.format("%Y-%m-%d").to_string(),
-        None => chrono::DateTime::from_timestamp(r.last_modified, 0).unwrap_or_default().format("%Y-%m-%d").to_string(),
-    };
-    (key, f.part_hour)
+    (crate::state::part_key(f.part_date, r.last_modified), f.part_hour)
 }
 
 /// The sales files under `sales` (`.parquet` and `.csv`; `_`/`.` names are skipped).

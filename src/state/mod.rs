@@ -164,13 +164,7 @@ impl FileRecord {
     /// The date of the manifest part and the `data_quality` partition the file belongs to:
     /// its `date=` partition, or without one the UTC date it was last modified.
     pub fn part_key(&self) -> String {
-        match self.part_date {
-            Some(d) => d.format("%Y-%m-%d").to_string(),
-            None => chrono::DateTime::from_timestamp(self.last_modified, 0)
-                .unwrap_or_default()
-                .format("%Y-%m-%d")
-                .to_string(),
-        }
+        part_key(self.part_date, self.last_modified)
     }
 }
 
@@ -364,6 +358,15 @@ impl Manifest {
 fn file_key(rel: &str) -> String {
     let h = Sha256::digest(rel.as_bytes());
     h.iter().take(10).map(|b| format!("{b:02x}")).collect()
+}
+
+/// An input file's data-quality date: its `date=` partition, else the UTC date it was last
+/// modified (probe and sales files alike).
+pub fn part_key(part_date: Option<NaiveDate>, last_modified: i64) -> String {
+    match part_date {
+        Some(d) => d.format("%Y-%m-%d").to_string(),
+        None => chrono::DateTime::from_timestamp(last_modified, 0).unwrap_or_default().format("%Y-%m-%d").to_string(),
+    }
 }
 
 pub fn day_str(day: i32) -> String {
