@@ -1,11 +1,13 @@
 //! `footfall serve` as a real server on 127.0.0.1 (port 0), spoken to over raw TCP so bad
 //! requests can be sent as they are, and loaded in headless Chromium (every other request sent
-//! to a closed proxy).
+//! to a closed proxy): once as a DOM dump, once driven over the DevTools protocol to watch the
+//! running page follow new data and a server restart without reloading.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::util::*;
 
@@ -23,9 +25,13 @@ impl Drop for Serve {
 }
 
 fn serve(d: &Path, args: &[&str], env: &[(&str, &str)]) -> Serve {
+    serve_at(d, "127.0.0.1:0", args, env)
+}
+
+fn serve_at(d: &Path, listen: &str, args: &[&str], env: &[(&str, &str)]) -> Serve {
     let mut child = Command::new(bin())
         .current_dir(d)
-        .args(["serve", "--config", "footfall.toml", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--config", "footfall.toml", "--listen", listen])
         .args(args)
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
@@ -41,7 +47,7 @@ fn serve(d: &Path, args: &[&str], env: &[(&str, &str)]) -> Serve {
 /// Sends `head` (request line and headers, without the blank line) and returns (status, body).
 fn raw(addr: &str, head: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s.write_all(format!("{head}\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
@@ -65,6 +71,47 @@ fn assert_no_device_ids(what: &str, body: &str) {
             && (0..5).all(|k| matches!(b[i + 3 * k + 2], b':' | b'-'));
         let pseudo = i + 32 <= b.len() && b[i..i + 32].iter().all(|c| hex(*c) && !c.is_ascii_uppercase());
         assert!(!mac && !pseudo, "{what}: a device id at {i}: {}", &body[i..(i + 32).min(body.len())]);
+    }
+}
+
+fn live(addr: &str) -> serde_json::Value {
+    serde_json::from_str(&get(addr, "/api/live").1).unwrap()
+}
+
+/// The golden mall's newest record.
+const NEWEST: &str = "2026-03-30 01:22:31 CEST";
+
+/// Moves the golden mall's last hours aside (to `held/`), to arrive while a server runs.
+fn hold_late_files(d: &Path) -> Vec<PathBuf> {
+    let late: Vec<PathBuf> = golden_files()
+        .into_iter()
+        .filter(|f| {
+            f.to_string_lossy().contains("date=2026-03-29/hour=2") || f.to_string_lossy().contains("date=2026-03-30")
+        })
+        .collect();
+    assert!(!late.is_empty());
+    for f in &late {
+        std::fs::create_dir_all(d.join("held").join(f).parent().unwrap()).unwrap();
+        std::fs::rename(d.join("probes").join(f), d.join("held").join(f)).unwrap();
+    }
+    late
+}
+
+fn release(d: &Path, late: &[PathBuf]) {
+    for f in late {
+        std::fs::rename(d.join("held").join(f), d.join("probes").join(f)).unwrap();
+    }
+}
+
+/// Polls `f` until it gives a value (60 s at most).
+fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
     }
 }
 
@@ -186,7 +233,7 @@ fn the_page_renders_every_panel_with_the_api_figures() {
     };
     assert_eq!(text_of("today"), v["today"]["so_far"].to_string());
     assert_eq!(text_of("now"), v["occupancy"]["now"].to_string());
-    assert!(text_of("fresh").contains("newest data 2026-03-30 01:22:31 CEST") && text_of("fresh").contains("STALE"));
+    assert!(text_of("fresh").contains(&format!("newest data {NEWEST}")) && text_of("fresh").contains("STALE"));
     for id in ["occupancy", "hourly", "top", "density"] {
         let start = dom.find(&format!("<div class=\"chart\" id=\"{id}\"")).unwrap_or_else(|| panic!("no chart {id}"));
         let end = dom[start..].find("</section>").map_or(dom.len(), |e| start + e);
@@ -201,36 +248,14 @@ fn the_page_renders_every_panel_with_the_api_figures() {
 fn with_update_every_the_server_publishes_new_files_and_serves_their_figures() {
     let dir = golden_mall();
     let d = dir.path();
-    // The last hours of the golden data arrive while the server runs.
-    let late: Vec<std::path::PathBuf> = golden_files()
-        .into_iter()
-        .filter(|f| {
-            f.to_string_lossy().contains("date=2026-03-29/hour=2") || f.to_string_lossy().contains("date=2026-03-30")
-        })
-        .collect();
-    assert!(!late.is_empty());
-    let held = d.join("held");
-    for f in &late {
-        std::fs::create_dir_all(held.join(f).parent().unwrap()).unwrap();
-        std::fs::rename(d.join("probes").join(f), held.join(f)).unwrap();
-    }
+    let late = hold_late_files(d);
     ok(d, &["run", "--config", "footfall.toml", "--quiet"]);
     let s = serve(d, &["--update-every", "1s"], &[]);
-    let live = || -> serde_json::Value { serde_json::from_str(&get(&s.addr, "/api/live").1).unwrap() };
-    let before = live();
-    for f in &late {
-        std::fs::rename(held.join(f), d.join("probes").join(f)).unwrap();
-    }
+    let api = || live(&s.addr);
+    let before = api();
+    release(d, &late);
     // Within a few updates the newest data moves to the late files' and the figures follow.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let after = loop {
-        let v = live();
-        if v["newest"] == "2026-03-30 01:22:31 CEST" {
-            break v;
-        }
-        assert!(std::time::Instant::now() < deadline, "no update served: {v}");
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    };
+    let after = wait_until("the late files served", || Some(api()).filter(|v| v["newest"] == NEWEST));
     assert_ne!(before["newest"], after["newest"]);
     assert_eq!(after["date"], "2026-03-30");
     let visitors = rows(d, "mall_daily_visitors", "2026-03-30");
@@ -240,4 +265,118 @@ fn with_update_every_the_server_publishes_new_files_and_serves_their_figures() {
     let now: i64 = occ.iter().filter(|r| r[1] == last).map(|r| r[3].parse::<i64>().unwrap()).sum();
     assert_eq!(after["occupancy"]["now"], now);
     assert!(after["update_error"].is_null(), "{after}");
+}
+
+/// Headless Chromium driven over the DevTools protocol on a pipe: Chromium reads commands on fd 3
+/// and answers on fd 4 (NUL-terminated JSON); the shell moves our stdin/stdout there.
+struct Browser {
+    child: Child,
+    to: ChildStdin,
+    from: BufReader<ChildStdout>,
+    next: u64,
+    session: Option<String>,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Browser {
+    fn open(url: &str, scratch: &Path) -> Browser {
+        let bin = std::env::var("FOOTFALL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let profile = tempfile::tempdir_in(scratch).unwrap();
+        let mut child = Command::new("sh")
+            .args(["-c", "exec \"$0\" \"$@\" 3<&0 4>&1 0</dev/null 1>/dev/null", &bin])
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            .args(["--disable-component-update", "--disable-sync", "--no-first-run", "--proxy-server=127.0.0.1:9"])
+            .arg("--remote-debugging-pipe")
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (to, from) = (child.stdin.take().unwrap(), BufReader::new(child.stdout.take().unwrap()));
+        let mut b = Browser { child, to, from, next: 0, session: None, _profile: profile };
+        let target = b.call("Target.createTarget", serde_json::json!({ "url": url }));
+        let attached =
+            b.call("Target.attachToTarget", serde_json::json!({ "targetId": target["targetId"], "flatten": true }));
+        b.session = Some(attached["sessionId"].as_str().unwrap().to_string());
+        b
+    }
+
+    /// Sends one command (to the page once attached) and returns its result.
+    fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        self.next += 1;
+        let mut msg = serde_json::json!({ "id": self.next, "method": method, "params": params });
+        if let Some(s) = &self.session {
+            msg["sessionId"] = s.clone().into();
+        }
+        self.to.write_all(format!("{msg}\0").as_bytes()).unwrap();
+        self.to.flush().unwrap();
+        loop {
+            let mut buf = Vec::new();
+            self.from.read_until(0, &mut buf).unwrap();
+            assert!(buf.pop() == Some(0), "chromium closed the pipe during {method}");
+            let reply: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+            if reply["id"] == self.next {
+                assert!(reply["error"].is_null(), "{method}: {reply}");
+                return reply["result"].clone();
+            }
+        }
+    }
+
+    /// Evaluates `js` in the page; its value as JSON.
+    fn eval(&mut self, js: &str) -> serde_json::Value {
+        let r = self.call("Runtime.evaluate", serde_json::json!({ "expression": js, "returnByValue": true }));
+        r["result"]["value"].clone()
+    }
+}
+
+#[test]
+#[cfg_attr(not(has_browser), ignore = "needs chromium: .ci/run installs it")]
+fn the_open_page_follows_new_data_and_a_server_restart_without_reloading() {
+    let dir = golden_mall();
+    let d = dir.path();
+    let late = hold_late_files(d);
+    ok(d, &["run", "--config", "footfall.toml", "--quiet"]);
+    let s = serve(d, &["--update-every", "1s"], &[]);
+    let before = live(&s.addr);
+    let mut b = Browser::open(&format!("http://{}/", s.addr), d);
+    // What the page shows, and a mark a reload would wipe.
+    let read = |b: &mut Browser| -> Vec<String> {
+        let v = b.eval(
+            "['today', 'today-vs', 'now', 'fresh'].map(id => (document.getElementById(id) || {}).textContent || '')\
+             .concat([String(window.footfallTestMark)])",
+        );
+        v.as_array().map(|a| a.iter().map(|x| x.as_str().unwrap_or("").to_string()).collect()).unwrap_or_default()
+    };
+    let shown = wait_until("the first figures", || Some(read(&mut b)).filter(|p| p[3].starts_with("as of")));
+    assert_eq!(shown[0], before["today"]["so_far"].to_string(), "{shown:?}");
+    b.eval("window.footfallTestMark = 'the same page'");
+
+    release(d, &late);
+    let shown = wait_until("the page to show the late files", || {
+        Some(read(&mut b)).filter(|p| p[3].contains(&format!("newest data {NEWEST}")))
+    });
+    let after = live(&s.addr);
+    assert_eq!(after["newest"], NEWEST);
+    assert_eq!(shown[0], after["today"]["so_far"].to_string(), "{shown:?} vs {after}");
+    assert_eq!(shown[2], after["occupancy"]["now"].to_string(), "{shown:?} vs {after}");
+    assert!(shown[1].starts_with("2026-03-30:") && before["date"] != after["date"], "{shown:?}");
+    assert_eq!(shown[4], "the same page", "the page was reloaded");
+
+    // The server goes away: the page says so and keeps its figures; back, it carries on.
+    let addr = s.addr.clone();
+    drop(s);
+    let down = wait_until("the page to notice", || Some(read(&mut b)).filter(|p| p[3].contains("server unreachable")));
+    assert_eq!(down[0], shown[0]);
+    let _s = serve_at(d, &addr, &[], &[]);
+    let back = wait_until("the page to recover", || Some(read(&mut b)).filter(|p| p[3].starts_with("as of")));
+    assert_eq!((back[0].as_str(), back[4].as_str()), (shown[0].as_str(), "the same page"));
 }
