@@ -56,6 +56,8 @@ struct Cache {
 struct Server {
     plan: ServePlan,
     cache: Mutex<Cache>,
+    /// Held by the request recomputing the cache.
+    computing: Mutex<()>,
     /// The last update's failure, shown on the page.
     update_error: Mutex<Option<String>>,
 }
@@ -80,6 +82,7 @@ pub fn serve(plan: ServePlan, ready: impl FnOnce(SocketAddr)) -> Result<()> {
         let server = Arc::new(Server {
             plan,
             cache: Mutex::new(Cache { at: None, body: Bytes::new() }),
+            computing: Mutex::new(()),
             update_error: Mutex::new(None),
         });
         if let Some((every, _)) = &server.plan.update {
@@ -201,16 +204,32 @@ impl Server {
         r
     }
 
-    /// The live JSON, recomputed at most once a second.
+    /// The live JSON, recomputed at most once a second by one request at a time; meanwhile the
+    /// others get the previous answer instead of queueing behind the tables being read.
     fn live(&self) -> Bytes {
-        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if c.at.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
-            return c.body.clone();
+        let cached = |c: &Cache, any_age: bool| {
+            (!c.body.is_empty() && (any_age || c.at.is_some_and(|at| at.elapsed() < Duration::from_secs(1))))
+                .then(|| c.body.clone())
+        };
+        if let Some(b) = cached(&self.cache.lock().unwrap_or_else(|e| e.into_inner()), false) {
+            return b;
+        }
+        let _computing = match self.computing.try_lock() {
+            Ok(g) => g,
+            Err(_) => {
+                if let Some(b) = cached(&self.cache.lock().unwrap_or_else(|e| e.into_inner()), true) {
+                    return b;
+                }
+                self.computing.lock().unwrap_or_else(|e| e.into_inner())
+            }
+        };
+        if let Some(b) = cached(&self.cache.lock().unwrap_or_else(|e| e.into_inner()), false) {
+            return b;
         }
         let error = self.update_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let v = live::data(&self.plan.read, self.plan.stale_after, error);
-        c.body = Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
-        c.at = Some(Instant::now());
-        c.body.clone()
+        let body = Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
+        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Cache { at: Some(Instant::now()), body: body.clone() };
+        body
     }
 }
