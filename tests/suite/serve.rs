@@ -207,6 +207,35 @@ fn off_loopback_needs_a_token_and_a_token_is_checked() {
     assert_eq!(raw(&s.addr, &format!("GET /api/live HTTP/1.1\r\nCookie: {pair}")).0, 200);
 }
 
+const CHROMIUM_ARGS: [&str; 8] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--proxy-server=127.0.0.1:9",
+];
+
+fn chromium() -> String {
+    std::env::var("FOOTFALL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+/// The page's DOM after 8 s of (virtual) time in headless Chromium.
+fn dump_dom(addr: &str, scratch: &Path) -> String {
+    let profile = tempfile::tempdir_in(scratch).unwrap();
+    let o = Command::new(chromium())
+        .args(CHROMIUM_ARGS)
+        .args(["--virtual-time-budget=8000", "--dump-dom"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("http://{addr}/"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
 #[test]
 #[cfg_attr(not(has_browser), ignore = "needs chromium: .ci/run installs it")]
 fn the_page_renders_every_panel_with_the_api_figures() {
@@ -215,18 +244,7 @@ fn the_page_renders_every_panel_with_the_api_figures() {
     ok(d, &["run", "--config", "footfall.toml", "--quiet"]);
     let s = serve(d, &[], &[]);
     let v: serde_json::Value = serde_json::from_str(&get(&s.addr, "/api/live").1).unwrap();
-    let bin = std::env::var("FOOTFALL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let profile = tempfile::tempdir_in(d).unwrap();
-    let o = Command::new(bin)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        .args(["--disable-component-update", "--disable-sync", "--no-first-run", "--proxy-server=127.0.0.1:9"])
-        .args(["--virtual-time-budget=8000", "--dump-dom"])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("http://{}/", s.addr))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let dom = String::from_utf8_lossy(&o.stdout);
+    let dom = dump_dom(&s.addr, d);
     let text_of = |id: &str| -> String {
         let start = dom.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id}"));
         dom[start..].split_once('>').unwrap().1.split('<').next().unwrap().to_string()
@@ -287,12 +305,10 @@ impl Drop for Browser {
 
 impl Browser {
     fn open(url: &str, scratch: &Path) -> Browser {
-        let bin = std::env::var("FOOTFALL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
         let profile = tempfile::tempdir_in(scratch).unwrap();
         let mut child = Command::new("sh")
-            .args(["-c", "exec \"$0\" \"$@\" 3<&0 4>&1 0</dev/null 1>/dev/null", &bin])
-            .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            .args(["--disable-component-update", "--disable-sync", "--no-first-run", "--proxy-server=127.0.0.1:9"])
+            .args(["-c", "exec \"$0\" \"$@\" 3<&0 4>&1 0</dev/null 1>/dev/null", &chromium()])
+            .args(CHROMIUM_ARGS)
             .arg("--remote-debugging-pipe")
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
@@ -379,4 +395,34 @@ fn the_open_page_follows_new_data_and_a_server_restart_without_reloading() {
     let _s = serve_at(d, &addr, &[], &[]);
     let back = wait_until("the page to recover", || Some(read(&mut b)).filter(|p| p[3].starts_with("as of")));
     assert_eq!((back[0].as_str(), back[4].as_str()), (shown[0].as_str(), "the same page"));
+}
+
+#[test]
+#[cfg_attr(not(has_browser), ignore = "needs chromium: .ci/run installs it")]
+fn a_broken_table_and_a_failed_update_show_on_the_page_and_the_rest_is_served() {
+    let dir = golden_mall();
+    let d = dir.path();
+    ok(d, &["run", "--config", "footfall.toml", "--quiet"]);
+    std::fs::write(d.join("out/occupancy_5min/date=2026-03-30/part-0.parquet"), "not parquet").unwrap();
+    std::fs::write(d.join("probes/date=2026-03-29/hour=19/bad.parquet"), "garbage").unwrap();
+    let s = serve(d, &["--update-every", "1s"], &[]);
+    let v = wait_until("the failed update", || Some(live(&s.addr)).filter(|v| !v["update_error"].is_null()));
+    assert!(v["update_error"].as_str().unwrap().contains("bad.parquet: not a Parquet file"), "{v}");
+    let broken = v["occupancy"]["error"].as_str().unwrap_or_else(|| panic!("no error on the panel: {v}"));
+    assert!(broken.contains("occupancy_5min/date=2026-03-30/part-0.parquet"), "{broken}");
+    // The other panels: the last good tables.
+    let hourly: Vec<i64> =
+        rows(d, "mall_hourly_visitors", "2026-03-30").iter().map(|r| r[2].parse().unwrap()).collect();
+    assert_eq!(v["hourly"]["visitors"], serde_json::json!(hourly));
+    assert_eq!(v["newest"], NEWEST);
+
+    let dom = dump_dom(&s.addr, d);
+    let panel = |id: &str| {
+        let start = dom.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id}"));
+        dom[start..start + dom[start..].find("</section>").unwrap()].to_string()
+    };
+    assert!(panel("p-occupancy").contains("class=\"error\"") && panel("p-occupancy").contains("part-0.parquet"));
+    assert!(panel("p-hourly").contains("<svg") && !panel("p-hourly").contains("class=\"error\""));
+    let fresh = dom[dom.find("id=\"fresh\"").unwrap()..].split('<').next().unwrap().to_string();
+    assert!(fresh.contains("update failed: ") && fresh.contains("bad.parquet"), "{fresh}");
 }
