@@ -364,7 +364,8 @@ fn simulate_day(spec: &GenSpec, tz: &Tz, mall: &Mall, pool: &[(u64, f64)], d: u3
 
 /// Writes the POS feed: `sales/date=<local date>/pos-1.csv` per date with every sale (2 % are
 /// refunded later the same day), and `pos-2-resend.csv`, a re-send of 3 % of them (a fifth
-/// with a corrected amount) that wins by its later path (docs/tables.md, sales).
+/// with a corrected amount, some of those also a day later) that wins by its later path
+/// (docs/tables.md, sales).
 fn write_sales(spec: &GenSpec, tz: &Tz, mall: &Mall, sales: &[Sale]) -> Result<usize> {
     let dir = spec.out.join("sales");
     if dir.exists() {
@@ -384,8 +385,11 @@ fn write_sales(spec: &GenSpec, tz: &Tz, mall: &Mall, sales: &[Sale]) -> Result<u
             pos.push_str(&format!("{id}-R,{shop},{},{}\n", s.t + 1800, money(-s.cents)));
         }
         if rng.gen_bool(0.03) {
-            let cents = if rng.gen_bool(0.2) { s.cents * 9 / 10 } else { s.cents };
-            resend.push_str(&format!("{id},{shop},{},{}\n", s.t, money(cents)));
+            let fix = rng.gen_bool(0.2);
+            let cents = if fix { s.cents * 9 / 10 } else { s.cents };
+            // One correction in two also moves the sale a day later (the till's clock fixed).
+            let t = if fix && i % 2 == 0 { s.t + 86_400 } else { s.t };
+            resend.push_str(&format!("{id},{shop},{t},{}\n", money(cents)));
         }
     }
     let mut files = 0;

@@ -4,16 +4,19 @@
 //!
 //! ```text
 //! list sales files ─▶ diff with the sales file list ─▶ parse new/changed (counted rejections)
-//!   ─▶ dates to publish: their dates + the dates the probes re-published
-//!   ─▶ per date: re-read the files with rows on it, one row per transaction_id ─▶ shop/mall sales
+//!   ─▶ dates to publish: their dates ± ID_WINDOW_DAYS + the dates the probes re-published
+//!   ─▶ per date: re-read the files with rows within ID_WINDOW_DAYS of it, one row per
+//!      transaction_id, keep the date's winners ─▶ shop/mall sales
 //!   ─▶ trend of those dates and of the dates a week later ─▶ the file list, committed with the head
 //! ```
 //!
 //! Why re-read instead of keeping parsed rows: POS files are small (one a day, thousands of
-//! rows) next to probe files, and a date's files are few, so recomputing a date from its files
-//! keeps the state to one list. Why a transaction id is unique *per local date*: a date is then
-//! computed from its own files only, so an update's cost follows the dates it touches, not the
-//! history (see docs/tables.md, sales). Money is integer cents, published as DECIMAL(18, 2).
+//! rows) next to probe files, and a date's window of files is a few dozen, so recomputing a date
+//! from its files keeps the state to one list. Why a transaction id is unique within a window of
+//! days rather than over all history: a date is then computed from the files of its window
+//! only, so an update's cost follows the dates it touches, not the history, and a correction
+//! that moves a sale to another day (within the window) still counts once (docs/tables.md,
+//! sales). Money is integer cents, published as DECIMAL(18, 2).
 
 pub mod parse;
 
@@ -37,6 +40,8 @@ pub use parse::{SalesQuality, REASONS};
 pub const SHOP: &str = "shop_daily_sales";
 pub const MALL: &str = "mall_daily_sales";
 pub const TREND: &str = "mall_daily_trend";
+/// Copies of a `transaction_id` sold at most this many days apart count once.
+pub const ID_WINDOW_DAYS: i32 = 7;
 /// The tables this stage publishes (the trend also without a sales input).
 pub const TABLES: [&str; 3] = [SHOP, MALL, TREND];
 
@@ -76,8 +81,9 @@ pub fn committed(out: &Location) -> Result<Option<SalesFiles>> {
 
 /// `footfall check`'s sales measures over the local dates `[from, to]`: rows read and
 /// rejected by reason (files with sales on those dates), shops that sold on a date without a
-/// single qualifying visitor (a sign of a broken probe), and transaction ids sold on more than
-/// one date (each date counts them: docs/tables.md), from the files re-read.
+/// single qualifying visitor (a sign of a broken probe), and transaction ids whose copies were
+/// sold more than [`ID_WINDOW_DAYS`] apart (the window does not join them: docs/tables.md),
+/// from the files re-read.
 pub fn check_measures(
     r: &crate::config::ReadPlan,
     from: Option<NaiveDate>,
@@ -117,7 +123,8 @@ pub fn check_measures(
                     days_of.entry(id.to_string()).or_default().insert(day);
                 }
             }
-            days_of.values().filter(|d| d.len() > 1).count() as i64
+            days_of.values().filter(|d| d.last().zip(d.first()).is_some_and(|(l, f)| l - f > ID_WINDOW_DAYS)).count()
+                as i64
         }
         None => 0,
     };
@@ -133,7 +140,7 @@ pub fn check_measures(
     ];
     m.extend(REASONS.iter().zip(q.rejected).map(|(r, v)| (format!("sales_rejected_{r}"), v)));
     m.push(("shop_days_with_sales_without_visitors".to_string(), shops));
-    m.push(("sales_ids_on_several_dates".to_string(), several));
+    m.push((format!("sales_ids_more_than_{ID_WINDOW_DAYS}_days_apart"), several));
     Ok(m)
 }
 
@@ -196,6 +203,8 @@ pub fn stage(
         _ => SalesFiles::new(),
     };
     let mut touched: BTreeSet<i32> = published.iter().map(|d| date_to_days(*d)).collect();
+    // Days a new or changed file has (or had) rows on: the dates whose window holds them move.
+    let mut changed_days: BTreeSet<i32> = BTreeSet::new();
     let mut parsed: HashMap<String, DataFrame> = HashMap::new();
     if let Some(sales) = &plan.sales {
         let listed = discover(sales)?;
@@ -209,11 +218,11 @@ pub fn stage(
             match files.get(&e.rel) {
                 Some(old) => {
                     report.changed_files += 1;
-                    touched.extend(old.days.iter().copied());
+                    changed_days.extend(old.days.iter().copied());
                 }
                 None => report.new_files += 1,
             }
-            touched.extend(days.iter().copied());
+            changed_days.extend(days.iter().copied());
             report.rows_read += p.quality.rows_read;
             report.rows_rejected += p.quality.rows_read - p.quality.rows_accepted;
             let record = SalesRecord {
@@ -233,6 +242,7 @@ pub fn stage(
     }
     let sales_days: BTreeSet<i32> = files.values().flat_map(|r| r.days.iter().copied()).collect();
     let known: BTreeSet<i32> = probe_days.union(&sales_days).copied().collect();
+    touched.extend(changed_days.iter().flat_map(|d| d - ID_WINDOW_DAYS..=d + ID_WINDOW_DAYS));
     if fresh {
         touched = known.clone();
         report.quality_keys = files.iter().map(|(rel, r)| quality_key(rel, r).0).collect();
@@ -289,8 +299,9 @@ fn parse_file(plan: &Plan, sales: &Location, rel: &str, bytes: Bytes, dims: &Dim
     parse::parse(bytes, &sales.show(rel), rel.ends_with(".csv"), &mut ctx)
 }
 
-/// The transactions of one local day: every file with rows on it, one row per
-/// `transaction_id` — the file with the greatest path wins, within a file the later row.
+/// The transactions of one local day: of every row within [`ID_WINDOW_DAYS`] of it, one per
+/// `transaction_id` — the file with the greatest path wins, within a file the later row — and
+/// of those the day's.
 fn day_rows(
     plan: &Plan,
     sales: &Location,
@@ -299,8 +310,9 @@ fn day_rows(
     day: i32,
     dims: &Dims,
 ) -> Result<DataFrame> {
+    let window = |d: &i32| (d - day).abs() <= ID_WINDOW_DAYS;
     let mut parts = Vec::new();
-    for (rel, r) in files.iter().filter(|(_, r)| r.days.contains(&day)) {
+    for (rel, r) in files.iter().filter(|(_, r)| r.days.iter().any(window)) {
         if !parsed.contains_key(rel) {
             let bytes = sales.get(rel).with_context(|| format!("cannot read sales file {}", sales.show(rel)))?;
             let p = parse_file(plan, sales, rel, bytes, dims)?;
@@ -309,8 +321,8 @@ fn day_rows(
             }
             parsed.insert(rel.clone(), p.rows);
         }
-        let rows =
-            parsed[rel].clone().lazy().filter(col("day").eq(lit(day))).with_column(lit(rel.as_str()).alias("file"));
+        let near = col("day").gt_eq(lit(day - ID_WINDOW_DAYS)).and(col("day").lt_eq(lit(day + ID_WINDOW_DAYS)));
+        let rows = parsed[rel].clone().lazy().filter(near).with_column(lit(rel.as_str()).alias("file"));
         parts.push(rows);
     }
     let empty = df!(
@@ -324,6 +336,7 @@ fn day_rows(
     Ok(concat(parts, UnionArgs::default())?
         .sort(["file", "row"], SortMultipleOptions::default())
         .unique_stable(Some(cols(["transaction_id"])), UniqueKeepStrategy::Last)
+        .filter(col("day").eq(lit(day)))
         .collect()?)
 }
 

@@ -764,7 +764,7 @@ fn section_7(p: &S7) {
 fn plain_formulation_of_sales_agrees() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let args = ["generate", "--out", "mall", "--days", "4", "--visitors", "150", "--shops", "8"];
+    let args = ["generate", "--out", "mall", "--days", "4", "--visitors", "1500", "--shops", "8"];
     ok(d, &[&args[..], &["--timezone", "Europe/Berlin", "--start", "2026-03-27", "--seed", "11"]].concat());
     ok(d, &["run", "--config", "mall/footfall.toml"]);
     let tz: Tz = "Europe/Berlin".parse().unwrap();
@@ -772,8 +772,9 @@ fn plain_formulation_of_sales_agrees() {
     let mut files: Vec<std::path::PathBuf> = files_under(&d.join("mall/sales"));
     files.sort();
     assert!(files.len() >= 8, "{files:?}");
-    // (date, id) → (shop, cents), later files and rows overwriting earlier ones.
-    let mut won: BTreeMap<(NaiveDate, String), (String, i64)> = BTreeMap::new();
+    // id → (date, shop, cents), later files and rows overwriting earlier ones, whatever the date.
+    let mut won: BTreeMap<String, (NaiveDate, String, i64)> = BTreeMap::new();
+    let mut moved = 0;
     for f in &files {
         for r in read_csv(&d.join("mall/sales").join(f)) {
             let t: i64 = r[2].parse().unwrap();
@@ -784,11 +785,13 @@ fn plain_formulation_of_sales_agrees() {
             };
             let (whole, frac) = digits.split_once('.').unwrap();
             let cents = whole.parse::<i64>().unwrap() * 100 + frac.parse::<i64>().unwrap();
-            won.insert((date, r[0].clone()), (r[1].clone(), if neg { -cents } else { cents }));
+            let was = won.insert(r[0].clone(), (date, r[1].clone(), if neg { -cents } else { cents }));
+            moved += was.is_some_and(|w| w.0 != date) as usize;
         }
     }
     let mut shops: BTreeMap<(NaiveDate, String), (i64, i64)> = BTreeMap::new();
-    for ((date, _), (shop, cents)) in &won {
+    assert!(moved > 0, "the feed has corrections moving a sale to another day");
+    for (date, shop, cents) in won.values() {
         let e = shops.entry((*date, shop.clone())).or_default();
         e.0 += (*cents >= 0) as i64;
         e.1 += cents;
@@ -830,5 +833,5 @@ fn plain_formulation_of_sales_agrees() {
         let (tx, cents) = of_day.fold((0, 0), |(t, m), (_, (a, b))| (t + a, m + b));
         assert_eq!((c[1].parse::<i64>().unwrap(), c[2].to_string()), (tx, money(cents)), "{date}");
     }
-    assert!(won.values().any(|(_, c)| *c < 0), "the feed has refunds");
+    assert!(won.values().any(|(_, _, c)| *c < 0), "the feed has refunds");
 }

@@ -283,24 +283,41 @@ fn check_reports_sales_rejections_and_shops_selling_without_visitors() {
         ("sales_rejected_amount_invalid", "1"),
         ("sales_rejected_transaction_id_missing", "0"),
         ("shop_days_with_sales_without_visitors", "0"),
-        ("sales_ids_on_several_dates", "0"),
+        ("sales_ids_more_than_7_days_apart", "0"),
     ] {
         assert_eq!(m.get(k).map(String::as_str), Some(v), "{k}: {m:?}");
     }
+    assert!(table(d, "mall_daily_sales")[0].starts_with("2026-03-28,4,117.34,"));
     // S003 sells at 00:10 on the 30th (22:10 UTC on the 29th), when no probe heard a visitor
-    // there; T1 (sold on the 28th) comes again, sold on the 30th at S003: counted on both
-    // dates, and check says so.
+    // there; T1 (sold on the 28th, 19.90 at S001) comes again, sold on the 30th at S003: the
+    // later file wins, so T1 leaves the 28th (4 → 3 transactions, 117.34 − 19.90 = 97.44).
     std::fs::create_dir_all(d.join("sales/date=2026-03-30")).unwrap();
     let csv = "transaction_id,shop_code,sold_at,amount\nV1,S003,1774822200,9.99\nT1,S003,1774822300,19.90\n";
     std::fs::write(d.join("sales/date=2026-03-30/pos-1.csv"), csv).unwrap();
     ok(d, &["update", "--config", "footfall.toml", "--quiet"]);
     let row = table(d, "shop_daily_sales").into_iter().find(|l| l.starts_with("2026-03-30,S003,")).unwrap();
     assert!(row.starts_with("2026-03-30,S003,Shoes 1,2,29.89,0,,,14.945"), "{row}");
+    assert!(table(d, "mall_daily_sales")[0].starts_with("2026-03-28,3,97.44,"), "{:?}", table(d, "mall_daily_sales"));
     let m = measures(d);
     assert_eq!(
-        (m["shop_days_with_sales_without_visitors"].as_str(), m["sales_ids_on_several_dates"].as_str()),
-        ("1", "1")
+        (m["shop_days_with_sales_without_visitors"].as_str(), m["sales_ids_more_than_7_days_apart"].as_str()),
+        ("1", "0")
     );
+    // T2 (5.10 at S001 on the 28th) again on 8 April, 11 days later: beyond the window, it
+    // counts on both dates, and check says so.
+    std::fs::create_dir_all(d.join("sales/date=2026-04-08")).unwrap();
+    let csv = "transaction_id,shop_code,sold_at,amount\nT2,S001,1775642400,5.10\n";
+    std::fs::write(d.join("sales/date=2026-04-08/pos-1.csv"), csv).unwrap();
+    ok(d, &["update", "--config", "footfall.toml", "--quiet"]);
+    let mall = table(d, "mall_daily_sales");
+    assert!(
+        mall[0].starts_with("2026-03-28,3,97.44,") && mall.last().unwrap().starts_with("2026-04-08,1,5.10,"),
+        "{mall:?}"
+    );
+    assert_eq!(measures(d)["sales_ids_more_than_7_days_apart"], "1");
+    // The updates equal one run of the same files.
+    ok(d, &["run", "--config", "footfall.toml", "--out", "fresh", "--quiet"]);
+    assert!(sales_files(&d.join("fresh")) == sales_files(&d.join("out")), "update differs from a fresh run");
 }
 
 #[test]
