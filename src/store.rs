@@ -111,6 +111,21 @@ fn local_file(root: Option<&FsPath>, rel: &str) -> Option<std::path::PathBuf> {
     rel.split('/').all(plain).then(|| root.join(rel))
 }
 
+/// A local file's entry, with the e-tag object_store's local store gives it.
+#[cfg(unix)]
+fn local_entry(e: &std::fs::DirEntry, rel: String) -> Option<Entry> {
+    let meta = e.metadata().ok()?;
+    let modified = meta.modified().ok()?;
+    let micros = modified.duration_since(std::time::UNIX_EPOCH).ok()?.as_micros();
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    Some(Entry {
+        rel,
+        size: meta.len(),
+        e_tag: Some(format!("{inode:x}-{micros:x}-{:x}", meta.len())),
+        last_modified: chrono::DateTime::<chrono::Utc>::from(modified).timestamp_millis(),
+    })
+}
+
 /// One directory's files and its subdirectories', those of the root in parallel (a date
 /// directory each below the probes root: listing is most of what an update's planning grows by).
 #[cfg(unix)]
@@ -135,16 +150,7 @@ fn walk(
         if kind.is_dir() {
             dirs.push((e.path(), child));
         } else if kind.is_file() {
-            let meta = e.metadata().ok()?;
-            let modified = meta.modified().ok()?;
-            let micros = modified.duration_since(std::time::UNIX_EPOCH).ok()?.as_micros();
-            let inode = std::os::unix::fs::MetadataExt::ino(&meta);
-            out.push(Entry {
-                rel: child,
-                size: meta.len(),
-                e_tag: Some(format!("{inode:x}-{micros:x}-{:x}", meta.len())),
-                last_modified: chrono::DateTime::<chrono::Utc>::from(modified).timestamp_millis(),
-            });
+            out.push(local_entry(&e, child)?);
         } else {
             return None;
         }
@@ -429,6 +435,12 @@ impl Location {
 
     /// Names of the immediate sub-"directories" under `rel` (common prefixes).
     pub fn list_dirs(&self, rel: &str) -> Result<Vec<String>> {
+        Ok(self.list_level(rel)?.0)
+    }
+
+    /// One level under `rel`: the sub-"directories"' names (common prefixes) and the objects
+    /// directly there, both sorted.
+    pub fn list_level(&self, rel: &str) -> Result<(Vec<String>, Vec<Entry>)> {
         // A local directory is read once: object_store's local listing with a delimiter opens
         // and stats every subdirectory (a year of date directories below the probes root).
         let stored = self.mapped(rel);
@@ -436,16 +448,19 @@ impl Location {
             "" => self.local.clone(),
             rel => local_file(self.local.as_deref(), rel),
         };
+        #[cfg(unix)]
         if let Some(dir) = dir {
             LIST.fetch_add(1, Relaxed);
+            let prefix = rel.trim_matches('/');
             let names = match std::fs::read_dir(&dir) {
                 Ok(entries) => entries
                     .map(|e| {
                         let e = e?;
-                        Ok(e.file_type()?.is_dir().then(|| e.file_name().into_string().ok()).flatten())
+                        let (kind, name) = (e.file_type()?, e.file_name().into_string().ok());
+                        Ok((kind.is_dir(), kind.is_file(), name, e))
                     })
-                    .collect::<std::io::Result<Vec<Option<String>>>>(),
-                // As object_store: no subdirectories under a file or a missing name.
+                    .collect::<std::io::Result<Vec<_>>>(),
+                // As object_store: nothing under a file or a missing name.
                 Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
                     Ok(vec![])
                 }
@@ -453,19 +468,44 @@ impl Location {
             };
             let names = names.with_context(|| format!("cannot list {}", self.show(rel)))?;
             // Names object_store would percent-encode are left to it (see `plain`).
-            if names.iter().flatten().all(|n| plain(n)) {
-                let mut out: Vec<String> = names.into_iter().flatten().collect();
-                out.sort();
-                return Ok(out);
+            if names.iter().filter(|n| n.0 || n.1).all(|n| n.2.as_deref().is_some_and(plain)) {
+                let (mut dirs, mut files) = (Vec::new(), Vec::new());
+                for (is_dir, is_file, name, e) in names {
+                    let Some(name) = name.filter(|_| is_dir || is_file) else { continue };
+                    if is_dir {
+                        dirs.push(name);
+                    } else {
+                        let child = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+                        match local_entry(&e, child) {
+                            Some(entry) => files.push(entry),
+                            None => anyhow::bail!("cannot list {}: a file vanished while listed", self.show(rel)),
+                        }
+                    }
+                }
+                dirs.sort();
+                files.sort_by(|a, b| a.rel.cmp(&b.rel));
+                return Ok((dirs, files));
             }
         }
+        #[cfg(not(unix))]
+        let _ = dir;
         let prefix = self.path(rel);
         let r = block_on(self.store.list_with_delimiter(Some(&prefix)))
             .with_context(|| format!("cannot list {}", self.show(rel)))?;
         requests::list_pages(r.common_prefixes.len() + r.objects.len());
-        let mut out: Vec<String> = r.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
-        out.sort();
-        Ok(out)
+        let mut dirs: Vec<String> = r.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
+        dirs.sort();
+        let mut files: Vec<Entry> = r
+            .objects
+            .into_iter()
+            .filter_map(|m| {
+                let (at, name) = (rel.trim_matches('/'), m.location.filename()?);
+                let rel = if at.is_empty() { name.to_string() } else { format!("{at}/{name}") };
+                Some(Entry { rel, size: m.size, e_tag: m.e_tag, last_modified: m.last_modified.timestamp_millis() })
+            })
+            .collect();
+        files.sort_by(|a, b| a.rel.cmp(&b.rel));
+        Ok((dirs, files))
     }
 
     pub fn get(&self, rel: &str) -> Result<Bytes> {
@@ -631,10 +671,19 @@ mod tests {
             assert_eq!(listed(&loc, rel), listed(&object_store, rel), "{rel}");
         }
         assert_eq!(listed(&loc, "").len(), 5);
-        for rel in ["", "date=2026-03-01", "_state", "missing", "top.json"] {
+        let level = |l: &Location, rel: &str| {
+            let (dirs, files) = l.list_level(rel).unwrap();
+            (dirs, files.into_iter().map(|e| (e.rel, e.size, e.e_tag, e.last_modified)).collect::<Vec<_>>())
+        };
+        for rel in ["", "date=2026-03-01", "date=2026-03-01/hour=01", "_state", "missing", "top.json"] {
             assert_eq!(loc.list_dirs(rel).unwrap(), object_store.list_dirs(rel).unwrap(), "{rel}");
+            assert_eq!(level(&loc, rel), level(&object_store, rel), "{rel}");
         }
         assert_eq!(loc.list_dirs("").unwrap(), ["_state", "date=2026-03-01", "date=2026-03-02"]);
+        let (_, root_files) = level(&loc, "");
+        assert_eq!(root_files.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(), ["top.json"]);
+        let (_, hour_files) = level(&loc, "date=2026-03-01/hour=01");
+        assert_eq!(hour_files, listed(&loc, "date=2026-03-01/hour=01"));
         // A name object_store would encode: it lists.
         std::fs::write(dir.path().join("date=2026-03-01/with space.parquet"), b"x").unwrap();
         assert!(list_local(dir.path(), "").is_none());

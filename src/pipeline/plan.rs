@@ -48,28 +48,29 @@ pub fn discover(probes: &Location) -> Result<Vec<ProbeFile>> {
 /// Like [`discover`], but with `since` only `date=` partitions on or after it are listed, so
 /// an hourly update does not list years of history.
 pub fn discover_since(probes: &Location, since: Option<NaiveDate>) -> Result<Vec<ProbeFile>> {
-    let entries = match since {
-        None => probes.list()?,
-        Some(since) => {
-            let mut v = Vec::new();
-            for dir in probes.list_dirs("")? {
-                let keep = match dir.strip_prefix("date=").and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()) {
-                    Some(d) => d >= since,
-                    None => true,
-                };
-                if keep {
-                    v.extend(probes.list_under(&dir)?);
-                }
-            }
-            v.sort_by(|a, b| a.rel.cmp(&b.rel));
-            v
-        }
-    };
-    Ok(entries
+    Ok(list_since(probes, since)?
         .into_iter()
         .filter(|e| e.rel.ends_with(".parquet") && !e.rel.split('/').any(|s| s.starts_with('_') || s.starts_with('.')))
         .map(ProbeFile::new)
         .collect())
+}
+
+/// Every object of an input (probes or sales), or with `since` the late window: the `date=`
+/// partitions on or after it, every other directory and the files at the top, sorted.
+pub fn list_since(input: &Location, since: Option<NaiveDate>) -> Result<Vec<Entry>> {
+    let Some(since) = since else { return input.list() };
+    let (dirs, mut v) = input.list_level("")?;
+    for dir in dirs {
+        let keep = match dir.strip_prefix("date=").and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()) {
+            Some(d) => d >= since,
+            None => true,
+        };
+        if keep {
+            v.extend(input.list_under(&dir)?);
+        }
+    }
+    v.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(v)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

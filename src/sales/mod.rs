@@ -170,10 +170,16 @@ pub fn quality_key(rel: &str, r: &SalesRecord) -> (String, Option<u32>) {
     (crate::state::part_key(f.part_date, r.last_modified), f.part_hour)
 }
 
-/// The sales files under `sales` (`.parquet` and `.csv`; `_`/`.` names are skipped).
-pub fn discover(sales: &Location) -> Result<Vec<Entry>> {
-    Ok(sales
-        .list()?
+/// The `date=` key of a path's first directory.
+fn partition_date(rel: &str) -> Option<NaiveDate> {
+    let d = rel.split('/').next()?.strip_prefix("date=")?;
+    NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()
+}
+
+/// The sales files under `sales` (`.parquet` and `.csv`; `_`/`.` names are skipped), with
+/// `since` those of the late window ([`crate::pipeline::plan::list_since`]).
+pub fn discover(sales: &Location, since: Option<NaiveDate>) -> Result<Vec<Entry>> {
+    Ok(crate::pipeline::plan::list_since(sales, since)?
         .into_iter()
         .filter(|e| {
             (e.rel.ends_with(".parquet") || e.rel.ends_with(".csv"))
@@ -207,7 +213,16 @@ pub fn stage(
     let mut changed_days: BTreeSet<i32> = BTreeSet::new();
     let mut parsed: HashMap<String, DataFrame> = HashMap::new();
     if let Some(sales) = &plan.sales {
-        let listed = discover(sales)?;
+        // An update lists the late window as for the probes: from the newest partition (of
+        // either input) minus `lookback_days`.
+        let since = match (fresh, plan.lookback_days) {
+            (false, Some(n)) => {
+                let newest_sales = files.keys().filter_map(|rel| partition_date(rel)).max();
+                manifest.newest_partition().max(newest_sales).map(|d| d - chrono::Duration::days(n as i64))
+            }
+            _ => None,
+        };
+        let listed = discover(sales, since)?;
         let work: Vec<&Entry> = listed.iter().filter(|e| !files.get(&e.rel).is_some_and(|r| r.same(e))).collect();
         let read = crate::par::map(&work, |e| {
             let bytes = sales.get(&e.rel).with_context(|| format!("cannot read sales file {}", sales.show(&e.rel)))?;
@@ -238,7 +253,9 @@ pub fn stage(
         }
         report.files_read = work.len();
         let listed: BTreeSet<&str> = listed.iter().map(|e| e.rel.as_str()).collect();
-        report.missing_files = files.keys().filter(|k| !listed.contains(k.as_str())).cloned().collect();
+        let in_window = |rel: &str| since.is_none_or(|s| partition_date(rel).is_none_or(|d| d >= s));
+        report.missing_files =
+            files.keys().filter(|k| !listed.contains(k.as_str()) && in_window(k)).cloned().collect();
     }
     let sales_days: BTreeSet<i32> = files.values().flat_map(|r| r.days.iter().copied()).collect();
     let known: BTreeSet<i32> = probe_days.union(&sales_days).copied().collect();

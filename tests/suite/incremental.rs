@@ -593,3 +593,25 @@ fn an_update_after_a_gap_longer_than_the_loyalty_window_still_knows_earlier_visi
     let o = run(&m, &["diff", "out", "reference"]);
     assert_eq!(o.code, 0, "update after a gap differs from run\n{}", o.explain());
 }
+
+/// An update lists the late window's `date=` partitions, every other directory and the files
+/// at the top of each input: a probe file and a sales file put at the top are read once, and
+/// neither is later taken for gone.
+#[test]
+fn files_at_the_top_of_an_input_are_seen_by_updates() {
+    let dir = full_mall();
+    let d = dir.path();
+    let f = "date=2026-03-29/hour=17/probes-3.parquet";
+    std::fs::rename(d.join("probes").join(f), d.join("held.parquet")).unwrap();
+    ok(d, &["run", "--config", "footfall.toml", "--quiet"]);
+    std::fs::rename(d.join("held.parquet"), d.join("probes/top-17.parquet")).unwrap();
+    let sale = "transaction_id,shop_code,sold_at,amount\nW1,S001,1774785600,4.50\n";
+    std::fs::write(d.join("sales/top.csv"), sale).unwrap();
+    let o = ok(d, &["update", "--config", "footfall.toml"]);
+    assert!(o.stderr.contains("1 file(s) read (1 new, 0 changed"), "{}", o.explain());
+    assert!(o.stderr.contains("sales: 1 file(s) read (1 new, 0 changed)"), "{}", o.explain());
+    let o = ok(d, &["update", "--config", "footfall.toml"]);
+    assert!(!o.stderr.contains("no longer exist"), "{}", o.explain());
+    assert!(o.stderr.contains("0 file(s) read (0 new, 0 changed"), "{}", o.explain());
+    assert_same_as_run(d, "files at the top");
+}
