@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
-"""DuckDB baseline for scripts/bench: the seed tables (docs/tables.md) translated to SQL, including the parsing and
-rejection rules, over the same Parquet files, results written to Parquet.
+"""DuckDB baseline for scripts/bench: the seed tables (docs/tables.md) in SQL, including the parsing and
+rejection rules, over the same Parquet files, results written to Parquet. The fastest formulation
+found so far: each input value parsed once (a table, not a subquery DuckDB would evaluate again
+under the filter) and the canonical MAC spelling kept without rebuilding it; checked equal to
+footfall's tables by scripts/peer_check.py.
 
     duckdb_baseline.py PROBES_DIR DIMS_DIR OUT_DIR TIMEZONE [--scan-only]
 
@@ -26,26 +29,31 @@ if scan_only:
 
 HEX = "[0-9a-f]{2}"
 MAC_RE = f"({HEX}:){{5}}{HEX}|({HEX}-){{5}}{HEX}|[0-9a-f]{{12}}"
+# A MAC in one of the accepted spellings → aa:bb:cc:dd:ee:ff, else NULL; the canonical spelling
+# (most rows) is kept as is.
+con.execute("CREATE MACRO hexonly(x) AS replace(replace(x, ':', ''), '-', '')")
+con.execute(f"""CREATE MACRO nmac(m) AS (
+  CASE WHEN regexp_full_match(lower(trim(m)), '{MAC_RE}') THEN
+    CASE WHEN length(m) = 17 AND lower(m) = m AND strpos(m, '-') = 0 THEN m
+         ELSE concat_ws(':', {", ".join(f"substr(hexonly(lower(trim(m))), {i}, 2)" for i in range(1, 12, 2))}) END END)""")
 def norm(c):
-    h = f"replace(replace(lower(trim({c})), ':', ''), '-', '')"
-    return ("CASE WHEN regexp_full_match(lower(trim(" + c + ")), '" + MAC_RE + "') THEN concat_ws(':', "
-            + ", ".join(f"substr({h}, {i}, 2)" for i in range(1, 12, 2)) + ") END")
+    return f"nmac({c})"
 
+# Parsed once into a table: DuckDB would otherwise evaluate the parsing expressions again in the
+# filter pushed below the projection (measured: 2 x the time).
 con.execute(f"""
-CREATE TEMP TABLE raw AS
-SELECT CAST(occur_time AS VARCHAR) AS o, CAST(user_device_mac AS VARCHAR) AS m, CAST(ap_mac AS VARCHAR) AS a,
-       CAST(shop_code AS VARCHAR) AS s, CAST(rssi AS VARCHAR) AS r
-FROM {src}""")
+CREATE TEMP TABLE parsed AS
+SELECT CASE WHEN regexp_full_match(trim(o), '-?[0-9]+') THEN TRY_CAST(trim(o) AS BIGINT)
+            WHEN regexp_full_match(trim(o), '-?[0-9]+\\.[0-9]+') THEN CAST(floor(CAST(trim(o) AS DOUBLE)) AS BIGINT)
+            ELSE CAST(floor(epoch(TRY_CAST(o AS TIMESTAMP))) AS BIGINT) END AS t,
+       {norm('m')} AS mac, {norm('a')} AS ap, NULLIF(s, '') AS shop, TRY_CAST(trim(r) AS INTEGER) AS rssi
+FROM (SELECT CAST(occur_time AS VARCHAR) AS o, CAST(user_device_mac AS VARCHAR) AS m, CAST(ap_mac AS VARCHAR) AS a,
+             CAST(shop_code AS VARCHAR) AS s, CAST(rssi AS VARCHAR) AS r FROM {src})""")
 con.execute(f"""
 CREATE TEMP TABLE ev AS
-WITH p AS (
-  SELECT CASE WHEN regexp_full_match(trim(o), '-?[0-9]+') THEN TRY_CAST(trim(o) AS BIGINT)
-              WHEN regexp_full_match(trim(o), '-?[0-9]+\\.[0-9]+') THEN CAST(floor(CAST(trim(o) AS DOUBLE)) AS BIGINT)
-              ELSE CAST(floor(epoch(TRY_CAST(o AS TIMESTAMP))) AS BIGINT) END AS t,
-         {norm('m')} AS mac, {norm('a')} AS ap, NULLIF(s, '') AS shop, TRY_CAST(trim(r) AS INTEGER) AS rssi
-  FROM raw)
 SELECT t, mac, ap, shop, rssi, timezone('{tz}', to_timestamp(t)) AS lt
-FROM p WHERE t IS NOT NULL AND mac IS NOT NULL AND ap IS NOT NULL AND shop IS NOT NULL AND rssi BETWEEN -120 AND 0""")
+FROM parsed WHERE t IS NOT NULL AND mac IS NOT NULL AND ap IS NOT NULL AND shop IS NOT NULL AND rssi BETWEEN -120 AND 0""")
+con.execute("DROP TABLE parsed")
 con.execute("""
 CREATE TEMP TABLE pos AS
 SELECT CAST(lt AS DATE) AS date, t AS second, mac, ap, shop, min(rssi) AS rssi_min, max(rssi) AS rssi_max,
