@@ -112,7 +112,8 @@ pub fn snapshot_rel(table: &str) -> String {
 
 /// Publishes one partition of a query's result in internal types (an empty frame publishes
 /// an empty partition): sorted by the key and converted by the schema (see
-/// [`TableSchema::conform_with`]); `date` is dropped, the path holds it.
+/// [`TableSchema::conform_with`]); `date` is dropped, the path holds it. Returns the bytes
+/// written.
 pub fn publish_partition(
     out: &Location,
     schema: &TableSchema,
@@ -120,7 +121,7 @@ pub fn publish_partition(
     df: DataFrame,
     tz: &str,
     names: Option<&Pseudonyms>,
-) -> Result<()> {
+) -> Result<usize> {
     let rel = partition_rel(&schema.name, date);
     let df = schema.in_key_order(df)?;
     let convert = |part: DataFrame| -> Result<DataFrame> {
@@ -128,7 +129,9 @@ pub fn publish_partition(
         Ok(if part.column(PARTITION).is_ok() { part.drop(PARTITION)? } else { part })
     };
     let bytes = encode_in_slices(&df, convert).with_context(|| format!("cannot encode {}", out.show(&rel)))?;
-    out.put(&rel, bytes)
+    let size = bytes.len();
+    out.put(&rel, bytes)?;
+    Ok(size)
 }
 
 /// Publishes a snapshot table.

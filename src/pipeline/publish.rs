@@ -181,8 +181,14 @@ fn publish_day(
     // Written two at a time, largest first (customer_positions on one worker, the rest on
     // the other); each is its own single PUT.
     tables.sort_by_key(|(_, df)| std::cmp::Reverse(df.height()));
+    let trace = std::env::var("FOOTFALL_TRACE").is_ok_and(|v| v == "1");
     crate::par::map_owned(tables, |(schema, df)| {
-        tables::publish_partition(shared.out, schema, date, df, &shared.settings.tz_name, shared.names)?;
+        let (t1, rows) = (std::time::Instant::now(), df.height());
+        let size = tables::publish_partition(shared.out, schema, date, df, &shared.settings.tz_name, shared.names)?;
+        if trace {
+            let secs = t1.elapsed().as_secs_f64();
+            eprintln!("trace:     write {} {secs:.2}s, {rows} rows, {size} bytes", schema.name);
+        }
         shared.first_partition.call_once(|| fault::point("after-first-partition"));
         Ok(())
     })?;
@@ -242,7 +248,7 @@ pub fn publish_quality(
             return out.delete(&tables::partition_rel(quality::NAME, date));
         }
         let df = quality::data_quality(date, files, sales)?;
-        tables::publish_partition(out, schema, date, df, &settings.tz_name, names)
+        tables::publish_partition(out, schema, date, df, &settings.tz_name, names).map(drop)
     })?;
     Ok(())
 }

@@ -254,8 +254,7 @@ pub fn stage(
         report.files_read = work.len();
         let listed: BTreeSet<&str> = listed.iter().map(|e| e.rel.as_str()).collect();
         let in_window = |rel: &str| since.is_none_or(|s| partition_date(rel).is_none_or(|d| d >= s));
-        report.missing_files =
-            files.keys().filter(|k| !listed.contains(k.as_str()) && in_window(k)).cloned().collect();
+        report.missing_files = files.keys().filter(|k| !listed.contains(k.as_str()) && in_window(k)).cloned().collect();
     }
     let sales_days: BTreeSet<i32> = files.values().flat_map(|r| r.days.iter().copied()).collect();
     let known: BTreeSet<i32> = probe_days.union(&sales_days).copied().collect();
