@@ -26,13 +26,6 @@ const CHARTS: [&str; 13] = [
     "conversion",
 ];
 
-fn chromium() -> PathBuf {
-    let p =
-        std::env::var("FOOTFALL_CHROMIUM").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("/usr/bin/chromium"));
-    assert!(p.exists(), "{} is missing (apt-get install chromium, or set FOOTFALL_CHROMIUM)", p.display());
-    p
-}
-
 /// The golden mall run, and its report written to `r.html`.
 fn golden_report() -> tempfile::TempDir {
     let dir = golden_mall();
@@ -47,17 +40,8 @@ fn golden_report() -> tempfile::TempDir {
 fn browse(bin: &Path, work: &Path, page: &Path, extra: &[&str]) -> std::process::Output {
     let profile = tempfile::tempdir_in(work).unwrap();
     std::process::Command::new(bin)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--proxy-server=127.0.0.1:9",
-            "--virtual-time-budget=5000",
-        ])
+        .args(CHROMIUM_ARGS)
+        .arg("--virtual-time-budget=5000")
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(extra)
         .arg(format!("file://{}", page.display()))
@@ -105,7 +89,7 @@ fn report_is_self_contained_and_deterministic() {
 fn report_renders_every_chart_with_the_tables_values() {
     let dir = golden_report();
     let d = dir.path();
-    let bin = chromium();
+    let bin = PathBuf::from(chromium());
     let page = d.join("r.html");
     let dump = browse(&bin, d, &page, &["--dump-dom"]);
     assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
@@ -254,7 +238,7 @@ fn report_stays_readable_with_200_shops_and_cjk_names() {
     ok(d, &["report", "--config", "m/footfall.toml", "--out", "r.html"]);
     let html = std::fs::read_to_string(d.join("r.html")).unwrap();
     assert!(html.contains("购物中心商店"), "CJK names are kept as text");
-    let bin = chromium();
+    let bin = PathBuf::from(chromium());
     let dump = browse(&bin, d, &d.join("r.html"), &["--dump-dom"]);
     let dom = String::from_utf8_lossy(&dump.stdout);
     // Top shops: the strongest by name plus one "others" bar, not 200 bars.

@@ -207,21 +207,6 @@ fn off_loopback_needs_a_token_and_a_token_is_checked() {
     assert_eq!(raw(&s.addr, &format!("GET /api/live HTTP/1.1\r\nCookie: {pair}")).0, 200);
 }
 
-const CHROMIUM_ARGS: [&str; 8] = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--proxy-server=127.0.0.1:9",
-];
-
-fn chromium() -> String {
-    std::env::var("FOOTFALL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
-}
-
 /// The page's DOM after 8 s of (virtual) time in headless Chromium.
 fn dump_dom(addr: &str, scratch: &Path) -> String {
     let profile = tempfile::tempdir_in(scratch).unwrap();

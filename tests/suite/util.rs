@@ -184,3 +184,23 @@ pub fn race_for_lock(cwd: &Path, args: &[&str], n: usize) -> (usize, Vec<Out>) {
         .collect();
     (holders, outs)
 }
+
+/// Headless Chromium's flags in every browser test: no GPU, no background traffic, and every
+/// network request sent to a closed port (nothing reaches the internet).
+pub const CHROMIUM_ARGS: [&str; 8] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--proxy-server=127.0.0.1:9",
+];
+
+/// The Chromium the browser tests run (`FOOTFALL_CHROMIUM`, set by .ci/run).
+pub fn chromium() -> String {
+    let p = std::env::var("FOOTFALL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(Path::new(&p).exists(), "{p} is missing (apt-get install chromium, or set FOOTFALL_CHROMIUM)");
+    p
+}
