@@ -12,6 +12,11 @@ use crate::config::Plan;
 use crate::state::{new_generation, Manifest};
 use crate::store::{Entry, Location};
 
+/// The date of a `date=YYYY-MM-DD` path segment.
+pub fn date_key(seg: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(seg.strip_prefix("date=")?, "%Y-%m-%d").ok()
+}
+
 /// A probe file and its partition keys.
 #[derive(Debug, Clone)]
 pub struct ProbeFile {
@@ -24,8 +29,8 @@ impl ProbeFile {
     pub fn new(entry: Entry) -> Self {
         let (mut part_date, mut part_hour) = (None, None);
         for seg in entry.rel.split('/') {
-            if let Some(d) = seg.strip_prefix("date=") {
-                part_date = NaiveDate::parse_from_str(d, "%Y-%m-%d").ok();
+            if seg.starts_with("date=") {
+                part_date = date_key(seg);
             } else if let Some(h) = seg.strip_prefix("hour=") {
                 part_hour = h.parse::<u32>().ok().filter(|h| *h < 24);
             }
@@ -61,11 +66,7 @@ pub fn list_since(input: &Location, since: Option<NaiveDate>) -> Result<Vec<Entr
     let Some(since) = since else { return input.list() };
     let (dirs, mut v) = input.list_level("")?;
     for dir in dirs {
-        let keep = match dir.strip_prefix("date=").and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()) {
-            Some(d) => d >= since,
-            None => true,
-        };
-        if keep {
+        if date_key(&dir).is_none_or(|d| d >= since) {
             v.extend(input.list_under(&dir)?);
         }
     }

@@ -170,10 +170,9 @@ pub fn quality_key(rel: &str, r: &SalesRecord) -> (String, Option<u32>) {
     (crate::state::part_key(f.part_date, r.last_modified), f.part_hour)
 }
 
-/// The `date=` key of a path's first directory.
+/// The `date=` key of a path's first directory (what the late window lists by).
 fn partition_date(rel: &str) -> Option<NaiveDate> {
-    let d = rel.split('/').next()?.strip_prefix("date=")?;
-    NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()
+    crate::pipeline::plan::date_key(rel.split('/').next()?)
 }
 
 /// The sales files under `sales` (`.parquet` and `.csv`; `_`/`.` names are skipped), with
