@@ -24,10 +24,15 @@ use crate::timeutil::days_to_date;
 
 /// Walks the days from the earliest changed one (`since`) in order, deciding each day's
 /// statuses before the next's. A changed day's rollup is built, its visits and device
-/// summary (kept in the state) derived, and its tables published right then, so each rollup
-/// is built once and memory holds one day; an unchanged day is only decided again (from its
-/// kept summary). A changed day without data any more loses its summary and its partitions.
-/// The last day, when it changed, is decided but left to publish ([`Walked::last`]).
+/// summary (kept in the state) derived, and its tables published, so each rollup is built
+/// once; an unchanged day is only decided again (from its kept summary). A changed day
+/// without data any more loses its summary and its partitions. The last day, when it
+/// changed, is decided but left to publish ([`Walked::last`]).
+///
+/// A day's tables are computed and written while the next day is read and decided: reading
+/// a day (segments, sort, visits) keeps about one core busy, writing its tables about two,
+/// so one after the other left a core idle for a third of each day. Memory holds at most
+/// two days: the one being written and the one being read.
 pub fn walk_days(
     shared: &Shared,
     all_days: &BTreeSet<i32>,
@@ -39,31 +44,42 @@ pub fn walk_days(
     let Some(&since) = changed.first() else { return Ok(walked) };
     let days: BTreeSet<i32> = all_days.range(since..).chain(changed).copied().collect();
     let bar = shared.progress.bar(days.len() as u64, "days");
+    let mut writing: Option<Pending> = None;
     for &day in &days {
         if !by_day.contains_key(&day) {
             state.delete_summary(day)?;
             retract(out, days_to_date(day))?;
         } else if changed.contains(&day) {
-            let t0 = std::time::Instant::now();
-            let kept =
-                Kept { version: shared.kept.get(&day).copied(), added: shared.added.get(&day).map(Vec::as_slice) };
-            let pos = load_day(state, by_day, day, kept)?;
-            keep_rollup(shared, day, &pos)?;
-            let visits = day_visits(&pos, shared.settings)?;
-            let mut summary = day_device_summary(&visits.mall, day, shared.settings)?;
-            state.put_summary(day, &mut summary)?;
-            let status = cls.decide(day, summary)?;
-            super::trace(&format!("  {} rollup, visits, statuses", days_to_date(day)), t0);
-            let pending = Pending { day, first: cls.first_dates(&status)?, pos, visits, status };
-            if days.last() == Some(&day) {
-                walked.last = Some(pending);
-            } else {
-                walked.published.push(pending.publish(shared)?);
-            }
+            let read = || -> Result<Pending> {
+                let t0 = std::time::Instant::now();
+                let kept =
+                    Kept { version: shared.kept.get(&day).copied(), added: shared.added.get(&day).map(Vec::as_slice) };
+                let pos = load_day(state, by_day, day, kept)?;
+                super::trace(&format!("  {} rollup", days_to_date(day)), t0);
+                keep_rollup(shared, day, &pos)?;
+                let visits = day_visits(&pos, shared.settings)?;
+                super::trace(&format!("  {} visits", days_to_date(day)), t0);
+                let mut summary = day_device_summary(&visits.mall, day, shared.settings)?;
+                state.put_summary(day, &mut summary)?;
+                let status = cls.decide(day, summary)?;
+                super::trace(&format!("  {} rollup, visits, statuses", days_to_date(day)), t0);
+                Ok(Pending { day, first: cls.first_dates(&status)?, pos, visits, status })
+            };
+            let previous = writing.take();
+            let (done, next) = crate::par::join(|| previous.map(|p| p.publish(shared)).transpose(), read)?;
+            walked.published.extend(done);
+            writing = Some(next);
         } else {
             cls.decide(day, state.get_summary(day)?)?;
         }
         bar.inc(1);
+    }
+    if let Some(p) = writing {
+        if days.last() == Some(&p.day) {
+            walked.last = Some(p);
+        } else {
+            walked.published.push(p.publish(shared)?);
+        }
     }
     bar.finish_and_clear();
     Ok(walked)
