@@ -28,28 +28,32 @@ pub fn parse_tz(name: &str) -> Result<Tz> {
     name.parse::<Tz>().map_err(|_| crate::error::usage(format!("mall.timezone: unknown IANA time zone '{name}'")))
 }
 
-/// Local-time lookups with a one-minute offset cache.
+/// Local-time lookups with a cache of UTC offsets by minute: the last [`SLOTS`] minutes seen,
+/// direct-mapped, so a file's rows in any time order (an hour is 60 minutes) look the zone up
+/// once per minute, not once per row.
 #[derive(Clone)]
 pub struct LocalClock {
     tz: Tz,
-    cached_minute: i64,
-    cached_offset: i64,
+    /// (minute, offset) per slot `minute % SLOTS`.
+    cache: Box<[(i64, i64); SLOTS]>,
 }
+
+const SLOTS: usize = 128;
 
 impl LocalClock {
     pub fn new(tz: Tz) -> Self {
-        LocalClock { tz, cached_minute: i64::MIN, cached_offset: 0 }
+        LocalClock { tz, cache: Box::new([(i64::MIN, 0); SLOTS]) }
     }
 
     /// UTC offset in seconds at instant `t` (epoch seconds).
     pub fn offset(&mut self, t: i64) -> i64 {
         let minute = t.div_euclid(60);
-        if minute != self.cached_minute {
+        let slot = &mut self.cache[minute.rem_euclid(SLOTS as i64) as usize];
+        if slot.0 != minute {
             let utc = chrono::DateTime::from_timestamp(minute * 60, 0).unwrap_or_default().naive_utc();
-            self.cached_offset = self.tz.offset_from_utc_datetime(&utc).fix().local_minus_utc() as i64;
-            self.cached_minute = minute;
+            *slot = (minute, self.tz.offset_from_utc_datetime(&utc).fix().local_minus_utc() as i64);
         }
-        self.cached_offset
+        slot.1
     }
 
     /// Local date of `t`, as days since the epoch.
@@ -117,6 +121,24 @@ mod tests {
 
     fn ts(s: &str) -> i64 {
         chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp()
+    }
+
+    /// The cached offsets equal the zone's own, in a scrambled order of instants across New
+    /// York's spring-forward and fall-back hours (minutes that share a slot evict each other).
+    #[test]
+    fn cached_offsets_equal_the_zone_across_dst() {
+        let tz: Tz = "America/New_York".parse().unwrap();
+        let mut clock = LocalClock::new(tz);
+        for start in [ts("2026-03-08T05:00:00Z"), ts("2026-11-01T04:00:00Z")] {
+            // 4 hours of seconds, visited with a stride coprime to their count.
+            let n = 4 * 3600i64;
+            for k in 0..n {
+                let t = start + (k * 7919) % n;
+                let utc = chrono::DateTime::from_timestamp(t, 0).unwrap().naive_utc();
+                let want = tz.offset_from_utc_datetime(&utc).fix().local_minus_utc() as i64;
+                assert_eq!(clock.offset(t), want, "t = {t}");
+            }
+        }
     }
 
     #[test]
