@@ -226,36 +226,50 @@ pub fn parse_frame(
     let mut o_hour = Vec::with_capacity(n);
     let mut o_mac = Vec::with_capacity(n);
     let mut o_ap = Vec::with_capacity(n);
-    let mut o_shop: Vec<&str> = Vec::with_capacity(n);
+    let mut o_shop: Vec<IdxSize> = Vec::with_capacity(n);
     let mut o_rssi = Vec::with_capacity(n);
-    let mut devices = HashSet::new();
+    // Shops as ids into this file's distinct codes: one known-shop lookup per code, not per row.
+    let mut shop_ids: PlHashMap<&str, (IdxSize, bool)> = PlHashMap::new();
+    let mut shop_names: Vec<&str> = Vec::new();
+    let mut devices: PlHashSet<u64> = PlHashSet::new();
     let part = file.partition_start();
     let mut late = 0i64;
     let mut unknown_aps = 0i64;
-    let mut ids: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+    let mut ids: PlHashMap<u64, u64> = PlHashMap::new();
     let mut names = Vec::new();
 
+    let (t_min, t_max) = ctx.valid_times;
     let mut mac_it = macs.iter();
     let mut ap_it = aps.iter();
     let mut shop_it = shops.iter();
-    for i in 0..n {
+    let mut t_int_it = t_int.as_ref().map(|ca| ca.iter());
+    let mut t_txt_it = t_txt.as_ref().map(|ca| ca.iter());
+    let mut r_int_it = r_int.as_ref().map(|ca| ca.iter());
+    let mut r_txt_it = r_txt.as_ref().map(|ca| ca.iter());
+    for _ in 0..n {
         let mac_v = mac_it.next().flatten();
         let ap_v = ap_it.next().flatten();
         let shop_v = shop_it.next().flatten();
-        // occur_time
-        let (t_min, t_max) = ctx.valid_times;
-        let t: Result<i64, usize> = match (&t_int, &t_txt) {
-            (Some(ca), _) => match ca.get(i) {
+        let t_v = match (&mut t_int_it, &mut t_txt_it) {
+            (Some(it), _) => match it.next().flatten() {
                 None => Err(reason::TIME_MISSING),
                 Some(v) => Ok(v.div_euclid(per_second)),
             },
-            (_, Some(ca)) => match ca.get(i).map(str::trim) {
+            (_, Some(it)) => match it.next().flatten().map(str::trim) {
                 None | Some("") => Err(reason::TIME_MISSING),
                 Some(s) => parse_epoch_text(s).ok_or(reason::TIME_INVALID),
             },
-            _ => unreachable!(),
-        }
-        .and_then(|t| if (t_min..=t_max).contains(&t) { Ok(t) } else { Err(reason::TIME_OUT_OF_RANGE) });
+            _ => unreachable!("one of the two forms is read"),
+        };
+        let r_v = match (&mut r_int_it, &mut r_txt_it) {
+            (Some(it), _) => it.next().flatten().ok_or(reason::RSSI_MISSING),
+            (_, Some(it)) => match it.next().flatten().map(str::trim) {
+                None | Some("") => Err(reason::RSSI_MISSING),
+                Some(s) => s.parse::<i64>().map_err(|_| reason::RSSI_INVALID),
+            },
+            _ => unreachable!("one of the two forms is read"),
+        };
+        let t = t_v.and_then(|t| if (t_min..=t_max).contains(&t) { Ok(t) } else { Err(reason::TIME_OUT_OF_RANGE) });
         let reason = (|| -> Result<(i64, u64, u64, &str, i32), usize> {
             let t = t?;
             let mac = match mac_v {
@@ -270,14 +284,7 @@ pub fn parse_frame(
                 None | Some("") => return Err(reason::SHOP_MISSING),
                 Some(s) => s,
             };
-            let rssi = match (&r_int, &r_txt) {
-                (Some(ca), _) => ca.get(i).ok_or(reason::RSSI_MISSING)?,
-                (_, Some(ca)) => match ca.get(i).map(str::trim) {
-                    None | Some("") => return Err(reason::RSSI_MISSING),
-                    Some(s) => s.parse::<i64>().map_err(|_| reason::RSSI_INVALID)?,
-                },
-                _ => unreachable!(),
-            };
+            let rssi = r_v?;
             if !(-120..=0).contains(&rssi) {
                 return Err(reason::RSSI_OUT_OF_RANGE);
             }
@@ -288,7 +295,11 @@ pub fn parse_frame(
             Ok((t, mac, ap, shop, rssi)) => {
                 q.rows_accepted += 1;
                 devices.insert(mac);
-                if !ctx.known_shops.contains(shop) {
+                let (shop_id, known) = *shop_ids.entry(shop).or_insert_with(|| {
+                    shop_names.push(shop);
+                    ((shop_names.len() - 1) as IdxSize, ctx.known_shops.contains(shop))
+                });
+                if !known {
                     q.unknown_shop_rows += 1;
                 }
                 if ctx.known_aps.is_some_and(|k| !k.contains(&ap)) {
@@ -318,7 +329,7 @@ pub fn parse_frame(
                     }),
                 });
                 o_ap.push(ap);
-                o_shop.push(shop);
+                o_shop.push(shop_id);
                 o_rssi.push(rssi);
             }
         }
@@ -327,6 +338,8 @@ pub fn parse_frame(
     q.late_rows = part.map(|_| late);
     q.unknown_ap_rows = ctx.known_aps.map(|_| unknown_aps);
     let h = o_t.len();
+    let shop_col =
+        StringChunked::from_iter_values("shop_code".into(), shop_names.into_iter()).take(o_shop.as_slice())?;
     let events = DataFrame::new(
         h,
         vec![
@@ -335,7 +348,7 @@ pub fn parse_frame(
             Column::new("hour".into(), o_hour),
             Column::new(MAC.into(), o_mac),
             Column::new("ap_mac".into(), o_ap),
-            Column::new("shop_code".into(), o_shop),
+            shop_col.into_column(),
             Column::new("rssi".into(), o_rssi),
         ],
     )?;

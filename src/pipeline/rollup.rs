@@ -81,10 +81,11 @@ impl Gathered {
         self.hour.extend(df.column("hour")?.i64()?.into_no_null_iter());
         self.lo.extend(df.column("rssi_min")?.i32()?.into_no_null_iter());
         self.hi.extend(df.column("rssi_max")?.i32()?.into_no_null_iter());
-        let rest = ap.into_no_null_iter().zip(shop.iter().map(Option::unwrap_or_default));
+        let shop_ids = self.shops.ids_of(shop);
+        let rest = ap.into_no_null_iter().zip(shop_ids);
         for ((t, m), (a, s)) in second.into_no_null_iter().zip(mac.into_no_null_iter()).zip(rest) {
             let row = self.keys.len() as u32;
-            self.keys.push((t, m, a, self.shops.id(s), row));
+            self.keys.push((t, m, a, s, row));
         }
         Ok(())
     }
@@ -136,8 +137,11 @@ impl Gathered {
 
 /// Distinct strings of one column, numbered in order of first appearance.
 #[derive(Default)]
-struct Dict {
+pub(super) struct Dict {
     ids: PlHashMap<String, u32>,
+    /// Strings of up to 12 bytes by their Arrow view, which holds them whole: a row's lookup
+    /// hashes one `u128` instead of hashing and comparing its bytes (shop codes are short).
+    inline: PlHashMap<u128, u32>,
     names: Vec<String>,
 }
 
@@ -150,6 +154,38 @@ impl Dict {
         let id = (self.names.len() - 1) as u32;
         self.ids.insert(s.to_owned(), id);
         id
+    }
+
+    /// The id of every row of a column; callers reject columns with nulls first.
+    pub(super) fn ids_of(&mut self, ca: &StringChunked) -> Vec<u32> {
+        let mut out = Vec::with_capacity(ca.len());
+        for arr in ca.downcast_iter() {
+            for (i, v) in arr.views().iter().enumerate() {
+                let len = v.length as usize;
+                if len > 12 {
+                    out.push(self.id(arr.value(i)));
+                    continue;
+                }
+                // Length and inline bytes; bytes past the length are masked off.
+                let mask = if len == 12 { u128::MAX } else { (1u128 << (32 + 8 * len)) - 1 };
+                let key = v.as_u128() & mask;
+                let id = match self.inline.get(&key) {
+                    Some(&id) => id,
+                    None => {
+                        let id = self.id(arr.value(i));
+                        self.inline.insert(key, id);
+                        id
+                    }
+                };
+                out.push(id);
+            }
+        }
+        out
+    }
+
+    /// The strings, by id.
+    pub(super) fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// (rank of each id in string order, the strings in that order).
@@ -328,4 +364,49 @@ pub fn record_files(
     manifest.insert(records);
     added.retain(|d, _| !retouched.contains(d));
     Ok(Recorded { changed, added, names })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ids by view (up to 12 bytes) and by string (longer) number the distinct strings in order
+    /// of first appearance, as a plain map of the strings does.
+    #[test]
+    fn dictionary_ids_match_a_plain_map() {
+        let words = [
+            "S1",
+            "",
+            "S10",
+            "S1",
+            "shop-twelve!",
+            "shop-twelve?",
+            "shop-thirteen",
+            "shop-thirteen",
+            "S10",
+            "",
+            "shop-twelve!",
+            "a",
+            "shop-thirteeN",
+            "S1\0",
+        ];
+        // Two chunks: ids carry across chunks.
+        let mut ca = StringChunked::from_iter_values("s".into(), words[..7].iter().copied());
+        ca.append(&StringChunked::from_iter_values("s".into(), words[7..].iter().copied())).unwrap();
+        assert_eq!(ca.chunks().len(), 2);
+        let mut dict = Dict::default();
+        let ids = dict.ids_of(&ca);
+        let mut plain: std::collections::HashMap<&str, u32> = Default::default();
+        let expected: Vec<u32> = words
+            .iter()
+            .map(|w| {
+                let n = plain.len() as u32;
+                *plain.entry(w).or_insert(n)
+            })
+            .collect();
+        assert_eq!(ids, expected);
+        let mut by_id: Vec<(&str, u32)> = plain.into_iter().collect();
+        by_id.sort_by_key(|(_, id)| *id);
+        assert_eq!(dict.names(), by_id.iter().map(|(w, _)| w.to_string()).collect::<Vec<_>>());
+    }
 }

@@ -60,12 +60,10 @@ fn day_visits_in(pos: &DataFrame, s: &Settings, parts: usize) -> Result<DayVisit
         bail!("a day's rollup is not in time order");
     }
     // Shops as small integers: the open-visit maps hash and compare integers, not strings.
-    let codes: Vec<&str> = {
-        let mut seen = PlHashSet::new();
-        shop.iter().map(Option::unwrap_or_default).filter(|c| seen.insert(*c)).collect()
-    };
-    let id_of: PlHashMap<&str, u32> = codes.iter().enumerate().map(|(i, c)| (*c, i as u32)).collect();
-    let cols = Cols { second, mac, shop, rssi, id_of: &id_of };
+    let mut dict = super::rollup::Dict::default();
+    let shop_id = dict.ids_of(shop);
+    let codes: Vec<&str> = dict.names().iter().map(String::as_str).collect();
+    let cols = Cols { second, mac, shop_id: &shop_id, rssi };
     let passes: Vec<usize> = (0..parts).collect();
     let done = crate::par::map(&passes, |p| Ok(cols.pass(*p, parts, s)))?;
     merge(done, &codes)
@@ -75,9 +73,9 @@ fn day_visits_in(pos: &DataFrame, s: &Settings, parts: usize) -> Result<DayVisit
 struct Cols<'a> {
     second: &'a Int64Chunked,
     mac: &'a UInt64Chunked,
-    shop: &'a StringChunked,
+    /// Per row, the shop's index into the day's distinct codes.
+    shop_id: &'a [u32],
     rssi: &'a Int32Chunked,
-    id_of: &'a PlHashMap<&'a str, u32>,
 }
 
 /// One partition's visits, each with the row that opened it; ids are local to the partition.
@@ -106,8 +104,8 @@ impl Cols<'_> {
         // (device, shop) → (its open shop visit, its pair number).
         let mut open_shop: PlHashMap<(u64, u32), (usize, u32)> = PlHashMap::new();
         let rows = self.second.into_no_null_iter().zip(self.mac.into_no_null_iter());
-        let rows = rows.zip(self.shop.iter().map(Option::unwrap_or_default).zip(self.rssi.into_no_null_iter()));
-        for (row, ((t, m), (code, r))) in rows.enumerate() {
+        let rows = rows.zip(self.shop_id.iter().copied().zip(self.rssi.into_no_null_iter()));
+        for (row, ((t, m), (id, r))) in rows.enumerate() {
             if parts > 1 && partition(m, parts) != part {
                 continue;
             }
@@ -121,7 +119,6 @@ impl Cols<'_> {
                     i
                 }
             };
-            let id = self.id_of[code];
             let pairs = open_shop.len() as u32;
             let open = open_shop.entry((m, id)).or_insert_with(|| {
                 p.pair_row.push(row);
