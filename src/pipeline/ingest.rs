@@ -375,6 +375,13 @@ pub fn split_by_day(events: DataFrame) -> Result<Vec<(i32, DataFrame)>> {
     if events.height() == 0 {
         return Ok(vec![]);
     }
+    // Most files hold one local day (an hourly file crosses midnight only with late rows).
+    let days = events.column("day")?.i32()?;
+    if let (Some(lo), Some(hi)) = (days.min(), days.max()) {
+        if lo == hi && days.null_count() == 0 {
+            return Ok(vec![(lo, events)]);
+        }
+    }
     let parts = events.partition_by_stable(["day"], true)?;
     let mut out = Vec::with_capacity(parts.len());
     for p in parts {
