@@ -143,17 +143,44 @@ impl TableSchema {
     /// The schema's columns in order, converted from internal to published types, with
     /// nullability checked (rows stay in their order).
     pub fn convert(&self, df: DataFrame, tz: &str, names: Option<&Pseudonyms>) -> Result<DataFrame> {
+        self.convert_keeping_ids(df, tz, names, false)
+    }
+
+    /// The published string columns that `df` holds as `u64` ids (MACs, device ids), each
+    /// with how it is rendered: a writer may render each distinct id once (a Parquet
+    /// dictionary) instead of every row ([`crate::tables::encode_in_slices`]).
+    pub fn id_columns<'a>(&self, df: &DataFrame, names: Option<&'a Pseudonyms>) -> Vec<(PlSmallStr, IdText<'a>)> {
+        self.columns
+            .iter()
+            .filter_map(|c| {
+                let held = df.column(&c.name).ok()?.dtype() == &DataType::UInt64;
+                (held && c.ty == "string").then(|| (c.name.as_str().into(), IdText::of(&c.name, names)))
+            })
+            .collect()
+    }
+
+    /// [`Self::convert`]; with `keep_ids`, the columns of [`Self::id_columns`] stay `u64`.
+    pub fn convert_keeping_ids(
+        &self,
+        df: DataFrame,
+        tz: &str,
+        names: Option<&Pseudonyms>,
+        keep_ids: bool,
+    ) -> Result<DataFrame> {
         let mut cols = Vec::with_capacity(self.columns.len());
         for c in &self.columns {
             let src = df
                 .column(&c.name)
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("table {}: query produced no column '{}'", self.name, c.name))?;
-            let out = match names {
-                Some(names) if c.name == MAC && src.dtype() == &DataType::UInt64 => {
-                    render_pseudonyms(src.as_materialized_series(), names)
-                }
-                _ => convert(src.as_materialized_series(), &c.ty, tz),
+            let s = src.as_materialized_series();
+            let out = match c.ty.as_str() {
+                // MACs and device ids travel as u64 and are rendered here.
+                "string" if src.dtype() == &DataType::UInt64 => match keep_ids {
+                    true => Ok(s.clone()),
+                    false => IdText::of(&c.name, names).render(s),
+                },
+                _ => convert(s, &c.ty, tz),
             }
             .with_context(|| format!("table {}: column '{}'", self.name, c.name))?;
             if !c.nullable && out.null_count() > 0 {
@@ -193,21 +220,45 @@ fn sorted_by(df: &DataFrame, key: &[String]) -> Result<bool> {
 /// Internal device id → published pseudonym (see [`crate::mac::MacKey`]).
 pub type Pseudonyms = std::collections::HashMap<u64, String>;
 
-fn render_pseudonyms(s: &Series, names: &Pseudonyms) -> Result<Series> {
-    let ca = s.u64()?;
-    let mut out = Vec::with_capacity(ca.len());
-    for v in ca.iter() {
-        out.push(match v {
-            None => None,
-            Some(id) => Some(
-                names
-                    .get(&id)
-                    .ok_or_else(|| anyhow::anyhow!("no pseudonym for device id {id:016x} in the state"))?
-                    .as_str(),
-            ),
-        });
+/// How a `u64` id column is published as text: a MAC in its canonical form, or, for the
+/// device column when MACs are pseudonymised, the device's pseudonym.
+#[derive(Clone, Copy)]
+pub enum IdText<'a> {
+    Mac,
+    Pseudonym(&'a Pseudonyms),
+}
+
+impl<'a> IdText<'a> {
+    fn of(column: &str, names: Option<&'a Pseudonyms>) -> Self {
+        match names {
+            Some(names) if column == MAC => IdText::Pseudonym(names),
+            _ => IdText::Mac,
+        }
     }
-    Ok(StringChunked::from_iter(out).with_name(s.name().clone()).into_series())
+
+    /// One id's text (`buf` holds a MAC's).
+    pub fn text<'b>(&'b self, id: u64, buf: &'b mut [u8; 17]) -> Result<&'b str> {
+        match self {
+            IdText::Mac => Ok(write_mac(id, buf)),
+            IdText::Pseudonym(names) => names
+                .get(&id)
+                .map(String::as_str)
+                .ok_or_else(|| anyhow::anyhow!("no pseudonym for device id {id:016x} in the state")),
+        }
+    }
+
+    /// A column of ids rendered row by row.
+    pub fn render(&self, s: &Series) -> Result<Series> {
+        let mut out = StringChunkedBuilder::new(s.name().clone(), s.len());
+        let mut buf = [0u8; 17];
+        for v in s.u64()?.iter() {
+            match v {
+                None => out.append_null(),
+                Some(v) => out.append_value(self.text(v, &mut buf)?),
+            }
+        }
+        Ok(out.finish().into_series())
+    }
 }
 
 /// (precision, scale) of `decimal` columns: money, exact to the cent.
@@ -231,15 +282,6 @@ pub fn dtype_of(ty: &str, tz: &str) -> DataType {
 fn convert(s: &Series, ty: &str, tz: &str) -> Result<Series> {
     let target = dtype_of(ty, tz);
     Ok(match (ty, s.dtype()) {
-        // MACs travel as u64 and are rendered here.
-        ("string", DataType::UInt64) => {
-            let mut out = StringChunkedBuilder::new(s.name().clone(), s.len());
-            let mut buf = [0u8; 17];
-            for v in s.u64()?.iter() {
-                out.append_option(v.map(|v| write_mac(v, &mut buf)));
-            }
-            out.finish().into_series()
-        }
         // Instants travel as epoch seconds.
         ("timestamp", dt) if dt.is_integer() => {
             let us = s.cast(&DataType::Int64)? * 1_000_000i64;

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use crate::schema::{Pseudonyms, TableSchema};
+use crate::schema::{IdText, Pseudonyms, TableSchema};
 use crate::store::Location;
 
 /// Published tables: zstd level 1, half the encode time of the default level 3 for files ~8 %
@@ -48,23 +48,42 @@ pub fn parquet_bytes(df: &mut DataFrame) -> Result<Bytes> {
 
 /// Parquet bytes of `convert(df)`, converted and encoded a row group at a time, a row group
 /// per core at once: a day's largest table (`customer_positions`, millions of rows) is never
-/// held whole in its published form (rendered MAC strings, zoned timestamps) beside its
-/// internal one, and its encoding and compression are not left to one core (at 20 M records
-/// it was 79 % of a day's writing, on one worker while the other sat idle). Each row group is
-/// encoded and compressed into owned pages with the page writer Polars' own `write_batch`
-/// uses, then appended in order: the same bytes as writing the slices one after another.
-pub fn encode_in_slices(df: &DataFrame, convert: impl Fn(DataFrame) -> Result<DataFrame> + Sync) -> Result<Bytes> {
+/// held whole in its published form (zoned timestamps) beside its internal one, and its
+/// encoding and compression are not left to one core (at 20 M records it was 79 % of a day's
+/// writing, on one worker while the other sat idle). Each row group is encoded and compressed
+/// into owned pages with the page writer Polars' own `write_batch` uses, then appended in
+/// order: the same bytes as writing the slices one after another.
+///
+/// `convert` leaves the `ids` columns (published strings held as `u64`, see
+/// [`TableSchema::id_columns`]) as ids; each row group writes them as a Parquet dictionary of
+/// its distinct ids' texts, rendered once per id. Polars' writer, given the rendered strings,
+/// would hash every row's 17-byte text twice (a cardinality estimate, then the dictionary);
+/// here a row costs one `u64` lookup and the pages are the same.
+pub fn encode_in_slices(
+    df: &DataFrame,
+    ids: &[(PlSmallStr, IdText)],
+    convert: impl Fn(DataFrame) -> Result<DataFrame> + Sync,
+) -> Result<Bytes> {
     use polars_parquet::write::{
         array_to_columns, compress, get_dtype_encoding, to_parquet_schema, Version, WriteOptions,
     };
+    let rendered = |mut part: DataFrame| -> Result<DataFrame> {
+        for (name, how) in ids {
+            let s = how.render(part.column(name)?.as_materialized_series())?;
+            part.replace(name, s.into_column())?;
+        }
+        Ok(part)
+    };
     if df.height() <= ROW_GROUP {
-        return parquet_bytes(&mut convert(df.clone())?);
+        return parquet_bytes(&mut rendered(convert(df.clone())?)?);
     }
     // The published schema, from converting one row.
-    let schema = convert(df.slice(0, 1))?.schema().clone();
+    let schema = rendered(convert(df.slice(0, 1))?)?.schema().clone();
     let arrow = schema.to_arrow(CompatLevel::newest());
     let fields = to_parquet_schema(&arrow)?.fields().to_vec();
     let encodings: Vec<_> = arrow.iter_values().map(|f| get_dtype_encoding(&f.dtype)).collect();
+    let id_text: Vec<Option<&IdText>> =
+        schema.iter_names().map(|n| ids.iter().find(|(c, _)| c == n).map(|(_, how)| how)).collect();
     let options = WriteOptions {
         statistics: StatisticsOptions::default(),
         compression: compression().into(),
@@ -78,8 +97,12 @@ pub fn encode_in_slices(df: &DataFrame, convert: impl Fn(DataFrame) -> Result<Da
         let mut groups = Vec::new();
         for batch in part.iter_chunks(CompatLevel::newest(), false) {
             let mut columns = Vec::with_capacity(fields.len());
-            for ((array, field), enc) in batch.columns().iter().zip(&fields).zip(&encodings) {
-                for pages in array_to_columns(array, field.clone(), options, enc)? {
+            for (((array, field), enc), how) in batch.columns().iter().zip(&fields).zip(&encodings).zip(&id_text) {
+                let array = match how {
+                    Some(how) => id_dictionary(array.as_ref(), how)?,
+                    None => array.clone(),
+                };
+                for pages in array_to_columns(&array, field.clone(), options, enc)? {
                     let pages = pages
                         .map(|p| Ok(compress(p?, Vec::new(), options.compression).map_err(PolarsError::from)?))
                         .collect::<Result<Vec<_>>>()?;
@@ -103,6 +126,50 @@ pub fn encode_in_slices(df: &DataFrame, convert: impl Fn(DataFrame) -> Result<Da
     w.finish()?;
     drop(w);
     Ok(Bytes::from(buf))
+}
+
+/// A `u64` id column as the array Polars' writer would encode its rendered texts from: a
+/// dictionary of the distinct texts in order of first appearance, or, when more than three
+/// rows in four are distinct (where Polars writes plain strings), the texts themselves.
+fn id_dictionary(array: &dyn polars_arrow::array::Array, how: &IdText) -> Result<ArrayRef> {
+    use polars_arrow::array::{DictionaryArray, MutableBinaryViewArray, PrimitiveArray};
+    use polars_arrow::datatypes::{ArrowDataType, IntegerType};
+    let ids = array
+        .as_any()
+        .downcast_ref::<PrimitiveArray<u64>>()
+        .ok_or_else(|| anyhow::anyhow!("an id column is not u64"))?;
+    let valid = |i: usize| ids.validity().is_none_or(|v| v.get_bit(i));
+    let mut index: PlHashMap<u64, u32> = PlHashMap::new();
+    let mut keys = Vec::with_capacity(ids.len());
+    let mut order = Vec::new();
+    for (i, &id) in ids.values().iter().enumerate() {
+        if !valid(i) {
+            keys.push(0);
+            continue;
+        }
+        keys.push(*index.entry(id).or_insert_with(|| {
+            order.push(id);
+            (order.len() - 1) as u32
+        }));
+    }
+    let mut buf = [0u8; 17];
+    if ids.len() > 128 && order.len() as f64 / ids.len() as f64 > 0.75 {
+        let mut texts = MutableBinaryViewArray::<str>::with_capacity(ids.len());
+        for (i, &id) in ids.values().iter().enumerate() {
+            match valid(i) {
+                true => texts.push_value(how.text(id, &mut buf)?),
+                false => texts.push_null(),
+            }
+        }
+        return Ok(texts.freeze().boxed());
+    }
+    let mut values = MutableBinaryViewArray::<str>::with_capacity(order.len());
+    for id in order {
+        values.push_value(how.text(id, &mut buf)?);
+    }
+    let keys = PrimitiveArray::new(ArrowDataType::UInt32, keys.into(), ids.validity().cloned());
+    let dtype = ArrowDataType::Dictionary(IntegerType::UInt32, Box::new(ArrowDataType::Utf8View), false);
+    Ok(DictionaryArray::try_new(dtype, keys, values.freeze().boxed())?.boxed())
 }
 
 /// Parquet bytes of a state object (segments, summaries, statuses, the settled customers and
@@ -158,11 +225,12 @@ pub fn publish_partition(
 ) -> Result<usize> {
     let rel = partition_rel(&schema.name, date);
     let df = schema.in_key_order(df)?;
+    let ids = schema.id_columns(&df, names);
     let convert = |part: DataFrame| -> Result<DataFrame> {
-        let part = schema.convert(part, tz, names)?;
+        let part = schema.convert_keeping_ids(part, tz, names, true)?;
         Ok(if part.column(PARTITION).is_ok() { part.drop(PARTITION)? } else { part })
     };
-    let bytes = encode_in_slices(&df, convert).with_context(|| format!("cannot encode {}", out.show(&rel)))?;
+    let bytes = encode_in_slices(&df, &ids, convert).with_context(|| format!("cannot encode {}", out.show(&rel)))?;
     let size = bytes.len();
     out.put(&rel, bytes)?;
     Ok(size)
@@ -279,19 +347,41 @@ mod tests {
 
     #[test]
     fn slices_encode_the_same_rows_as_the_whole() {
+        use crate::mac::format_mac;
         let n = 2 * ROW_GROUP + 1234;
-        let df = df!("id" => (0..n as u64).collect::<Vec<_>>()).unwrap();
-        let convert = |d: DataFrame| -> Result<DataFrame> {
+        // An id column of few distinct MACs with nulls (a dictionary), one of all-distinct MACs
+        // (plain strings), and a rendered text column.
+        let few: Vec<Option<u64>> =
+            (0..n as u64).map(|i| (i % 7 != 3).then_some(0x0a00_0000_0000 + i % 1000)).collect();
+        let df = df!(
+            "id" => (0..n as u64).collect::<Vec<_>>(),
+            "few" => few,
+            "all" => (0..n as u64).map(|i| i * 0x1_0001).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let ids = [("few".into(), IdText::Mac), ("all".into(), IdText::Mac)];
+        let keep = |d: DataFrame| -> Result<DataFrame> {
             let text: StringChunked = d.column("id")?.u64()?.iter().map(|v| v.map(|v| format!("#{v}"))).collect();
-            Ok(DataFrame::new(d.height(), vec![text.with_name("text".into()).into_column()])?)
+            let mut out = d.select(["few", "all"])?;
+            out.insert_column(0, text.with_name("text".into()).into_column())?;
+            Ok(out)
         };
-        let sliced = encode_in_slices(&df, convert).unwrap();
-        let whole = parquet_bytes(&mut convert(df.clone()).unwrap()).unwrap();
-        // Polars' own batched writer, one slice after another, writes the same bytes.
+        // The published frame, every row rendered independently of IdText.
+        let render = |d: DataFrame| -> Result<DataFrame> {
+            let mut out = keep(d)?;
+            for c in ["few", "all"] {
+                let s: StringChunked = out.column(c)?.u64()?.iter().map(|v| v.map(format_mac)).collect();
+                out.replace(c, s.with_name(c.into()).into_column())?;
+            }
+            Ok(out)
+        };
+        let sliced = encode_in_slices(&df, &ids, keep).unwrap();
+        let whole = parquet_bytes(&mut render(df.clone()).unwrap()).unwrap();
+        // Polars' own batched writer, one rendered slice after another, writes the same bytes.
         let mut buf = Vec::new();
-        let mut w = writer(&mut buf).batched(convert(df.slice(0, 1)).unwrap().schema()).unwrap();
+        let mut w = writer(&mut buf).batched(render(df.slice(0, 1)).unwrap().schema()).unwrap();
         for offset in (0..n).step_by(ROW_GROUP) {
-            let mut part = convert(df.slice(offset as i64, ROW_GROUP)).unwrap();
+            let mut part = render(df.slice(offset as i64, ROW_GROUP)).unwrap();
             part.rechunk_mut();
             w.write_batch(&part).unwrap();
         }
@@ -299,11 +389,19 @@ mod tests {
         drop(w);
         assert!(sliced[..] == buf[..], "row groups encoded in parallel differ from the batched writer's");
         assert_eq!(read_parquet(sliced.clone()).unwrap(), read_parquet(whole.clone()).unwrap());
-        let groups = |b: Bytes| {
+        let meta = |b: Bytes| {
             use parquet::file::reader::{FileReader, SerializedFileReader};
-            SerializedFileReader::new(b).unwrap().metadata().num_row_groups()
+            SerializedFileReader::new(b).unwrap().metadata().clone()
         };
-        assert_eq!(groups(sliced), 3, "a row group per slice");
-        assert!(groups(whole) >= 2);
+        let m = meta(sliced);
+        assert_eq!(m.num_row_groups(), 3, "a row group per slice");
+        assert!(meta(whole).num_row_groups() >= 2);
+        // "few" is dictionary-encoded, "all" is not.
+        let dict = |c: usize| m.row_group(0).column(c).dictionary_page_offset().is_some();
+        assert!(dict(1) && !dict(2));
+        // Small tables take the whole-frame path, with the same rows.
+        let small = df.slice(10, 300);
+        let bytes = encode_in_slices(&small, &ids, keep).unwrap();
+        assert_eq!(read_parquet(bytes).unwrap(), render(small).unwrap());
     }
 }
