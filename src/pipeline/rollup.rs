@@ -54,6 +54,8 @@ type Key = (i64, u64, u64, u32, u32);
 struct Gathered {
     shops: Dict,
     keys: Vec<Key>,
+    /// The rows of each part added, in `keys`.
+    runs: Vec<std::ops::Range<usize>>,
     hour: Vec<i64>,
     lo: Vec<i32>,
     hi: Vec<i32>,
@@ -82,6 +84,7 @@ impl Gathered {
         self.lo.extend(df.column("rssi_min")?.i32()?.into_no_null_iter());
         self.hi.extend(df.column("rssi_max")?.i32()?.into_no_null_iter());
         let shop_ids = self.shops.ids_of(shop);
+        self.runs.push(self.keys.len()..self.keys.len() + df.height());
         let rest = ap.into_no_null_iter().zip(shop_ids);
         for ((t, m), (a, s)) in second.into_no_null_iter().zip(mac.into_no_null_iter()).zip(rest) {
             let row = self.keys.len() as u32;
@@ -91,15 +94,14 @@ impl Gathered {
     }
 
     fn finish(self) -> Result<DataFrame> {
-        let Gathered { shops, mut keys, hour, lo, hi } = self;
+        let Gathered { shops, mut keys, runs, hour, lo, hi } = self;
         let n = keys.len();
         // Dictionary ids → ranks of the strings, so integer order is string order.
         let (shop_rank, shop_names) = shops.ranks();
         for k in &mut keys {
             k.3 = shop_rank[k.3 as usize];
         }
-        let by_key = |a: &Key, b: &Key| (a.0, a.1, a.2, a.3).cmp(&(b.0, b.1, b.2, b.3));
-        crate::par::sort_by(&mut keys, by_key);
+        let keys = sort_keys(keys, &runs);
         let mut out = Sorted::with_capacity(n);
         for (i, k) in keys.iter().enumerate() {
             let r = k.4 as usize;
@@ -133,6 +135,39 @@ impl Gathered {
             ],
         )?)
     }
+}
+
+fn by_key(a: &Key, b: &Key) -> std::cmp::Ordering {
+    (a.0, a.1, a.2, a.3).cmp(&(b.0, b.1, b.2, b.3))
+}
+
+/// `keys` in key order, cheaply when their order is nearly there: a probe file's events come
+/// in time order, so only the rows of each second are sorted; a day's segments (`runs`, each
+/// sorted) that cover disjoint times are concatenated in order. Anything else takes the full
+/// parallel sort — also segments overlapping through late rows (the generator's weeks), where
+/// concatenating them in order and merging with one core's stable sort was slower.
+fn sort_keys(mut keys: Vec<Key>, runs: &[std::ops::Range<usize>]) -> Vec<Key> {
+    let in_order = |s: &[Key]| s.windows(2).all(|w| by_key(&w[0], &w[1]).is_le());
+    let mut order: Vec<&std::ops::Range<usize>> = runs.iter().filter(|r| !r.is_empty()).collect();
+    if order.len() > 1 && order.iter().all(|r| in_order(&keys[(*r).clone()])) {
+        order.sort_by(|a, b| by_key(&keys[a.start], &keys[b.start]));
+        if order.windows(2).all(|w| by_key(&keys[w[0].end - 1], &keys[w[1].start]).is_le()) {
+            let mut out = Vec::with_capacity(keys.len());
+            for r in order {
+                out.extend_from_slice(&keys[r.clone()]);
+            }
+            return out;
+        }
+    }
+    if keys.windows(2).all(|w| w[0].0 <= w[1].0) {
+        // Rows with equal keys but their row are merged after, in any order.
+        for second in keys.chunk_by_mut(|a, b| a.0 == b.0) {
+            second.sort_unstable_by(by_key);
+        }
+        return keys;
+    }
+    crate::par::sort_by(&mut keys, by_key);
+    keys
 }
 
 /// Distinct strings of one column, numbered in order of first appearance.
@@ -408,5 +443,58 @@ mod tests {
         let mut by_id: Vec<(&str, u32)> = plain.into_iter().collect();
         by_id.sort_by_key(|(_, id)| *id);
         assert_eq!(dict.names(), by_id.iter().map(|(w, _)| w.to_string()).collect::<Vec<_>>());
+    }
+
+    /// Each shortcut of `sort_keys` gives the order of a plain sort (rows with equal keys in
+    /// any order, as the merge after it takes their min and max).
+    #[test]
+    fn sort_keys_matches_a_plain_sort() {
+        let mut seed = 7u64;
+        let mut rnd = |m: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % m
+        };
+        // (second range start, width) of each part; sorted: each part sorted by the full key.
+        let cases: [(&[(i64, i64)], bool); 5] = [
+            (&[(7200, 3600), (0, 3600), (3600, 3600)], true), // disjoint hours, any order
+            (&[(0, 3600), (3500, 3600)], true),               // overlapping: late rows
+            (&[(0, 600)], false),                             // one file in time order
+            (&[(0, 600), (0, 600)], false),                   // unsorted parts
+            (&[(0, 50), (50, 0), (50, 50)], true),            // an empty part
+        ];
+        for (parts, sorted) in cases {
+            let (mut keys, mut runs) = (Vec::new(), Vec::new());
+            for &(start, width) in parts {
+                let from = keys.len();
+                let mut part: Vec<Key> = (0..width * 2)
+                    .map(|_| (start + rnd(width.max(1) as u64) as i64, rnd(4), rnd(3), rnd(3) as u32, 0))
+                    .collect();
+                match sorted {
+                    true => part.sort(),
+                    false => part.sort_by_key(|k| k.0),
+                }
+                keys.extend(part);
+                runs.push(from..keys.len());
+            }
+            if parts.len() > 1 && !sorted {
+                // Unsorted parts: shuffle the second one.
+                let r = runs[1].clone();
+                keys[r].reverse();
+            }
+            for (row, k) in keys.iter_mut().enumerate() {
+                k.4 = row as u32;
+            }
+            let mut expected = keys.clone();
+            expected.sort_by(by_key);
+            let got = sort_keys(keys, &runs);
+            let project = |v: &[Key]| v.iter().map(|k| (k.0, k.1, k.2, k.3)).collect::<Vec<_>>();
+            assert_eq!(project(&got), project(&expected), "{parts:?}");
+            let rows = |v: &[Key]| {
+                let mut r: Vec<u32> = v.iter().map(|k| k.4).collect();
+                r.sort();
+                r
+            };
+            assert_eq!(rows(&got), rows(&expected));
+        }
     }
 }
