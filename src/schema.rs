@@ -153,8 +153,8 @@ impl TableSchema {
         self.columns
             .iter()
             .filter_map(|c| {
-                let held = df.column(&c.name).ok()?.dtype() == &DataType::UInt64;
-                (held && c.ty == "string").then(|| (c.name.as_str().into(), IdText::of(&c.name, names)))
+                let dtype = df.column(&c.name).ok()?.dtype();
+                held_as_id(c, dtype).then(|| (c.name.as_str().into(), IdText::of(&c.name, names)))
             })
             .collect()
     }
@@ -174,13 +174,11 @@ impl TableSchema {
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("table {}: query produced no column '{}'", self.name, c.name))?;
             let s = src.as_materialized_series();
-            let out = match c.ty.as_str() {
-                // MACs and device ids travel as u64 and are rendered here.
-                "string" if src.dtype() == &DataType::UInt64 => match keep_ids {
-                    true => Ok(s.clone()),
-                    false => IdText::of(&c.name, names).render(s),
-                },
-                _ => convert(s, &c.ty, tz),
+            // MACs and device ids travel as u64 and are rendered here.
+            let out = match (held_as_id(c, src.dtype()), keep_ids) {
+                (true, true) => Ok(s.clone()),
+                (true, false) => IdText::of(&c.name, names).render(s),
+                (false, _) => convert(s, &c.ty, tz),
             }
             .with_context(|| format!("table {}: column '{}'", self.name, c.name))?;
             if !c.nullable && out.null_count() > 0 {
@@ -195,6 +193,11 @@ impl TableSchema {
         }
         Ok(DataFrame::new(df.height(), cols)?)
     }
+}
+
+/// Whether a column published as a string is held as `u64` ids (MACs, device ids).
+fn held_as_id(c: &ColumnSchema, dtype: &DataType) -> bool {
+    c.ty == "string" && dtype == &DataType::UInt64
 }
 
 /// Whether `df` is already in ascending order of `key` (then [`TableSchema::conform`] need not
