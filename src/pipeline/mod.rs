@@ -67,6 +67,8 @@ fn cpu_seconds() -> Option<f64> {
 
 /// Hands memory freed by a finished day back to the OS (glibc keeps freed blocks in its
 /// per-thread arenas; without this a day's peak lands on top of the previous day's leftovers).
+/// The binary allocates with mimalloc, which purges freed pages itself; this covers glibc
+/// callers of the library (tests) and C code's own allocations.
 pub(crate) fn release_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns unused heap pages; it has no preconditions.
