@@ -61,6 +61,12 @@ impl LocalClock {
         (t + self.offset(t)).div_euclid(86_400) as i32
     }
 
+    /// `local_days` and `hour_start` of `t` with one offset lookup.
+    pub fn day_and_hour(&mut self, t: i64) -> (i32, i64) {
+        let local = t + self.offset(t);
+        (local.div_euclid(86_400) as i32, t - local.rem_euclid(3600))
+    }
+
     /// Start instant (epoch seconds) of the local clock hour holding `t`.
     pub fn hour_start(&mut self, t: i64) -> i64 {
         let off = self.offset(t);
@@ -137,6 +143,30 @@ mod tests {
                 let utc = chrono::DateTime::from_timestamp(t, 0).unwrap().naive_utc();
                 let want = tz.offset_from_utc_datetime(&utc).fix().local_minus_utc() as i64;
                 assert_eq!(clock.offset(t), want, "t = {t}");
+            }
+        }
+    }
+
+    /// `day_and_hour` against chrono's local time of each instant across both New York DST
+    /// changes: the local date, and the last instant at or before `t` on a whole local hour.
+    #[test]
+    fn day_and_hour_follow_the_zone_across_dst() {
+        use chrono::{Datelike, Timelike};
+        let tz: Tz = "America/New_York".parse().unwrap();
+        let mut clock = LocalClock::new(tz);
+        for start in [ts("2026-03-08T04:00:00Z"), ts("2026-11-01T03:00:00Z")] {
+            for t in (start..start + 5 * 3600).step_by(97) {
+                let local = chrono::DateTime::from_timestamp(t, 0).unwrap().with_timezone(&tz);
+                let (day, hour) = clock.day_and_hour(t);
+                assert_eq!(day, date_to_days(local.date_naive()), "t = {t}");
+                let at = chrono::DateTime::from_timestamp(hour, 0).unwrap().with_timezone(&tz);
+                assert!(hour <= t && t - hour < 3600, "t = {t}");
+                assert_eq!(
+                    (at.minute(), at.second(), at.hour(), at.day()),
+                    (0, 0, local.hour(), local.day()),
+                    "t = {t}"
+                );
+                assert_eq!((day, hour), (clock.local_days(t), clock.hour_start(t)));
             }
         }
     }

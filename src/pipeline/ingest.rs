@@ -231,6 +231,25 @@ pub fn parse_frame(
     // Shops as ids into this file's distinct codes: one known-shop lookup per code, not per row.
     let mut shop_ids: PlHashMap<&str, (IdxSize, bool)> = PlHashMap::new();
     let mut shop_names: Vec<&str> = Vec::new();
+    // Text columns are judged once per distinct value (see `per_distinct`), row order kept.
+    let mac_vals = per_distinct(&macs, |v| match v {
+        None | Some("") => Err(reason::MAC_MISSING),
+        Some(s) => parse_mac(s).ok_or(reason::MAC_INVALID),
+    });
+    let ap_vals = per_distinct(&aps, |v| match v {
+        None | Some("") => Err(reason::AP_MISSING),
+        Some(s) => match parse_mac(s) {
+            None => Err(reason::AP_INVALID),
+            Some(ap) => Ok((ap, ctx.known_aps.is_none_or(|k| k.contains(&ap)))),
+        },
+    });
+    let shop_vals = per_distinct(&shops, |v| match v {
+        None | Some("") => Err(reason::SHOP_MISSING),
+        Some(s) => Ok(*shop_ids.entry(s).or_insert_with(|| {
+            shop_names.push(s);
+            ((shop_names.len() - 1) as IdxSize, ctx.known_shops.contains(s))
+        })),
+    });
     let mut devices: PlHashSet<u64> = PlHashSet::new();
     let part = file.partition_start();
     let mut late = 0i64;
@@ -239,17 +258,11 @@ pub fn parse_frame(
     let mut names = Vec::new();
 
     let (t_min, t_max) = ctx.valid_times;
-    let mut mac_it = macs.iter();
-    let mut ap_it = aps.iter();
-    let mut shop_it = shops.iter();
     let mut t_int_it = t_int.as_ref().map(|ca| ca.iter());
     let mut t_txt_it = t_txt.as_ref().map(|ca| ca.iter());
     let mut r_int_it = r_int.as_ref().map(|ca| ca.iter());
     let mut r_txt_it = r_txt.as_ref().map(|ca| ca.iter());
-    for _ in 0..n {
-        let mac_v = mac_it.next().flatten();
-        let ap_v = ap_it.next().flatten();
-        let shop_v = shop_it.next().flatten();
+    for i in 0..n {
         let t_v = match (&mut t_int_it, &mut t_txt_it) {
             (Some(it), _) => match it.next().flatten() {
                 None => Err(reason::TIME_MISSING),
@@ -270,39 +283,23 @@ pub fn parse_frame(
             _ => unreachable!("one of the two forms is read"),
         };
         let t = t_v.and_then(|t| if (t_min..=t_max).contains(&t) { Ok(t) } else { Err(reason::TIME_OUT_OF_RANGE) });
-        let reason = (|| -> Result<(i64, u64, u64, &str, i32), usize> {
-            let t = t?;
-            let mac = match mac_v {
-                None | Some("") => return Err(reason::MAC_MISSING),
-                Some(s) => parse_mac(s).ok_or(reason::MAC_INVALID)?,
-            };
-            let ap = match ap_v {
-                None | Some("") => return Err(reason::AP_MISSING),
-                Some(s) => parse_mac(s).ok_or(reason::AP_INVALID)?,
-            };
-            let shop = match shop_v {
-                None | Some("") => return Err(reason::SHOP_MISSING),
-                Some(s) => s,
-            };
+        let accepted = (|| -> Result<(i64, u64, (u64, bool), (IdxSize, bool), i32), usize> {
+            let (t, mac, ap, shop) = (t?, mac_vals[i]?, ap_vals[i]?, shop_vals[i]?);
             let rssi = r_v?;
             if !(-120..=0).contains(&rssi) {
                 return Err(reason::RSSI_OUT_OF_RANGE);
             }
             Ok((t, mac, ap, shop, rssi as i32))
         })();
-        match reason {
+        match accepted {
             Err(r) => q.rejected[r] += 1,
-            Ok((t, mac, ap, shop, rssi)) => {
+            Ok((t, mac, (ap, ap_known), (shop_id, shop_known), rssi)) => {
                 q.rows_accepted += 1;
                 devices.insert(mac);
-                let (shop_id, known) = *shop_ids.entry(shop).or_insert_with(|| {
-                    shop_names.push(shop);
-                    ((shop_names.len() - 1) as IdxSize, ctx.known_shops.contains(shop))
-                });
-                if !known {
+                if !shop_known {
                     q.unknown_shop_rows += 1;
                 }
-                if ctx.known_aps.is_some_and(|k| !k.contains(&ap)) {
+                if !ap_known {
                     unknown_aps += 1;
                 }
                 if let Some(p) = part {
@@ -317,9 +314,10 @@ pub fn parse_frame(
                         continue;
                     }
                 }
+                let (day, hour) = ctx.clock.day_and_hour(t);
                 o_t.push(t);
-                o_day.push(ctx.clock.local_days(t));
-                o_hour.push(ctx.clock.hour_start(t));
+                o_day.push(day);
+                o_hour.push(hour);
                 o_mac.push(match ctx.key {
                     None => mac,
                     Some(k) => *ids.entry(mac).or_insert_with(|| {
@@ -353,6 +351,27 @@ pub fn parse_frame(
         ],
     )?;
     Ok(Parsed { events, quality: q, names })
+}
+
+/// `f` of each value of a text column, computed once per distinct value of each chunk.
+/// Parquet dictionary pages decode to copies of the dictionary's views, and within one chunk
+/// equal views hold equal bytes (short strings are inline, long ones point at the same
+/// buffer offset): so a probe file's few APs and shops, and its devices' repeated MACs, are
+/// parsed and looked up once instead of per row. Unequal views may still be equal strings
+/// (plain-encoded pages); `f` is then merely called again.
+fn per_distinct<'a, T: Copy>(ca: &'a StringChunked, mut f: impl FnMut(Option<&'a str>) -> T) -> Vec<T> {
+    let mut out = Vec::with_capacity(ca.len());
+    let mut seen: PlHashMap<u128, T> = PlHashMap::new();
+    for arr in ca.downcast_iter() {
+        seen.clear();
+        for (view, v) in arr.views().iter().zip(arr.iter()) {
+            out.push(match v {
+                None => f(None),
+                Some(s) => *seen.entry(view.as_u128()).or_insert_with(|| f(Some(s))),
+            });
+        }
+    }
+    out
 }
 
 /// Epoch seconds from decimal text: an integer, or a decimal fraction truncated to its second.
@@ -459,6 +478,40 @@ mod tests {
         assert_eq!(macs, [0x0cbbccddee01, 0x02bbccddee02]);
         let rssi: Vec<i32> = p.events.column("rssi").unwrap().i32().unwrap().into_no_null_iter().collect();
         assert_eq!(rssi, [0, -120]);
+    }
+
+    /// Judging a value once per distinct view gives what judging every row gives: on a
+    /// column read back from dictionary-encoded Parquet (shared views, so fewer calls than
+    /// rows), on long and short strings, nulls, and a column of two chunks.
+    #[test]
+    fn per_distinct_equals_a_per_row_map() {
+        let vals: Vec<Option<String>> = (0..3000)
+            .map(|i: u64| match i % 7 {
+                0 => None,
+                1 => Some(format!("S{}", i % 3)),
+                _ => Some(format!("{:02x}:00:00:00:00:{:02x}", i % 5, i % 11)),
+            })
+            .collect();
+        let mut df = df!("v" => vals.clone()).unwrap();
+        let mut buf = Vec::new();
+        ParquetWriter::new(&mut buf).finish(&mut df).unwrap();
+        let read = ParquetReader::new(Cursor::new(buf)).finish().unwrap();
+        let mut two = StringChunked::from_iter(vals.iter().map(|v| v.as_deref()));
+        two.append(&StringChunked::from_iter(vals.iter().rev().map(|v| v.as_deref()))).unwrap();
+        assert_eq!(two.chunks().len(), 2);
+        let f = |v: Option<&str>| v.map(|s| (s.len(), parse_mac(s)));
+        for ca in [read.column("v").unwrap().str().unwrap().clone(), two] {
+            let mut calls = 0;
+            let got = per_distinct(&ca, |v| {
+                calls += 1;
+                f(v)
+            });
+            let want: Vec<_> = ca.iter().map(f).collect();
+            assert_eq!(got, want);
+            if ca.chunks().len() == 1 {
+                assert!(calls < ca.len() / 2, "{calls} calls for {} rows: views are not shared", ca.len());
+            }
+        }
     }
 
     #[test]
