@@ -174,9 +174,6 @@ fn sort_keys(mut keys: Vec<Key>, runs: &[std::ops::Range<usize>]) -> Vec<Key> {
 #[derive(Default)]
 pub(super) struct Dict {
     ids: PlHashMap<String, u32>,
-    /// Strings of up to 12 bytes by their Arrow view, which holds them whole: a row's lookup
-    /// hashes one `u128` instead of hashing and comparing its bytes (shop codes are short).
-    inline: PlHashMap<u128, u32>,
     names: Vec<String>,
 }
 
@@ -191,31 +188,10 @@ impl Dict {
         id
     }
 
-    /// The id of every row of a column; callers reject columns with nulls first.
+    /// The id of every row of a column, looked up once per distinct value
+    /// ([`ingest::per_distinct`]); callers reject columns with nulls first.
     pub(super) fn ids_of(&mut self, ca: &StringChunked) -> Vec<u32> {
-        let mut out = Vec::with_capacity(ca.len());
-        for arr in ca.downcast_iter() {
-            for (i, v) in arr.views().iter().enumerate() {
-                let len = v.length as usize;
-                if len > 12 {
-                    out.push(self.id(arr.value(i)));
-                    continue;
-                }
-                // Length and inline bytes; bytes past the length are masked off.
-                let mask = if len == 12 { u128::MAX } else { (1u128 << (32 + 8 * len)) - 1 };
-                let key = v.as_u128() & mask;
-                let id = match self.inline.get(&key) {
-                    Some(&id) => id,
-                    None => {
-                        let id = self.id(arr.value(i));
-                        self.inline.insert(key, id);
-                        id
-                    }
-                };
-                out.push(id);
-            }
-        }
-        out
+        ingest::per_distinct(ca, |v| self.id(v.unwrap_or_default()))
     }
 
     /// The strings, by id.
