@@ -12,7 +12,27 @@ use footfall::error::{exit_code, is_stdout_closed, EXIT_OK};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// A day's columns are freed and allocated again the next day. Decommitted pages fault again
+/// one by one, and transparent huge pages are zeroed 2 MiB at a time on first touch: together
+/// ~2.5 s of kernel time per 20 M records on a VM (BENCHMARKS.md, step 6). So freed pages are
+/// reset (MADV_FREE: reused without a fault, still reclaimable by the kernel) and this process
+/// asks for no huge pages.
+fn tune_memory() {
+    // SAFETY: a process-wide option and a prctl flag, set before any worker thread exists.
+    unsafe {
+        #[cfg(target_os = "linux")]
+        libc::prctl(
+            libc::PR_SET_THP_DISABLE,
+            1 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        );
+    }
+}
+
 fn main() {
+    tune_memory();
     let cli = Cli::parse();
     let code = match footfall::cmd::dispatch(cli) {
         Ok(code) => code,
