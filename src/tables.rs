@@ -20,10 +20,6 @@ use crate::store::Location;
 
 /// Published tables: zstd level 1, half the encode time of the default level 3 for files ~8 %
 /// larger (measured on the 88 k-row `customers` snapshot that every update rewrites).
-fn writer(buf: &mut Vec<u8>) -> ParquetWriter<&mut Vec<u8>> {
-    writer_with(buf, compression())
-}
-
 fn compression() -> ParquetCompression {
     let level = polars::polars_utils::compression::ZstdLevel::try_new(1).expect("1 is a zstd level");
     ParquetCompression::Zstd(Some(level))
@@ -41,8 +37,12 @@ const ROW_GROUP: usize = 512 * 512;
 
 /// Parquet bytes of a frame (zstd; deterministic for identical input).
 pub fn parquet_bytes(df: &mut DataFrame) -> Result<Bytes> {
+    parquet_bytes_with(df, compression())
+}
+
+fn parquet_bytes_with(df: &mut DataFrame, compression: ParquetCompression) -> Result<Bytes> {
     let mut buf = Vec::new();
-    writer(&mut buf).finish(df)?;
+    writer_with(&mut buf, compression).finish(df)?;
     Ok(Bytes::from(buf))
 }
 
@@ -58,11 +58,21 @@ pub fn parquet_bytes(df: &mut DataFrame) -> Result<Bytes> {
 /// [`TableSchema::id_columns`]) as ids; each row group writes them as a Parquet dictionary of
 /// its distinct ids' texts, rendered once per id. Polars' writer, given the rendered strings,
 /// would hash every row's 17-byte text twice (a cardinality estimate, then the dictionary);
-/// here a row costs one `u64` lookup and the pages are the same.
+/// here a row costs one `u64` lookup and the pages are the same. Text columns get the same
+/// dictionary from one lookup per distinct view ([`text_dictionary`]).
 pub fn encode_in_slices(
     df: &DataFrame,
     ids: &[(PlSmallStr, IdText)],
     convert: impl Fn(DataFrame) -> Result<DataFrame> + Sync,
+) -> Result<Bytes> {
+    encode(df, ids, convert, compression())
+}
+
+fn encode(
+    df: &DataFrame,
+    ids: &[(PlSmallStr, IdText)],
+    convert: impl Fn(DataFrame) -> Result<DataFrame> + Sync,
+    compression: ParquetCompression,
 ) -> Result<Bytes> {
     use polars_parquet::write::{
         array_to_columns, compress, get_dtype_encoding, to_parquet_schema, Version, WriteOptions,
@@ -74,8 +84,8 @@ pub fn encode_in_slices(
         }
         Ok(part)
     };
-    if df.height() <= ROW_GROUP {
-        return parquet_bytes(&mut rendered(convert(df.clone())?)?);
+    if df.height() == 0 {
+        return parquet_bytes_with(&mut rendered(convert(df.clone())?)?, compression);
     }
     // The published schema, from converting one row.
     let schema = rendered(convert(df.slice(0, 1))?)?.schema().clone();
@@ -86,7 +96,7 @@ pub fn encode_in_slices(
         schema.iter_names().map(|n| ids.iter().find(|(c, _)| c == n).map(|(_, how)| how)).collect();
     let options = WriteOptions {
         statistics: StatisticsOptions::default(),
-        compression: compression().into(),
+        compression: compression.into(),
         version: Version::V1,
         data_page_size: None,
     };
@@ -100,7 +110,7 @@ pub fn encode_in_slices(
             for (((array, field), enc), how) in batch.columns().iter().zip(&fields).zip(&encodings).zip(&id_text) {
                 let array = match how {
                     Some(how) => id_dictionary(array.as_ref(), how)?,
-                    None => array.clone(),
+                    None => text_dictionary(array),
                 };
                 for pages in array_to_columns(&array, field.clone(), options, enc)? {
                     let pages = pages
@@ -114,10 +124,14 @@ pub fn encode_in_slices(
         Ok(groups)
     };
     let mut buf = Vec::new();
-    let mut w = writer(&mut buf).batched(&schema)?;
+    let mut w = writer_with(&mut buf, compression).batched(&schema)?;
     let offsets: Vec<usize> = (0..df.height()).step_by(ROW_GROUP).collect();
     for window in offsets.chunks(crate::par::workers(offsets.len())) {
-        for groups in crate::par::map(window, |&offset| encode(offset))? {
+        let encoded = match window {
+            [one] => vec![encode(*one)?],
+            _ => crate::par::map(window, |&offset| encode(offset))?,
+        };
+        for groups in encoded {
             for (rows, columns) in groups {
                 w.write_row_group(rows, &columns)?;
             }
@@ -126,6 +140,41 @@ pub fn encode_in_slices(
     w.finish()?;
     drop(w);
     Ok(Bytes::from(buf))
+}
+
+/// A text column as the array Polars' writer would encode it: a dictionary of its distinct
+/// strings in order of first appearance, or, when more than three rows in four are distinct,
+/// the column itself (plain). Polars decides with a cardinality estimate and then hashes every
+/// row's string; here each distinct view of the array is looked up once
+/// ([`crate::pipeline::ingest::per_distinct`]), so a few shop codes over millions of rows cost a
+/// few hash lookups. Any other array is returned as it is.
+fn text_dictionary(array: &ArrayRef) -> ArrayRef {
+    use polars_arrow::array::{DictionaryArray, PrimitiveArray, Utf8ViewArray};
+    use polars_arrow::datatypes::{ArrowDataType, IntegerType};
+    let Some(texts) = array.as_any().downcast_ref::<Utf8ViewArray>() else {
+        return array.clone();
+    };
+    let ca = StringChunked::with_chunk(PlSmallStr::EMPTY, texts.clone());
+    let mut index: PlHashMap<&str, u32> = PlHashMap::new();
+    let mut order: Vec<&str> = Vec::new();
+    let keys = crate::pipeline::ingest::per_distinct(&ca, |v| match v {
+        None => 0,
+        Some(s) => *index.entry(s).or_insert_with(|| {
+            order.push(s);
+            (order.len() - 1) as u32
+        }),
+    });
+    if texts.len() > 128 && order.len() as f64 / texts.len() as f64 > 0.75 {
+        return array.clone();
+    }
+    let values = Utf8ViewArray::from_slice_values(&order);
+    let keys =
+        PrimitiveArray::new(ArrowDataType::UInt32, keys.into(), polars_arrow::array::Array::validity(texts).cloned());
+    let dtype = ArrowDataType::Dictionary(IntegerType::UInt32, Box::new(ArrowDataType::Utf8View), false);
+    match DictionaryArray::try_new(dtype, keys, values.boxed()) {
+        Ok(dict) => dict.boxed(),
+        Err(_) => array.clone(),
+    }
 }
 
 /// A `u64` id column as the array Polars' writer would encode its rendered texts from: a
@@ -178,10 +227,10 @@ fn id_dictionary(array: &dyn polars_arrow::array::Array, how: &IdText) -> Result
 /// month, 8.4–8.8 ms to write and 1.4–1.7 ms to read against zstd level 1's 10.7–15 ms and
 /// 3.5–4.4 ms (best of 5, two runs), for 1.34 times the bytes. Published tables stay zstd
 /// (read by others, kept for years).
+/// Encoded like the large published tables ([`encode_in_slices`]): a segment's shop codes are
+/// a few distinct strings over every row.
 pub fn state_bytes(df: &mut DataFrame) -> Result<Bytes> {
-    let mut buf = Vec::new();
-    writer_with(&mut buf, ParquetCompression::Lz4Raw).finish(df)?;
-    Ok(Bytes::from(buf))
+    encode(df, &[], Ok, ParquetCompression::Lz4Raw)
 }
 
 /// Reads Parquet bytes.
@@ -360,10 +409,15 @@ mod tests {
         )
         .unwrap();
         let ids = [("few".into(), IdText::Mac), ("all".into(), IdText::Mac)];
+        // "text": all distinct (plain); "shop": a few codes with nulls (a text dictionary).
         let keep = |d: DataFrame| -> Result<DataFrame> {
-            let text: StringChunked = d.column("id")?.u64()?.iter().map(|v| v.map(|v| format!("#{v}"))).collect();
+            let ids = d.column("id")?.u64()?;
+            let text: StringChunked = ids.iter().map(|v| v.map(|v| format!("#{v}"))).collect();
+            let shop: StringChunked =
+                ids.iter().map(|v| v.filter(|v| v % 5 != 0).map(|v| format!("S{:03}", v % 41))).collect();
             let mut out = d.select(["few", "all"])?;
             out.insert_column(0, text.with_name("text".into()).into_column())?;
+            out.with_column(shop.with_name("shop".into()).into_column())?;
             Ok(out)
         };
         // The published frame, every row rendered independently of IdText.
@@ -379,7 +433,7 @@ mod tests {
         let whole = parquet_bytes(&mut render(df.clone()).unwrap()).unwrap();
         // Polars' own batched writer, one rendered slice after another, writes the same bytes.
         let mut buf = Vec::new();
-        let mut w = writer(&mut buf).batched(render(df.slice(0, 1)).unwrap().schema()).unwrap();
+        let mut w = writer_with(&mut buf, compression()).batched(render(df.slice(0, 1)).unwrap().schema()).unwrap();
         for offset in (0..n).step_by(ROW_GROUP) {
             let mut part = render(df.slice(offset as i64, ROW_GROUP)).unwrap();
             part.rechunk_mut();
@@ -396,12 +450,18 @@ mod tests {
         let m = meta(sliced);
         assert_eq!(m.num_row_groups(), 3, "a row group per slice");
         assert!(meta(whole).num_row_groups() >= 2);
-        // "few" is dictionary-encoded, "all" is not.
+        // "few" and "shop" are dictionary-encoded, "text" and "all" are not.
         let dict = |c: usize| m.row_group(0).column(c).dictionary_page_offset().is_some();
-        assert!(dict(1) && !dict(2));
-        // Small tables take the whole-frame path, with the same rows.
+        assert!(!dict(0) && dict(1) && !dict(2) && dict(3));
+        // A small table: one row group, the same bytes as Polars' writer of the whole frame.
         let small = df.slice(10, 300);
         let bytes = encode_in_slices(&small, &ids, keep).unwrap();
+        assert!(bytes[..] == parquet_bytes(&mut render(small.clone()).unwrap()).unwrap()[..]);
         assert_eq!(read_parquet(bytes).unwrap(), render(small).unwrap());
+        // State objects: the same rows back.
+        let state = render(df.slice(5, 1000)).unwrap();
+        assert_eq!(read_parquet(state_bytes(&mut state.clone()).unwrap()).unwrap(), state);
+        let empty = state.clear();
+        assert_eq!(read_parquet(state_bytes(&mut empty.clone()).unwrap()).unwrap(), empty);
     }
 }

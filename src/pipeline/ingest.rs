@@ -359,7 +359,7 @@ pub fn parse_frame(
 /// buffer offset): so a probe file's few APs and shops, and its devices' repeated MACs, are
 /// parsed and looked up once instead of per row. Unequal views may still be equal strings
 /// (plain-encoded pages); `f` is then merely called again.
-pub(super) fn per_distinct<'a, T: Copy>(ca: &'a StringChunked, mut f: impl FnMut(Option<&'a str>) -> T) -> Vec<T> {
+pub(crate) fn per_distinct<'a, T: Copy>(ca: &'a StringChunked, mut f: impl FnMut(Option<&'a str>) -> T) -> Vec<T> {
     let mut out = Vec::with_capacity(ca.len());
     let mut seen: PlHashMap<u128, T> = PlHashMap::new();
     for arr in ca.downcast_iter() {
