@@ -136,6 +136,13 @@ pub fn density_grid(c: &DayCtx) -> PolarsResult<LazyFrame> {
     let n = second.len();
     let mut clock = crate::timeutil::LocalClock::new(s.tz);
     let day_start = clock.day_start(c.day);
+    // 10^(rssi/10) of the usual RSSIs computed once, not per row (the same values).
+    const LOW: i32 = -128;
+    let powers: Vec<f64> = (LOW..128).map(|r| 10f64.powf(r as f64 / 10.0)).collect();
+    let power = |r: i32| match r.checked_sub(LOW).and_then(|i| powers.get(i as usize)) {
+        Some(&p) => p,
+        None => 10f64.powf(r as f64 / 10.0),
+    };
     let cell = |v: f64| {
         let r = (v * 1000.0).round() / 1000.0;
         ((if r.is_finite() { r } else { v }) / s.density_cell).floor() as i64
@@ -188,7 +195,7 @@ pub fn density_grid(c: &DayCtx) -> PolarsResult<LazyFrame> {
                     e += 1;
                 }
                 if let Some(&(x, y)) = aps.get(&ap[k]) {
-                    let p = 10f64.powf(best as f64 / 10.0);
+                    let p = power(best);
                     (w, wx, wy) = (w + p, wx + p * x, wy + p * y);
                 }
                 k = e;
@@ -229,6 +236,11 @@ pub const OCCUPANCY_SLOT: i64 = 300;
 /// shop visits) and for the whole mall (`shop_code` "*", from qualifying mall visits): a
 /// device is present in every slot its visit [start, end] overlaps, counted once per slot.
 /// The day's last slot is the mall's "occupancy now". Slots without a visitor have no row.
+///
+/// A device's visits to one shop (and its mall visits) come in start order and never overlap,
+/// so "once per slot" needs only the last slot counted for each (device, shop): a visit counts
+/// the slots after it. Counts go to a dense (slot, shop) array, a lookup per visit instead of a
+/// hash-set insert per (visit, slot).
 pub fn occupancy_5min(c: &DayCtx) -> PolarsResult<LazyFrame> {
     let q = qualifying(c.settings);
     let pick = [col(MAC), col("shop_code"), col("start"), col("end")];
@@ -237,27 +249,59 @@ pub fn occupancy_5min(c: &DayCtx) -> PolarsResult<LazyFrame> {
     let visits = concat([shops, mall], UnionArgs::default())?.collect()?;
     let (mac, shop) = (visits.column(MAC)?.u64()?, visits.column("shop_code")?.str()?);
     let (start, end) = (visits.column("start")?.i64()?, visits.column("end")?.i64()?);
+    if [mac.null_count(), shop.null_count(), start.null_count(), end.null_count()].iter().any(|n| *n > 0) {
+        polars_bail!(ComputeError: "a day's visits have null keys");
+    }
+    let mut codes: Vec<&str> = Vec::new();
+    let mut code_ids: PlHashMap<&str, u32> = PlHashMap::new();
+    let shop_id = crate::pipeline::ingest::per_distinct(shop, |v| {
+        let v = v.unwrap_or_default();
+        *code_ids.entry(v).or_insert_with(|| {
+            codes.push(v);
+            (codes.len() - 1) as u32
+        })
+    });
     let mut clock = crate::timeutil::LocalClock::new(c.settings.tz);
-    let mut present: PlHashSet<(i64, &str, u64)> = PlHashSet::new();
-    for i in 0..visits.height() {
-        let (Some(m), Some(s), Some(a), Some(b)) = (mac.get(i), shop.get(i), start.get(i), end.get(i)) else {
-            continue;
-        };
-        // Zone offsets are whole multiples of 5 minutes, so local slots are UTC-aligned steps.
-        let mut slot = a - (a + clock.offset(a)).rem_euclid(OCCUPANCY_SLOT);
-        while slot <= b {
-            present.insert((slot, s, m));
-            slot += OCCUPANCY_SLOT;
+    // Zone offsets are whole multiples of 5 minutes, so local slots are UTC-aligned steps.
+    let first_slot: Vec<i64> =
+        start.into_no_null_iter().map(|a| a - (a + clock.offset(a)).rem_euclid(OCCUPANCY_SLOT)).collect();
+    let base = first_slot.iter().copied().min().unwrap_or(0);
+    let slots = end.into_no_null_iter().max().map_or(0, |b| ((b - base) / OCCUPANCY_SLOT + 1) as usize);
+    let mut counts = vec![0i64; slots * codes.len()];
+    // (device, shop) → (start of its last visit, index of the last slot counted).
+    let mut last: PlHashMap<(u64, u32), (i64, i64)> = PlHashMap::new();
+    let rows = mac
+        .into_no_null_iter()
+        .zip(shop_id.iter().copied())
+        .zip(start.into_no_null_iter().zip(end.into_no_null_iter()));
+    for (((m, s), (a, b)), from) in rows.zip(first_slot) {
+        let mut slot = (from - base) / OCCUPANCY_SLOT;
+        let until = (b - base).div_euclid(OCCUPANCY_SLOT);
+        if (from - base) % OCCUPANCY_SLOT != 0 {
+            polars_bail!(ComputeError: "the zone's UTC offsets are not whole multiples of 5 minutes");
+        }
+        match last.get_mut(&(m, s)) {
+            Some(e) => {
+                let (prev_start, counted) = *e;
+                if a < prev_start {
+                    polars_bail!(ComputeError: "a device's visits to a shop are not in start order");
+                }
+                slot = slot.max(counted + 1);
+                *e = (a, until.max(counted));
+            }
+            None => {
+                last.insert((m, s), (a, until));
+            }
+        }
+        while slot <= until {
+            counts[slot as usize * codes.len() + s as usize] += 1;
+            slot += 1;
         }
     }
-    let mut counts: PlHashMap<(i64, &str), i64> = PlHashMap::new();
-    for (slot, s, _) in present {
-        *counts.entry((slot, s)).or_default() += 1;
-    }
     let (mut slot, mut code, mut visitors) = (vec![], vec![], vec![]);
-    for ((t, s), n) in counts {
-        slot.push(t);
-        code.push(s);
+    for (i, &n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+        slot.push(base + (i / codes.len()) as i64 * OCCUPANCY_SLOT);
+        code.push(codes[i % codes.len()]);
         visitors.push(n);
     }
     Ok(df!("slot_start" => slot, "shop_code" => code, "visitors" => visitors)?.lazy())
