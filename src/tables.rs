@@ -59,7 +59,8 @@ fn parquet_bytes_with(df: &mut DataFrame, compression: ParquetCompression) -> Re
 /// its distinct ids' texts, rendered once per id. Polars' writer, given the rendered strings,
 /// would hash every row's 17-byte text twice (a cardinality estimate, then the dictionary);
 /// here a row costs one `u64` lookup and the pages are the same. Text columns get the same
-/// dictionary from one lookup per distinct view ([`text_dictionary`]).
+/// dictionary from one lookup per distinct view, and wide-ranging `i64` columns such as
+/// timestamps from one lookup per run of equal values ([`dictionary`]).
 pub fn encode_in_slices(
     df: &DataFrame,
     ids: &[(PlSmallStr, IdText)],
@@ -110,7 +111,7 @@ fn encode(
             for (((array, field), enc), how) in batch.columns().iter().zip(&fields).zip(&encodings).zip(&id_text) {
                 let array = match how {
                     Some(how) => id_dictionary(array.as_ref(), how)?,
-                    None => text_dictionary(array),
+                    None => dictionary(array),
                 };
                 for pages in array_to_columns(&array, field.clone(), options, enc)? {
                     let pages = pages
@@ -142,15 +143,20 @@ fn encode(
     Ok(Bytes::from(buf))
 }
 
-/// A text column as the array Polars' writer would encode it: a dictionary of its distinct
-/// strings in order of first appearance, or, when more than three rows in four are distinct,
-/// the column itself (plain). Polars decides with a cardinality estimate and then hashes every
-/// row's string; here each distinct view of the array is looked up once
-/// ([`crate::pipeline::ingest::per_distinct`]), so a few shop codes over millions of rows cost a
-/// few hash lookups. Any other array is returned as it is.
-fn text_dictionary(array: &ArrayRef) -> ArrayRef {
+/// A column as the array Polars' writer would encode it, where Polars would first estimate its
+/// cardinality and then hash every row: a dictionary of its distinct values in order of first
+/// appearance, or, when more than three rows in four are distinct, the column itself (plain).
+/// Text looks each distinct view up once ([`crate::pipeline::ingest::per_distinct`]): a few
+/// shop codes over millions of rows cost a few lookups. `i64` columns whose range is too wide
+/// for Polars' own bitmap dictionary (timestamps in microseconds) look a value up only where it
+/// differs from the row before: a time-ordered column costs a lookup per distinct second. Any
+/// other array is returned as it is (Polars' writer decides).
+fn dictionary(array: &ArrayRef) -> ArrayRef {
     use polars_arrow::array::{DictionaryArray, PrimitiveArray, Utf8ViewArray};
     use polars_arrow::datatypes::{ArrowDataType, IntegerType};
+    if let Some(ints) = array.as_any().downcast_ref::<PrimitiveArray<i64>>() {
+        return i64_dictionary(ints).unwrap_or_else(|| array.clone());
+    }
     let Some(texts) = array.as_any().downcast_ref::<Utf8ViewArray>() else {
         return array.clone();
     };
@@ -175,6 +181,49 @@ fn text_dictionary(array: &ArrayRef) -> ArrayRef {
         Ok(dict) => dict.boxed(),
         Err(_) => array.clone(),
     }
+}
+
+/// See [`dictionary`]: `None` where Polars' writer takes another path (a range its bitmap
+/// dictionary covers, or all nulls).
+fn i64_dictionary(ints: &polars_arrow::array::PrimitiveArray<i64>) -> Option<ArrayRef> {
+    use polars_arrow::array::{DictionaryArray, PrimitiveArray};
+    use polars_arrow::datatypes::{ArrowDataType, IntegerType};
+    let valid = |i: usize| ints.validity().is_none_or(|v| v.get_bit(i));
+    let values = ints.values();
+    let (lo, hi) = (0..values.len()).filter(|&i| valid(i)).map(|i| values[i]).fold(None, |m, v| match m {
+        None => Some((v, v)),
+        Some((lo, hi)) => Some((v.min(lo), v.max(hi))),
+    })?;
+    // Polars' min-max dictionary takes ranges up to u16::MAX (keys in value order).
+    if hi.checked_sub(lo).is_none_or(|d| d <= u16::MAX as i64) {
+        return None;
+    }
+    let mut index: PlHashMap<i64, u32> = PlHashMap::new();
+    let mut order: Vec<i64> = Vec::new();
+    let mut keys: Vec<u32> = Vec::with_capacity(values.len());
+    let mut last: Option<(i64, u32)> = None;
+    for (i, &v) in values.iter().enumerate() {
+        if !valid(i) {
+            keys.push(0);
+            continue;
+        }
+        let key = match last {
+            Some((l, k)) if l == v => k,
+            _ => *index.entry(v).or_insert_with(|| {
+                order.push(v);
+                (order.len() - 1) as u32
+            }),
+        };
+        last = Some((v, key));
+        keys.push(key);
+    }
+    if values.len() > 128 && order.len() as f64 / values.len() as f64 > 0.75 {
+        return None;
+    }
+    let dict_values = PrimitiveArray::new(ints.dtype().clone(), order.into(), None);
+    let keys = PrimitiveArray::new(ArrowDataType::UInt32, keys.into(), ints.validity().cloned());
+    let dtype = ArrowDataType::Dictionary(IntegerType::UInt32, Box::new(ints.dtype().clone()), false);
+    DictionaryArray::try_new(dtype, keys, dict_values.boxed()).ok().map(|d| d.boxed())
 }
 
 /// A `u64` id column as the array Polars' writer would encode its rendered texts from: a
@@ -409,15 +458,27 @@ mod tests {
         )
         .unwrap();
         let ids = [("few".into(), IdText::Mac), ("all".into(), IdText::Mac)];
-        // "text": all distinct (plain); "shop": a few codes with nulls (a text dictionary).
+        // "text": all distinct (plain); "shop": a few codes with nulls (a text dictionary); "at":
+        // microsecond timestamps in runs of ten rows with nulls (an i64 dictionary), "spread":
+        // all-distinct wide i64s (plain), "narrow": i64s within Polars' bitmap range.
         let keep = |d: DataFrame| -> Result<DataFrame> {
             let ids = d.column("id")?.u64()?;
             let text: StringChunked = ids.iter().map(|v| v.map(|v| format!("#{v}"))).collect();
             let shop: StringChunked =
                 ids.iter().map(|v| v.filter(|v| v % 5 != 0).map(|v| format!("S{:03}", v % 41))).collect();
+            let at: Int64Chunked = ids
+                .iter()
+                .map(|v| v.filter(|v| v % 13 != 0).map(|v| 1_772_000_000_000_000 + (v / 10) as i64 * 1_000_000))
+                .collect();
+            let at = at.into_series().cast(&DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)))?;
+            let spread: Int64Chunked = ids.iter().map(|v| v.map(|v| v as i64 * 1_000_003)).collect();
+            let narrow: Int64Chunked = ids.iter().map(|v| v.map(|v| (v % 1000) as i64 - 500)).collect();
             let mut out = d.select(["few", "all"])?;
             out.insert_column(0, text.with_name("text".into()).into_column())?;
             out.with_column(shop.with_name("shop".into()).into_column())?;
+            out.with_column(at.with_name("at".into()).into_column())?;
+            out.with_column(spread.with_name("spread".into()).into_column())?;
+            out.with_column(narrow.with_name("narrow".into()).into_column())?;
             Ok(out)
         };
         // The published frame, every row rendered independently of IdText.
@@ -450,9 +511,10 @@ mod tests {
         let m = meta(sliced);
         assert_eq!(m.num_row_groups(), 3, "a row group per slice");
         assert!(meta(whole).num_row_groups() >= 2);
-        // "few" and "shop" are dictionary-encoded, "text" and "all" are not.
+        // "few", "shop", "at" and "narrow" are dictionary-encoded, "text", "all" and "spread" not.
         let dict = |c: usize| m.row_group(0).column(c).dictionary_page_offset().is_some();
-        assert!(!dict(0) && dict(1) && !dict(2) && dict(3));
+        let dicts: Vec<bool> = (0..7).map(dict).collect();
+        assert_eq!(dicts, [false, true, false, true, true, false, true]);
         // A small table: one row group, the same bytes as Polars' writer of the whole frame.
         let small = df.slice(10, 300);
         let bytes = encode_in_slices(&small, &ids, keep).unwrap();
