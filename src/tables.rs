@@ -152,8 +152,7 @@ fn encode(
 /// differs from the row before: a time-ordered column costs a lookup per distinct second. Any
 /// other array is returned as it is (Polars' writer decides).
 fn dictionary(array: &ArrayRef) -> ArrayRef {
-    use polars_arrow::array::{DictionaryArray, PrimitiveArray, Utf8ViewArray};
-    use polars_arrow::datatypes::{ArrowDataType, IntegerType};
+    use polars_arrow::array::{PrimitiveArray, Utf8ViewArray};
     if let Some(ints) = array.as_any().downcast_ref::<PrimitiveArray<i64>>() {
         return i64_dictionary(ints).unwrap_or_else(|| array.clone());
     }
@@ -170,24 +169,31 @@ fn dictionary(array: &ArrayRef) -> ArrayRef {
             (order.len() - 1) as u32
         }),
     });
-    if texts.len() > 128 && order.len() as f64 / texts.len() as f64 > 0.75 {
+    if plain_is_better(order.len(), texts.len()) {
         return array.clone();
     }
-    let values = Utf8ViewArray::from_slice_values(&order);
-    let keys =
-        PrimitiveArray::new(ArrowDataType::UInt32, keys.into(), polars_arrow::array::Array::validity(texts).cloned());
-    let dtype = ArrowDataType::Dictionary(IntegerType::UInt32, Box::new(ArrowDataType::Utf8View), false);
-    match DictionaryArray::try_new(dtype, keys, values.boxed()) {
-        Ok(dict) => dict.boxed(),
-        Err(_) => array.clone(),
-    }
+    let values = Utf8ViewArray::from_slice_values(&order).boxed();
+    keyed(keys, polars_arrow::array::Array::validity(texts), values).unwrap_or_else(|_| array.clone())
+}
+
+/// Polars' writer's rule: a column with more than three rows in four distinct is written plain.
+fn plain_is_better(distinct: usize, rows: usize) -> bool {
+    rows > 128 && distinct as f64 / rows as f64 > 0.75
+}
+
+/// The `u32`-keyed dictionary array of `values` (keys of null rows are ignored).
+fn keyed(keys: Vec<u32>, validity: Option<&polars_arrow::bitmap::Bitmap>, values: ArrayRef) -> Result<ArrayRef> {
+    use polars_arrow::array::{DictionaryArray, PrimitiveArray};
+    use polars_arrow::datatypes::{ArrowDataType, IntegerType};
+    let keys = PrimitiveArray::new(ArrowDataType::UInt32, keys.into(), validity.cloned());
+    let dtype = ArrowDataType::Dictionary(IntegerType::UInt32, Box::new(values.dtype().clone()), false);
+    Ok(DictionaryArray::try_new(dtype, keys, values)?.boxed())
 }
 
 /// See [`dictionary`]: `None` where Polars' writer takes another path (a range its bitmap
 /// dictionary covers, or all nulls).
 fn i64_dictionary(ints: &polars_arrow::array::PrimitiveArray<i64>) -> Option<ArrayRef> {
-    use polars_arrow::array::{DictionaryArray, PrimitiveArray};
-    use polars_arrow::datatypes::{ArrowDataType, IntegerType};
+    use polars_arrow::array::PrimitiveArray;
     let valid = |i: usize| ints.validity().is_none_or(|v| v.get_bit(i));
     let values = ints.values();
     let (lo, hi) = (0..values.len()).filter(|&i| valid(i)).map(|i| values[i]).fold(None, |m, v| match m {
@@ -217,21 +223,17 @@ fn i64_dictionary(ints: &polars_arrow::array::PrimitiveArray<i64>) -> Option<Arr
         last = Some((v, key));
         keys.push(key);
     }
-    if values.len() > 128 && order.len() as f64 / values.len() as f64 > 0.75 {
+    if plain_is_better(order.len(), values.len()) {
         return None;
     }
-    let dict_values = PrimitiveArray::new(ints.dtype().clone(), order.into(), None);
-    let keys = PrimitiveArray::new(ArrowDataType::UInt32, keys.into(), ints.validity().cloned());
-    let dtype = ArrowDataType::Dictionary(IntegerType::UInt32, Box::new(ints.dtype().clone()), false);
-    DictionaryArray::try_new(dtype, keys, dict_values.boxed()).ok().map(|d| d.boxed())
+    keyed(keys, ints.validity(), PrimitiveArray::new(ints.dtype().clone(), order.into(), None).boxed()).ok()
 }
 
 /// A `u64` id column as the array Polars' writer would encode its rendered texts from: a
 /// dictionary of the distinct texts in order of first appearance, or, when more than three
 /// rows in four are distinct (where Polars writes plain strings), the texts themselves.
 fn id_dictionary(array: &dyn polars_arrow::array::Array, how: &IdText) -> Result<ArrayRef> {
-    use polars_arrow::array::{DictionaryArray, MutableBinaryViewArray, PrimitiveArray};
-    use polars_arrow::datatypes::{ArrowDataType, IntegerType};
+    use polars_arrow::array::{MutableBinaryViewArray, PrimitiveArray};
     let ids = array
         .as_any()
         .downcast_ref::<PrimitiveArray<u64>>()
@@ -251,7 +253,7 @@ fn id_dictionary(array: &dyn polars_arrow::array::Array, how: &IdText) -> Result
         }));
     }
     let mut buf = [0u8; 17];
-    if ids.len() > 128 && order.len() as f64 / ids.len() as f64 > 0.75 {
+    if plain_is_better(order.len(), ids.len()) {
         let mut texts = MutableBinaryViewArray::<str>::with_capacity(ids.len());
         for (i, &id) in ids.values().iter().enumerate() {
             match valid(i) {
@@ -265,9 +267,7 @@ fn id_dictionary(array: &dyn polars_arrow::array::Array, how: &IdText) -> Result
     for id in order {
         values.push_value(how.text(id, &mut buf)?);
     }
-    let keys = PrimitiveArray::new(ArrowDataType::UInt32, keys.into(), ids.validity().cloned());
-    let dtype = ArrowDataType::Dictionary(IntegerType::UInt32, Box::new(ArrowDataType::Utf8View), false);
-    Ok(DictionaryArray::try_new(dtype, keys, values.freeze().boxed())?.boxed())
+    keyed(keys, ids.validity(), values.freeze().boxed())
 }
 
 /// Parquet bytes of a state object (segments, summaries, statuses, the settled customers and
