@@ -102,26 +102,10 @@ impl Gathered {
             k.3 = shop_rank[k.3 as usize];
         }
         let keys = sort_keys(keys, &runs);
-        let mut out = Sorted::with_capacity(n);
-        for (i, k) in keys.iter().enumerate() {
-            let r = k.4 as usize;
-            if i > 0 && by_key(&keys[i - 1], k).is_eq() {
-                let last = out.second.len() - 1;
-                out.rssi_min[last] = out.rssi_min[last].min(lo[r]);
-                out.rssi_max[last] = out.rssi_max[last].max(hi[r]);
-                continue;
-            }
-            out.second.push(k.0);
-            out.mac.push(k.1);
-            out.ap.push(k.2);
-            out.shop.push(k.3 as IdxSize);
-            out.hour.push(hour[r]);
-            out.rssi_min.push(lo[r]);
-            out.rssi_max.push(hi[r]);
-        }
+        let out = merge(&keys, &hour, &lo, &hi, crate::par::workers(n.div_ceil(1 << 20)))?;
+        let h = out.second.len();
         let names =
             |v: Vec<String>, name: &str| StringChunked::from_iter_values(name.into(), v.iter().map(String::as_str));
-        let h = out.second.len();
         Ok(DataFrame::new(
             h,
             vec![
@@ -135,6 +119,44 @@ impl Gathered {
             ],
         )?)
     }
+}
+
+/// Sorted keys → rollup rows: equal keys merge into one row (RSSI min of mins, max of maxes; the
+/// first row's hour, the same for equal seconds). The keys are cut into `parts` ranges, never
+/// inside a run of equal keys; each range's rows are counted, then written in place into its
+/// part of the output columns on its own thread (a 7 M-row day's merge is not one core's work).
+fn merge(keys: &[Key], hour: &[i64], lo: &[i32], hi: &[i32], parts: usize) -> Result<Sorted> {
+    let n = keys.len();
+    let parts = parts.max(1);
+    let mut cuts: Vec<usize> = (0..=parts).map(|j| n * j / parts).collect();
+    for j in 1..parts {
+        let mut c = cuts[j].max(cuts[j - 1]);
+        while c > 0 && c < n && by_key(&keys[c - 1], &keys[c]).is_eq() {
+            c += 1;
+        }
+        cuts[j] = c;
+    }
+    let ranges: Vec<std::ops::Range<usize>> = cuts.windows(2).map(|w| w[0]..w[1]).collect();
+    let firsts = |i: usize| i == 0 || by_key(&keys[i - 1], &keys[i]).is_ne();
+    let sizes = crate::par::map(&ranges, |r| Ok(r.clone().filter(|&i| firsts(i)).count()))?;
+    let mut out = Sorted::zeroed(sizes.iter().sum());
+    let slices = out.split(&sizes);
+    crate::par::map_owned(ranges.into_iter().zip(slices).collect(), |(range, o)| {
+        let mut at = usize::MAX;
+        for i in range {
+            let (k, r) = (&keys[i], keys[i].4 as usize);
+            if !firsts(i) {
+                o.rssi_min[at] = o.rssi_min[at].min(lo[r]);
+                o.rssi_max[at] = o.rssi_max[at].max(hi[r]);
+                continue;
+            }
+            at = at.wrapping_add(1);
+            (o.second[at], o.mac[at], o.ap[at], o.shop[at]) = (k.0, k.1, k.2, k.3 as IdxSize);
+            (o.hour[at], o.rssi_min[at], o.rssi_max[at]) = (hour[r], lo[r], hi[r]);
+        }
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 fn by_key(a: &Key, b: &Key) -> std::cmp::Ordering {
@@ -222,17 +244,62 @@ struct Sorted {
     rssi_max: Vec<i32>,
 }
 
+/// One range's part of [`Sorted`]'s columns.
+struct SortedPart<'a> {
+    second: &'a mut [i64],
+    mac: &'a mut [u64],
+    ap: &'a mut [u64],
+    shop: &'a mut [IdxSize],
+    hour: &'a mut [i64],
+    rssi_min: &'a mut [i32],
+    rssi_max: &'a mut [i32],
+}
+
 impl Sorted {
-    fn with_capacity(n: usize) -> Self {
+    fn zeroed(n: usize) -> Self {
         Sorted {
-            second: Vec::with_capacity(n),
-            mac: Vec::with_capacity(n),
-            ap: Vec::with_capacity(n),
-            shop: Vec::with_capacity(n),
-            hour: Vec::with_capacity(n),
-            rssi_min: Vec::with_capacity(n),
-            rssi_max: Vec::with_capacity(n),
+            second: vec![0; n],
+            mac: vec![0; n],
+            ap: vec![0; n],
+            shop: vec![0; n],
+            hour: vec![0; n],
+            rssi_min: vec![0; n],
+            rssi_max: vec![0; n],
         }
+    }
+
+    /// The columns cut into consecutive parts of `sizes` rows.
+    fn split(&mut self, sizes: &[usize]) -> Vec<SortedPart<'_>> {
+        fn cut<'a, T>(mut v: &'a mut [T], sizes: &[usize]) -> Vec<&'a mut [T]> {
+            sizes
+                .iter()
+                .map(|&n| {
+                    let (head, rest) = std::mem::take(&mut v).split_at_mut(n);
+                    v = rest;
+                    head
+                })
+                .collect()
+        }
+        let mut second = cut(&mut self.second, sizes).into_iter();
+        let mut mac = cut(&mut self.mac, sizes).into_iter();
+        let mut ap = cut(&mut self.ap, sizes).into_iter();
+        let mut shop = cut(&mut self.shop, sizes).into_iter();
+        let mut hour = cut(&mut self.hour, sizes).into_iter();
+        let mut rssi_min = cut(&mut self.rssi_min, sizes).into_iter();
+        let mut rssi_max = cut(&mut self.rssi_max, sizes).into_iter();
+        (0..sizes.len())
+            .filter_map(|_| {
+                Some(SortedPart {
+                    second: second.next()?,
+                    mac: mac.next()?,
+                    ap: ap.next()?,
+                    shop: shop.next()?,
+                    hour: hour.next()?,
+                    rssi_min: rssi_min.next()?,
+                    rssi_max: rssi_max.next()?,
+                })
+            })
+            .collect()
     }
 }
 
@@ -419,6 +486,45 @@ mod tests {
         let mut by_id: Vec<(&str, u32)> = plain.into_iter().collect();
         by_id.sort_by_key(|(_, id)| *id);
         assert_eq!(dict.names(), by_id.iter().map(|(w, _)| w.to_string()).collect::<Vec<_>>());
+    }
+
+    /// The merge in any number of ranges gives the rows of a plain fold of the keys into an
+    /// ordered map — also with a run of equal keys longer than several ranges, and no keys.
+    #[test]
+    fn merge_in_ranges_equals_a_plain_fold() {
+        let mut seed = 11u64;
+        let mut rnd = |m: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % m
+        };
+        let mut keys: Vec<Key> = (0..20_000).map(|_| (rnd(500) as i64, rnd(5), rnd(3), rnd(4) as u32, 0)).collect();
+        // A run of 8,000 equal keys across the middle.
+        keys.extend((0..8_000).map(|_| (250, 2, 1, 1, 0)));
+        keys.sort_by(by_key);
+        for (row, k) in keys.iter_mut().enumerate() {
+            k.4 = row as u32;
+        }
+        let n = keys.len();
+        let hour: Vec<i64> = keys.iter().map(|k| k.0 / 100 * 100).collect();
+        let lo: Vec<i32> = (0..n).map(|_| -(rnd(90) as i32)).collect();
+        let hi: Vec<i32> = lo.iter().map(|l| l + rnd(10) as i32).collect();
+        let mut plain: BTreeMap<(i64, u64, u64, u32), (i64, i32, i32)> = BTreeMap::new();
+        for k in &keys {
+            let r = k.4 as usize;
+            let e = plain.entry((k.0, k.1, k.2, k.3)).or_insert((hour[r], lo[r], hi[r]));
+            (e.1, e.2) = (e.1.min(lo[r]), e.2.max(hi[r]));
+        }
+        for parts in [1, 2, 3, 7, 64] {
+            let out = merge(&keys, &hour, &lo, &hi, parts).unwrap();
+            let got: Vec<_> = (0..out.second.len())
+                .map(|i| {
+                    let key = (out.second[i], out.mac[i], out.ap[i], out.shop[i] as u32);
+                    (key, (out.hour[i], out.rssi_min[i], out.rssi_max[i]))
+                })
+                .collect();
+            assert_eq!(got, plain.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(), "{parts} ranges");
+        }
+        assert_eq!(merge(&[], &[], &[], &[], 3).unwrap().second.len(), 0);
     }
 
     /// Each shortcut of `sort_keys` gives the order of a plain sort (rows with equal keys in
