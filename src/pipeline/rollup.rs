@@ -488,15 +488,19 @@ mod tests {
         assert_eq!(dict.names(), by_id.iter().map(|(w, _)| w.to_string()).collect::<Vec<_>>());
     }
 
+    /// Pseudo-random numbers below `m` (an LCG), the same for a seed.
+    fn numbers(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |m| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % m
+        }
+    }
+
     /// The merge in any number of ranges gives the rows of a plain fold of the keys into an
     /// ordered map — also with a run of equal keys longer than several ranges, and no keys.
     #[test]
     fn merge_in_ranges_equals_a_plain_fold() {
-        let mut seed = 11u64;
-        let mut rnd = |m: u64| {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (seed >> 33) % m
-        };
+        let mut rnd = numbers(11);
         let mut keys: Vec<Key> = (0..20_000).map(|_| (rnd(500) as i64, rnd(5), rnd(3), rnd(4) as u32, 0)).collect();
         // A run of 8,000 equal keys across the middle.
         keys.extend((0..8_000).map(|_| (250, 2, 1, 1, 0)));
@@ -531,11 +535,7 @@ mod tests {
     /// any order, as the merge after it takes their min and max).
     #[test]
     fn sort_keys_matches_a_plain_sort() {
-        let mut seed = 7u64;
-        let mut rnd = |m: u64| {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (seed >> 33) % m
-        };
+        let mut rnd = numbers(7);
         // (second range start, width) of each part; sorted: each part sorted by the full key.
         let cases: [(&[(i64, i64)], bool); 5] = [
             (&[(7200, 3600), (0, 3600), (3600, 3600)], true), // disjoint hours, any order
