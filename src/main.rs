@@ -12,13 +12,11 @@ use footfall::error::{exit_code, is_stdout_closed, EXIT_OK};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// A day's columns are freed and allocated again the next day. Decommitted pages fault again
-/// one by one, and transparent huge pages are zeroed 2 MiB at a time on first touch: together
-/// ~2.5 s of kernel time per 20 M records on a VM (BENCHMARKS.md, step 6). So freed pages are
-/// reset (MADV_FREE: reused without a fault, still reclaimable by the kernel) and this process
-/// asks for no huge pages.
+/// A day's columns are freed and allocated again the next day, and mimalloc asks for
+/// transparent huge pages: each is zeroed 2 MiB at a time on first touch, ~2 s of kernel time
+/// per 20 M records on a VM (BENCHMARKS.md, step 6). So this process asks for no huge pages.
 fn tune_memory() {
-    // SAFETY: a process-wide option and a prctl flag, set before any worker thread exists.
+    // SAFETY: a prctl flag of this process, set before any worker thread exists.
     unsafe {
         #[cfg(target_os = "linux")]
         libc::prctl(

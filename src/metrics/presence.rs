@@ -252,15 +252,9 @@ pub fn occupancy_5min(c: &DayCtx) -> PolarsResult<LazyFrame> {
     if [mac.null_count(), shop.null_count(), start.null_count(), end.null_count()].iter().any(|n| *n > 0) {
         polars_bail!(ComputeError: "a day's visits have null keys");
     }
-    let mut codes: Vec<&str> = Vec::new();
-    let mut code_ids: PlHashMap<&str, u32> = PlHashMap::new();
-    let shop_id = crate::pipeline::ingest::per_distinct(shop, |v| {
-        let v = v.unwrap_or_default();
-        *code_ids.entry(v).or_insert_with(|| {
-            codes.push(v);
-            (codes.len() - 1) as u32
-        })
-    });
+    let mut dict = crate::pipeline::rollup::Dict::default();
+    let shop_id = dict.ids_of(shop);
+    let codes = dict.names();
     let mut clock = crate::timeutil::LocalClock::new(c.settings.tz);
     // Zone offsets are whole multiples of 5 minutes, so local slots are UTC-aligned steps.
     let first_slot: Vec<i64> =
@@ -301,7 +295,7 @@ pub fn occupancy_5min(c: &DayCtx) -> PolarsResult<LazyFrame> {
     let (mut slot, mut code, mut visitors) = (vec![], vec![], vec![]);
     for (i, &n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
         slot.push(base + (i / codes.len()) as i64 * OCCUPANCY_SLOT);
-        code.push(codes[i % codes.len()]);
+        code.push(codes[i % codes.len()].as_str());
         visitors.push(n);
     }
     Ok(df!("slot_start" => slot, "shop_code" => code, "visitors" => visitors)?.lazy())

@@ -194,7 +194,7 @@ fn sort_keys(mut keys: Vec<Key>, runs: &[std::ops::Range<usize>]) -> Vec<Key> {
 
 /// Distinct strings of one column, numbered in order of first appearance.
 #[derive(Default)]
-pub(super) struct Dict {
+pub(crate) struct Dict {
     ids: PlHashMap<String, u32>,
     names: Vec<String>,
 }
@@ -212,12 +212,12 @@ impl Dict {
 
     /// The id of every row of a column, looked up once per distinct value
     /// ([`ingest::per_distinct`]); callers reject columns with nulls first.
-    pub(super) fn ids_of(&mut self, ca: &StringChunked) -> Vec<u32> {
+    pub(crate) fn ids_of(&mut self, ca: &StringChunked) -> Vec<u32> {
         ingest::per_distinct(ca, |v| self.id(v.unwrap_or_default()))
     }
 
     /// The strings, by id.
-    pub(super) fn names(&self) -> &[String] {
+    pub(crate) fn names(&self) -> &[String] {
         &self.names
     }
 
