@@ -87,7 +87,7 @@ pub fn probes(probes: &Location, dims: &Dims, settings: &Settings) -> Result<Laz
     let mut frames = Vec::with_capacity(parsed.len());
     for p in parsed {
         names.extend(p.names);
-        frames.push(p.events);
+        frames.push(p.events.frame()?);
     }
     let schema = probes_schema();
     let mut all = DataFrame::empty();

@@ -153,8 +153,13 @@ fn encode(
 /// other array is returned as it is (Polars' writer decides).
 fn dictionary(array: &ArrayRef) -> ArrayRef {
     use polars_arrow::array::{PrimitiveArray, Utf8ViewArray};
+    // Polars' min-max dictionary takes ranges up to u16::MAX (keys in value order).
     if let Some(ints) = array.as_any().downcast_ref::<PrimitiveArray<i64>>() {
-        return i64_dictionary(ints).unwrap_or_else(|| array.clone());
+        let wide = |lo: i64, hi: i64| hi.checked_sub(lo).is_some_and(|d| d > u16::MAX as i64);
+        return int_dictionary(ints, wide).unwrap_or_else(|| array.clone());
+    }
+    if let Some(ints) = array.as_any().downcast_ref::<PrimitiveArray<u64>>() {
+        return int_dictionary(ints, |lo, hi| hi - lo > u16::MAX as u64).unwrap_or_else(|| array.clone());
     }
     let Some(texts) = array.as_any().downcast_ref::<Utf8ViewArray>() else {
         return array.clone();
@@ -191,8 +196,11 @@ fn keyed(keys: Vec<u32>, validity: Option<&polars_arrow::bitmap::Bitmap>, values
 }
 
 /// See [`dictionary`]: `None` where Polars' writer takes another path (a range its bitmap
-/// dictionary covers, or all nulls).
-fn i64_dictionary(ints: &polars_arrow::array::PrimitiveArray<i64>) -> Option<ArrayRef> {
+/// dictionary covers — `wide(min, max)` false —, or all nulls).
+fn int_dictionary<T>(ints: &polars_arrow::array::PrimitiveArray<T>, wide: impl Fn(T, T) -> bool) -> Option<ArrayRef>
+where
+    T: polars_arrow::types::NativeType + std::hash::Hash + Ord,
+{
     use polars_arrow::array::PrimitiveArray;
     let valid = |i: usize| ints.validity().is_none_or(|v| v.get_bit(i));
     let values = ints.values();
@@ -200,14 +208,13 @@ fn i64_dictionary(ints: &polars_arrow::array::PrimitiveArray<i64>) -> Option<Arr
         None => Some((v, v)),
         Some((lo, hi)) => Some((v.min(lo), v.max(hi))),
     })?;
-    // Polars' min-max dictionary takes ranges up to u16::MAX (keys in value order).
-    if hi.checked_sub(lo).is_none_or(|d| d <= u16::MAX as i64) {
+    if !wide(lo, hi) {
         return None;
     }
-    let mut index: PlHashMap<i64, u32> = PlHashMap::new();
-    let mut order: Vec<i64> = Vec::new();
+    let mut index: PlHashMap<T, u32> = PlHashMap::new();
+    let mut order: Vec<T> = Vec::new();
     let mut keys: Vec<u32> = Vec::with_capacity(values.len());
-    let mut last: Option<(i64, u32)> = None;
+    let mut last: Option<(T, u32)> = None;
     for (i, &v) in values.iter().enumerate() {
         if !valid(i) {
             keys.push(0);
@@ -460,7 +467,8 @@ mod tests {
         let ids = [("few".into(), IdText::Mac), ("all".into(), IdText::Mac)];
         // "text": all distinct (plain); "shop": a few codes with nulls (a text dictionary); "at":
         // microsecond timestamps in runs of ten rows with nulls (an i64 dictionary), "spread":
-        // all-distinct wide i64s (plain), "narrow": i64s within Polars' bitmap range.
+        // all-distinct wide i64s (plain), "narrow": i64s within Polars' bitmap range, "dev":
+        // wide-ranging u64s of a few thousand values with nulls (a u64 dictionary, segments' MACs).
         let keep = |d: DataFrame| -> Result<DataFrame> {
             let ids = d.column("id")?.u64()?;
             let text: StringChunked = ids.iter().map(|v| v.map(|v| format!("#{v}"))).collect();
@@ -479,6 +487,11 @@ mod tests {
             out.with_column(at.with_name("at".into()).into_column())?;
             out.with_column(spread.with_name("spread".into()).into_column())?;
             out.with_column(narrow.with_name("narrow".into()).into_column())?;
+            let dev: UInt64Chunked = ids
+                .iter()
+                .map(|v| v.filter(|v| v % 11 != 0).map(|v| 0x0a00_0000_0000 + (v * 7919 % 3001) << 8))
+                .collect();
+            out.with_column(dev.with_name("dev".into()).into_column())?;
             Ok(out)
         };
         // The published frame, every row rendered independently of IdText.
@@ -511,10 +524,11 @@ mod tests {
         let m = meta(sliced);
         assert_eq!(m.num_row_groups(), 3, "a row group per slice");
         assert!(meta(whole).num_row_groups() >= 2);
-        // "few", "shop", "at" and "narrow" are dictionary-encoded, "text", "all" and "spread" not.
+        // "few", "shop", "at", "narrow" and "dev" are dictionary-encoded, "text", "all" and
+        // "spread" not.
         let dict = |c: usize| m.row_group(0).column(c).dictionary_page_offset().is_some();
-        let dicts: Vec<bool> = (0..7).map(dict).collect();
-        assert_eq!(dicts, [false, true, false, true, true, false, true]);
+        let dicts: Vec<bool> = (0..8).map(dict).collect();
+        assert_eq!(dicts, [false, true, false, true, true, false, true, true]);
         // A small table: one row group, the same bytes as Polars' writer of the whole frame.
         let small = df.slice(10, 300);
         let bytes = encode_in_slices(&small, &ids, keep).unwrap();

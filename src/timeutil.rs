@@ -30,19 +30,22 @@ pub fn parse_tz(name: &str) -> Result<Tz> {
 
 /// Local-time lookups with a cache of UTC offsets by minute: the last [`SLOTS`] minutes seen,
 /// direct-mapped, so a file's rows in any time order (an hour is 60 minutes) look the zone up
-/// once per minute, not once per row.
+/// once per minute, not once per row. The local hour last seen is kept whole when the offset
+/// is the same at both its ends, so an hourly file's rows cost two comparisons each.
 #[derive(Clone)]
 pub struct LocalClock {
     tz: Tz,
     /// (minute, offset) per slot `minute % SLOTS`.
     cache: Box<[(i64, i64); SLOTS]>,
+    /// Instants `[lo, hi)` of one local hour: (lo, hi, local day).
+    hour: (i64, i64, i32),
 }
 
 const SLOTS: usize = 128;
 
 impl LocalClock {
     pub fn new(tz: Tz) -> Self {
-        LocalClock { tz, cache: Box::new([(i64::MIN, 0); SLOTS]) }
+        LocalClock { tz, cache: Box::new([(i64::MIN, 0); SLOTS]), hour: (0, 0, 0) }
     }
 
     /// UTC offset in seconds at instant `t` (epoch seconds).
@@ -64,8 +67,20 @@ impl LocalClock {
     /// Local date (days since the epoch) of `t` and the start instant of its local clock
     /// hour, with one offset lookup.
     pub fn day_and_hour(&mut self, t: i64) -> (i32, i64) {
-        let local = t + self.offset(t);
-        (local.div_euclid(86_400) as i32, t - local.rem_euclid(3600))
+        let (lo, hi, day) = self.hour;
+        if lo <= t && t < hi {
+            return (day, lo);
+        }
+        let off = self.offset(t);
+        let local = t + off;
+        let (day, start) = (local.div_euclid(86_400) as i32, t - local.rem_euclid(3600));
+        // Zone changes are months apart: one offset at both ends holds for the whole hour.
+        if let Some(end) = start.checked_add(3600) {
+            if self.offset(start) == off && self.offset(end - 1) == off {
+                self.hour = (start, end, day);
+            }
+        }
+        (day, start)
     }
 
     /// Start instant (epoch seconds) of the local clock hour holding `t`.
@@ -165,6 +180,33 @@ mod tests {
                     (0, 0, local.hour(), local.day()),
                     "t = {t}"
                 );
+            }
+        }
+    }
+
+    /// The kept hour gives what the offset of each instant gives, with instants backwards and
+    /// in a scrambled order across New York's DST changes and Lord Howe Island's half-hour ones (a change
+    /// inside a local hour, so that hour is never kept whole).
+    #[test]
+    fn the_kept_hour_equals_each_instants_offset() {
+        let zones = [
+            ("America/New_York", ["2026-03-08T04:00:00Z", "2026-11-01T03:00:00Z"]),
+            ("Australia/Lord_Howe", ["2026-04-04T12:00:00Z", "2026-10-03T12:00:00Z"]),
+        ];
+        for (name, starts) in zones {
+            let tz: Tz = name.parse().unwrap();
+            let mut clock = LocalClock::new(tz);
+            for start in starts.map(ts) {
+                let n = 6 * 3600i64;
+                // Every second backwards, then runs of 50 seconds in a scrambled order.
+                let backwards = (0..n).rev().map(|k| start + k);
+                let scrambled = (0..n).map(|k| start + (k / 50 * 7919) % (n / 50) * 50 + k % 50);
+                for t in backwards.chain(scrambled) {
+                    let utc = chrono::DateTime::from_timestamp(t, 0).unwrap().naive_utc();
+                    let local = t + tz.offset_from_utc_datetime(&utc).fix().local_minus_utc() as i64;
+                    let want = (local.div_euclid(86_400) as i32, t - local.rem_euclid(3600));
+                    assert_eq!(clock.day_and_hour(t), want, "{name}, t = {t}");
+                }
             }
         }
     }

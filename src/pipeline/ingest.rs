@@ -152,12 +152,73 @@ impl<'a> IngestCtx<'a> {
 
 /// One file's accepted events and its quality row.
 pub struct Parsed {
-    /// Columns: second (i64 epoch s), day (i32), hour (i64 epoch s), user_device_mac (u64),
-    /// ap_mac (u64), shop_code (str), rssi (i32).
-    pub events: DataFrame,
+    pub events: Events,
     pub quality: FileQuality,
     /// With a key: (id, pseudonym) of every device in `events`.
     pub names: Vec<(u64, String)>,
+}
+
+/// A file's accepted events, column by column, in file order: the segment builder
+/// ([`crate::pipeline::rollup::events_to_segments`]) takes its keys straight from these
+/// vectors, and [`Events::frame`] gives the same rows as a frame (`sql`, tests).
+#[derive(Default)]
+pub struct Events {
+    /// Epoch seconds.
+    pub second: Vec<i64>,
+    /// Local date, days since the epoch.
+    pub day: Vec<i32>,
+    /// Start of the local clock hour, epoch seconds.
+    pub hour: Vec<i64>,
+    pub mac: Vec<u64>,
+    pub ap: Vec<u64>,
+    /// Index into `shop_names`.
+    pub shop: Vec<u32>,
+    /// The file's distinct shop codes of accepted rows (and maybe a few of rejected ones).
+    pub shop_names: Vec<String>,
+    pub rssi: Vec<i32>,
+}
+
+impl Events {
+    pub fn len(&self) -> usize {
+        self.second.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.second.is_empty()
+    }
+
+    /// Columns: second (i64 epoch s), day (i32), hour (i64 epoch s), user_device_mac (u64),
+    /// ap_mac (u64), shop_code (str), rssi (i32).
+    pub fn frame(self) -> Result<DataFrame> {
+        let shop_col = StringChunked::from_iter_values("shop_code".into(), self.shop_names.iter().map(String::as_str))
+            .take(self.shop.as_slice())?;
+        Ok(DataFrame::new(
+            self.second.len(),
+            vec![
+                Column::new("second".into(), self.second),
+                Column::new("day".into(), self.day),
+                Column::new("hour".into(), self.hour),
+                Column::new(MAC.into(), self.mac),
+                Column::new("ap_mac".into(), self.ap),
+                shop_col.into_column(),
+                Column::new("rssi".into(), self.rssi),
+            ],
+        )?)
+    }
+
+    /// The local days the events fall on, each with its rows (ascending); one day holding
+    /// every row (an hourly file without late rows) costs no index.
+    pub fn days(&self) -> Vec<(i32, Option<Vec<u32>>)> {
+        let Some(&first) = self.day.first() else { return vec![] };
+        if self.day.iter().all(|&d| d == first) {
+            return vec![(first, None)];
+        }
+        let mut by_day: std::collections::BTreeMap<i32, Vec<u32>> = Default::default();
+        for (i, &d) in self.day.iter().enumerate() {
+            by_day.entry(d).or_default().push(i as u32);
+        }
+        by_day.into_iter().map(|(d, rows)| (d, Some(rows))).collect()
+    }
 }
 
 fn as_text(df: &DataFrame, col: &str, name: &str) -> Result<StringChunked> {
@@ -221,41 +282,48 @@ pub fn parse_frame(
     };
 
     let mut q = FileQuality { rows_read: n as i64, ..Default::default() };
-    let mut o_t = Vec::with_capacity(n);
-    let mut o_day = Vec::with_capacity(n);
-    let mut o_hour = Vec::with_capacity(n);
-    let mut o_mac = Vec::with_capacity(n);
-    let mut o_ap = Vec::with_capacity(n);
-    let mut o_shop: Vec<IdxSize> = Vec::with_capacity(n);
-    let mut o_rssi = Vec::with_capacity(n);
-    // Shops as ids into this file's distinct codes: one known-shop lookup per code, not per row.
-    let mut shop_ids: PlHashMap<&str, (IdxSize, bool)> = PlHashMap::new();
-    let mut shop_names: Vec<&str> = Vec::new();
-    // Text columns are judged once per distinct value (see `per_distinct`), row order kept.
-    let mac_vals = per_distinct(&macs, |v| match v {
+    let mut ev = Events {
+        second: Vec::with_capacity(n),
+        day: Vec::with_capacity(n),
+        hour: Vec::with_capacity(n),
+        mac: Vec::with_capacity(n),
+        ap: Vec::with_capacity(n),
+        shop: Vec::with_capacity(n),
+        shop_names: Vec::new(),
+        rssi: Vec::with_capacity(n),
+    };
+    // Text columns are judged once per distinct value (see `distinct`); a row holds indices.
+    let (mac_ids, mac_vals) = distinct(&macs, |v| match v {
         None | Some("") => Err(reason::MAC_MISSING),
         Some(s) => parse_mac(s).ok_or(reason::MAC_INVALID),
     });
-    let ap_vals = per_distinct(&aps, |v| match v {
+    let (ap_ids, ap_vals) = distinct(&aps, |v| match v {
         None | Some("") => Err(reason::AP_MISSING),
         Some(s) => match parse_mac(s) {
             None => Err(reason::AP_INVALID),
             Some(ap) => Ok((ap, ctx.known_aps.is_none_or(|k| k.contains(&ap)))),
         },
     });
-    let shop_vals = per_distinct(&shops, |v| match v {
+    // Shops as ids into the file's distinct codes: one known-shop lookup per code, not per row.
+    let mut shop_index: PlHashMap<&str, u32> = PlHashMap::new();
+    let (shop_ids, shop_vals) = distinct(&shops, |v| match v {
         None | Some("") => Err(reason::SHOP_MISSING),
-        Some(s) => Ok(*shop_ids.entry(s).or_insert_with(|| {
-            shop_names.push(s);
-            ((shop_names.len() - 1) as IdxSize, ctx.known_shops.contains(s))
-        })),
+        Some(s) => Ok((
+            *shop_index.entry(s).or_insert_with(|| {
+                ev.shop_names.push(s.to_owned());
+                (ev.shop_names.len() - 1) as u32
+            }),
+            ctx.known_shops.contains(s),
+        )),
     });
-    let mut devices: PlHashSet<u64> = PlHashSet::new();
+    // Per distinct MAC value: whether an accepted row has it, and its keyed id once computed.
+    let mut mac_accepted = vec![false; mac_vals.len()];
+    let mut keyed: Vec<Option<u64>> = vec![None; if ctx.key.is_some() { mac_vals.len() } else { 0 }];
+    let mut ids: PlHashMap<u64, u64> = PlHashMap::new();
+    let mut names = Vec::new();
     let part = file.partition_start();
     let mut late = 0i64;
     let mut unknown_aps = 0i64;
-    let mut ids: PlHashMap<u64, u64> = PlHashMap::new();
-    let mut names = Vec::new();
 
     let (t_min, t_max) = ctx.valid_times;
     let mut t_int_it = t_int.as_ref().map(|ca| ca.iter());
@@ -283,8 +351,10 @@ pub fn parse_frame(
             _ => unreachable!("one of the two forms is read"),
         };
         let t = t_v.and_then(|t| if (t_min..=t_max).contains(&t) { Ok(t) } else { Err(reason::TIME_OUT_OF_RANGE) });
-        let accepted = (|| -> Result<(i64, u64, (u64, bool), (IdxSize, bool), i32), usize> {
-            let (t, mac, ap, shop) = (t?, mac_vals[i]?, ap_vals[i]?, shop_vals[i]?);
+        let mac_id = mac_ids[i] as usize;
+        let accepted = (|| -> Result<(i64, u64, (u64, bool), (u32, bool), i32), usize> {
+            let (t, mac) = (t?, mac_vals[mac_id]?);
+            let (ap, shop) = (ap_vals[ap_ids[i] as usize]?, shop_vals[shop_ids[i] as usize]?);
             let rssi = r_v?;
             if !(-120..=0).contains(&rssi) {
                 return Err(reason::RSSI_OUT_OF_RANGE);
@@ -295,7 +365,7 @@ pub fn parse_frame(
             Err(r) => q.rejected[r] += 1,
             Ok((t, mac, (ap, ap_known), (shop_id, shop_known), rssi)) => {
                 q.rows_accepted += 1;
-                devices.insert(mac);
+                mac_accepted[mac_id] = true;
                 if !shop_known {
                     q.unknown_shop_rows += 1;
                 }
@@ -315,63 +385,67 @@ pub fn parse_frame(
                     }
                 }
                 let (day, hour) = ctx.clock.day_and_hour(t);
-                o_t.push(t);
-                o_day.push(day);
-                o_hour.push(hour);
-                o_mac.push(match ctx.key {
+                ev.second.push(t);
+                ev.day.push(day);
+                ev.hour.push(hour);
+                ev.mac.push(match ctx.key {
                     None => mac,
-                    Some(k) => *ids.entry(mac).or_insert_with(|| {
-                        let (id, name) = k.id(mac);
-                        names.push((id, name));
-                        id
+                    Some(k) => *keyed[mac_id].get_or_insert_with(|| {
+                        *ids.entry(mac).or_insert_with(|| {
+                            let (id, name) = k.id(mac);
+                            names.push((id, name));
+                            id
+                        })
                     }),
                 });
-                o_ap.push(ap);
-                o_shop.push(shop_id);
-                o_rssi.push(rssi);
+                ev.ap.push(ap);
+                ev.shop.push(shop_id);
+                ev.rssi.push(rssi);
             }
         }
     }
+    // Distinct devices: unequal views may spell one MAC, so count MACs, not views.
+    let devices: PlHashSet<u64> =
+        mac_vals.iter().zip(&mac_accepted).filter(|(_, &a)| a).filter_map(|(m, _)| m.ok()).collect();
     q.distinct_devices = devices.len() as i64;
     q.late_rows = part.map(|_| late);
     q.unknown_ap_rows = ctx.known_aps.map(|_| unknown_aps);
-    let h = o_t.len();
-    let shop_col =
-        StringChunked::from_iter_values("shop_code".into(), shop_names.into_iter()).take(o_shop.as_slice())?;
-    let events = DataFrame::new(
-        h,
-        vec![
-            Column::new("second".into(), o_t),
-            Column::new("day".into(), o_day),
-            Column::new("hour".into(), o_hour),
-            Column::new(MAC.into(), o_mac),
-            Column::new("ap_mac".into(), o_ap),
-            shop_col.into_column(),
-            Column::new("rssi".into(), o_rssi),
-        ],
-    )?;
-    Ok(Parsed { events, quality: q, names })
+    Ok(Parsed { events: ev, quality: q, names })
 }
 
-/// `f` of each value of a text column, computed once per distinct value of each chunk.
-/// Parquet dictionary pages decode to copies of the dictionary's views, and within one chunk
-/// equal views hold equal bytes (short strings are inline, long ones point at the same
-/// buffer offset): so a probe file's few APs and shops, and its devices' repeated MACs, are
-/// parsed and looked up once instead of per row. Unequal views may still be equal strings
-/// (plain-encoded pages); `f` is then merely called again.
-pub(crate) fn per_distinct<'a, T: Copy>(ca: &'a StringChunked, mut f: impl FnMut(Option<&'a str>) -> T) -> Vec<T> {
-    let mut out = Vec::with_capacity(ca.len());
-    let mut seen: PlHashMap<u128, T> = PlHashMap::new();
+/// `f` of each value of a text column, computed once per distinct value of each chunk
+/// (see [`distinct`]), row order kept.
+pub(crate) fn per_distinct<'a, T: Copy>(ca: &'a StringChunked, f: impl FnMut(Option<&'a str>) -> T) -> Vec<T> {
+    let (ids, vals) = distinct(ca, f);
+    ids.iter().map(|&i| vals[i as usize]).collect()
+}
+
+/// Each row's index into `f` of the column's distinct values, `f` computed once per distinct
+/// value of each chunk. Parquet dictionary pages decode to copies of the dictionary's views, and
+/// within one chunk equal views hold equal bytes (short strings are inline, long ones point at
+/// the same buffer offset): so a probe file's few APs and shops, and its devices' repeated MACs,
+/// are parsed and looked up once instead of per row, and a row carries a 4-byte index instead
+/// of the result. Unequal views may still be equal strings (plain-encoded pages); `f` is then
+/// merely called again. Nulls share one entry.
+pub(crate) fn distinct<'a, T>(ca: &'a StringChunked, mut f: impl FnMut(Option<&'a str>) -> T) -> (Vec<u32>, Vec<T>) {
+    let mut ids = Vec::with_capacity(ca.len());
+    let mut vals = Vec::new();
+    let mut null = None;
+    let mut seen: PlHashMap<u128, u32> = PlHashMap::new();
     for arr in ca.downcast_iter() {
         seen.clear();
         for (view, v) in arr.views().iter().zip(arr.iter()) {
-            out.push(match v {
-                None => f(None),
-                Some(s) => *seen.entry(view.as_u128()).or_insert_with(|| f(Some(s))),
+            let mut new = |v| {
+                vals.push(f(v));
+                (vals.len() - 1) as u32
+            };
+            ids.push(match v {
+                None => *null.get_or_insert_with(|| new(None)),
+                Some(s) => *seen.entry(view.as_u128()).or_insert_with(|| new(Some(s))),
             });
         }
     }
-    out
+    (ids, vals)
 }
 
 /// Epoch seconds from decimal text: an integer, or a decimal fraction truncated to its second.
@@ -387,28 +461,6 @@ pub(crate) fn parse_epoch_text(s: &str) -> Option<i64> {
     let v: i64 = if int == "-" || int.is_empty() { 0 } else { int.parse().ok()? };
     // Truncate towards the earlier second, as for finer timestamps.
     Some(if neg && frac.bytes().any(|b| b != b'0') { v - 1 } else { v })
-}
-
-/// Splits events by local day.
-pub fn split_by_day(events: DataFrame) -> Result<Vec<(i32, DataFrame)>> {
-    if events.height() == 0 {
-        return Ok(vec![]);
-    }
-    // Most files hold one local day (an hourly file crosses midnight only with late rows).
-    let days = events.column("day")?.i32()?;
-    if let (Some(lo), Some(hi)) = (days.min(), days.max()) {
-        if lo == hi && days.null_count() == 0 {
-            return Ok(vec![(lo, events)]);
-        }
-    }
-    let parts = events.partition_by_stable(["day"], true)?;
-    let mut out = Vec::with_capacity(parts.len());
-    for p in parts {
-        let day = p.column("day")?.i32()?.get(0).unwrap();
-        out.push((day, p));
-    }
-    out.sort_by_key(|(d, _)| *d);
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -472,11 +524,11 @@ mod tests {
         assert_eq!(p.quality.distinct_devices, 2);
         // The second good row (11:00:00.75) is outside the 10:00 partition hour.
         assert_eq!(p.quality.late_rows, Some(1));
-        let secs: Vec<i64> = p.events.column("second").unwrap().i64().unwrap().into_no_null_iter().collect();
+        let secs = p.events.second.clone();
         assert_eq!(secs, [1772445600, 1772449200]);
-        let macs: Vec<u64> = p.events.column("user_device_mac").unwrap().u64().unwrap().into_no_null_iter().collect();
+        let macs = p.events.mac.clone();
         assert_eq!(macs, [0x0cbbccddee01, 0x02bbccddee02]);
-        let rssi: Vec<i32> = p.events.column("rssi").unwrap().i32().unwrap().into_no_null_iter().collect();
+        let rssi = p.events.rssi.clone();
         assert_eq!(rssi, [0, -120]);
     }
 
@@ -540,7 +592,7 @@ mod tests {
         df.with_column(ms.into_column()).unwrap();
         let layout = FileLayout { occur_time: Layout::Timestamp(1000), rssi: Layout::Integer };
         let p = parse_frame(&df, "t", &file("a.parquet"), layout, &mut ctx(&shops)).unwrap();
-        let secs: Vec<i64> = p.events.column("second").unwrap().i64().unwrap().into_no_null_iter().collect();
+        let secs = p.events.second.clone();
         assert_eq!(secs, [1772445600, 1772445601]);
     }
 
@@ -598,7 +650,7 @@ mod tests {
         assert_eq!(p.quality.rejected[reason::TIME_OUT_OF_RANGE], 7);
         assert_eq!(p.quality.rejected[reason::TIME_MISSING], 1);
         assert_eq!(p.quality.rows_accepted, 2);
-        let secs_out: Vec<i64> = p.events.column("second").unwrap().i64().unwrap().into_no_null_iter().collect();
+        let secs_out = p.events.second.clone();
         assert_eq!(secs_out, [secs, 946_684_800]);
         // Text and unsigned forms reach the same check.
         let big = df!(

@@ -18,13 +18,18 @@ use crate::progress::Progress;
 use crate::schema::MAC;
 use crate::state::{day_str, FileRecord, Manifest, State};
 
-/// Reduces parsed events to the segment grain (the same as `pos`), sorted like `pos`.
-pub fn events_to_segment(events: DataFrame) -> Result<DataFrame> {
-    let rssi = events.column("rssi")?;
-    let mut df = events.select([MAC, "second", "ap_mac", "shop_code", "hour"])?;
-    df.with_column(rssi.clone().with_name("rssi_min".into()))?;
-    df.with_column(rssi.clone().with_name("rssi_max".into()))?;
-    rollup(vec![df])
+/// A file's events reduced to the segment grain (the same as `pos`), sorted like `pos`: one
+/// segment per local day they fall on.
+pub fn events_to_segments(events: &ingest::Events) -> Result<Vec<(i32, DataFrame)>> {
+    events
+        .days()
+        .into_iter()
+        .map(|(day, rows)| {
+            let mut g = Gathered::default();
+            g.add_events(events, rows.as_deref());
+            Ok((day, g.finish()?))
+        })
+        .collect()
 }
 
 /// Folds rollup rows (per-file segments of one day, or one file's events) into one rollup:
@@ -91,6 +96,34 @@ impl Gathered {
             self.keys.push((t, m, a, s, row));
         }
         Ok(())
+    }
+
+    /// Adds parsed events (`rows` of them, or all) as rollup rows of themselves: the keys come
+    /// straight from the parsed columns, shops mapped from the file's ids to this rollup's.
+    fn add_events(&mut self, ev: &ingest::Events, rows: Option<&[u32]>) {
+        let shop_id: Vec<u32> = ev.shop_names.iter().map(|s| self.shops.id(s)).collect();
+        let n = rows.map_or(ev.len(), <[u32]>::len);
+        self.keys.reserve(n);
+        self.hour.reserve(n);
+        self.lo.reserve(n);
+        self.hi.reserve(n);
+        let start = self.keys.len();
+        let key = |i: usize, row: usize| (ev.second[i], ev.mac[i], ev.ap[i], shop_id[ev.shop[i] as usize], row as u32);
+        match rows {
+            None => {
+                self.keys.extend((0..ev.len()).map(|i| key(i, start + i)));
+                self.hour.extend_from_slice(&ev.hour);
+                self.lo.extend_from_slice(&ev.rssi);
+                self.hi.extend_from_slice(&ev.rssi);
+            }
+            Some(rows) => {
+                self.keys.extend(rows.iter().enumerate().map(|(k, &i)| key(i as usize, start + k)));
+                self.hour.extend(rows.iter().map(|&i| ev.hour[i as usize]));
+                self.lo.extend(rows.iter().map(|&i| ev.rssi[i as usize]));
+                self.hi.extend(rows.iter().map(|&i| ev.rssi[i as usize]));
+            }
+        }
+        self.runs.push(start..self.keys.len());
     }
 
     fn finish(self) -> Result<DataFrame> {
@@ -369,9 +402,9 @@ pub fn ingest_files(
         let mut ctx = IngestCtx::new(&plan.settings, dims);
         let parsed = ingest::parse(plan.probes.get(rel)?, &plan.probes.show(rel), f, layout, &mut ctx)?;
         let mut days = Vec::new();
-        let newest_event = parsed.events.column("second")?.i64()?.max();
-        for (day, events) in ingest::split_by_day(parsed.events)? {
-            state.put_segment(day, rel, &mut events_to_segment(events)?)?;
+        let newest_event = parsed.events.second.iter().max().copied();
+        for (day, mut segment) in events_to_segments(&parsed.events)? {
+            state.put_segment(day, rel, &mut segment)?;
             days.push(day);
             first_written.call_once(|| fault::point("after-first-segment"));
         }
@@ -494,6 +527,63 @@ mod tests {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (seed >> 33) % m
         }
+    }
+
+    /// A file's segments, built from its parsed columns, are a plain fold of its events into an
+    /// ordered map per local day — rows out of order, repeated keys, shop ids not in string
+    /// order, late rows on the next day — and a file without events has no segment.
+    #[test]
+    fn segments_of_parsed_events_equal_a_plain_fold() {
+        let mut rnd = numbers(5);
+        let shop_names: Vec<String> = ["S9", "S10", "A1"].map(String::from).to_vec();
+        let mut ev = ingest::Events { shop_names, ..Default::default() };
+        for _ in 0..5_000 {
+            let t = 86_400 * 20 + 86_000 + rnd(800) as i64; // across midnight (UTC days)
+            ev.second.push(t);
+            ev.day.push(t.div_euclid(86_400) as i32);
+            ev.hour.push(t - t.rem_euclid(3600));
+            ev.mac.push(rnd(40));
+            ev.ap.push(rnd(3));
+            ev.shop.push(rnd(3) as u32);
+            ev.rssi.push(-(rnd(100) as i32));
+        }
+        type Row = (i64, u64, u64, String, i64, i32, i32);
+        let mut plain: BTreeMap<i32, BTreeMap<(i64, u64, u64, String), (i64, i32, i32)>> = BTreeMap::new();
+        for i in 0..ev.len() {
+            let key = (ev.second[i], ev.mac[i], ev.ap[i], ev.shop_names[ev.shop[i] as usize].clone());
+            let e = plain.entry(ev.day[i]).or_default().entry(key).or_insert((ev.hour[i], ev.rssi[i], ev.rssi[i]));
+            (e.1, e.2) = (e.1.min(ev.rssi[i]), e.2.max(ev.rssi[i]));
+        }
+        let got: Vec<(i32, Vec<Row>)> = events_to_segments(&ev)
+            .unwrap()
+            .into_iter()
+            .map(|(day, df)| {
+                let c = |n: &str| df.column(n).unwrap().clone();
+                let (t, m, a, s) = (c("second"), c(MAC), c("ap_mac"), c("shop_code"));
+                let (h, lo, hi) = (c("hour"), c("rssi_min"), c("rssi_max"));
+                let rows = (0..df.height())
+                    .map(|i| {
+                        (
+                            t.i64().unwrap().get(i).unwrap(),
+                            m.u64().unwrap().get(i).unwrap(),
+                            a.u64().unwrap().get(i).unwrap(),
+                            s.str().unwrap().get(i).unwrap().to_string(),
+                            h.i64().unwrap().get(i).unwrap(),
+                            lo.i32().unwrap().get(i).unwrap(),
+                            hi.i32().unwrap().get(i).unwrap(),
+                        )
+                    })
+                    .collect();
+                (day, rows)
+            })
+            .collect();
+        let want: Vec<(i32, Vec<Row>)> = plain
+            .into_iter()
+            .map(|(day, m)| (day, m.into_iter().map(|((t, d, a, s), (h, lo, hi))| (t, d, a, s, h, lo, hi)).collect()))
+            .collect();
+        assert_eq!(got.len(), 2, "two local days");
+        assert_eq!(got, want);
+        assert!(events_to_segments(&ingest::Events::default()).unwrap().is_empty());
     }
 
     /// The merge in any number of ranges gives the rows of a plain fold of the keys into an

@@ -252,10 +252,8 @@ proptest! {
         let q = &p.quality;
         prop_assert_eq!(q.rows_read, rows as i64);
         prop_assert_eq!(q.rows_accepted + q.rejected.iter().sum::<i64>(), rows as i64);
-        prop_assert_eq!(p.events.height() as i64, q.rows_accepted);
-        let secs = p.events.column("second").unwrap().i64().unwrap().clone();
-        prop_assert!(secs.iter().all(|s| s.is_some_and(|s| ACCEPTED_TIME.contains(&s))));
-        let rssi = p.events.column("rssi").unwrap().i32().unwrap().clone();
-        prop_assert!(rssi.iter().all(|r| r.is_some_and(|r| (-120..=0).contains(&r))));
+        prop_assert_eq!(p.events.len() as i64, q.rows_accepted);
+        prop_assert!(p.events.second.iter().all(|s| ACCEPTED_TIME.contains(s)));
+        prop_assert!(p.events.rssi.iter().all(|r| (-120..=0).contains(r)));
     }
 }
