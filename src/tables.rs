@@ -147,10 +147,10 @@ fn encode(
 /// cardinality and then hash every row: a dictionary of its distinct values in order of first
 /// appearance, or, when more than three rows in four are distinct, the column itself (plain).
 /// Text looks each distinct view up once ([`crate::pipeline::ingest::per_distinct`]): a few
-/// shop codes over millions of rows cost a few lookups. `i64` columns whose range is too wide
-/// for Polars' own bitmap dictionary (timestamps in microseconds) look a value up only where it
-/// differs from the row before: a time-ordered column costs a lookup per distinct second. Any
-/// other array is returned as it is (Polars' writer decides).
+/// shop codes over millions of rows cost a few lookups. `i64` and `u64` columns whose range is
+/// too wide for Polars' own bitmap dictionary (timestamps in microseconds, MACs) look a value up
+/// only where it differs from the row before: a time-ordered column costs a lookup per distinct
+/// second. Any other array is returned as it is (Polars' writer decides).
 fn dictionary(array: &ArrayRef) -> ArrayRef {
     use polars_arrow::array::{PrimitiveArray, Utf8ViewArray};
     // Polars' min-max dictionary takes ranges up to u16::MAX (keys in value order).

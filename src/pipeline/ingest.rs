@@ -316,9 +316,8 @@ pub fn parse_frame(
             ctx.known_shops.contains(s),
         )),
     });
-    // Per distinct MAC value: whether an accepted row has it, and its keyed id once computed.
+    // Per distinct MAC value: whether an accepted row has it.
     let mut mac_accepted = vec![false; mac_vals.len()];
-    let mut keyed: Vec<Option<u64>> = vec![None; if ctx.key.is_some() { mac_vals.len() } else { 0 }];
     let mut ids: PlHashMap<u64, u64> = PlHashMap::new();
     let mut names = Vec::new();
     let part = file.partition_start();
@@ -390,12 +389,10 @@ pub fn parse_frame(
                 ev.hour.push(hour);
                 ev.mac.push(match ctx.key {
                     None => mac,
-                    Some(k) => *keyed[mac_id].get_or_insert_with(|| {
-                        *ids.entry(mac).or_insert_with(|| {
-                            let (id, name) = k.id(mac);
-                            names.push((id, name));
-                            id
-                        })
+                    Some(k) => *ids.entry(mac).or_insert_with(|| {
+                        let (id, name) = k.id(mac);
+                        names.push((id, name));
+                        id
                     }),
                 });
                 ev.ap.push(ap);
