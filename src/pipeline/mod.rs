@@ -67,14 +67,42 @@ fn cpu_seconds() -> Option<f64> {
 
 /// Hands memory freed by a finished day back to the OS (glibc keeps freed blocks in its
 /// per-thread arenas; without this a day's peak lands on top of the previous day's leftovers).
-/// The binary allocates with mimalloc, which purges freed pages itself; this covers glibc
-/// callers of the library (tests) and C code's own allocations.
+/// This covers glibc callers of the library (tests) and C code's own allocations; an
+/// allocator registered with [`set_collector`] is asked to return its freed pages too, but
+/// only once the process holds more than [`KEEP_RESIDENT`]: pages kept are reused by the
+/// next day without a page fault each.
 pub(crate) fn release_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns unused heap pages; it has no preconditions.
     unsafe {
         libc::malloc_trim(0);
     }
+    if let Some(collect) = COLLECTOR.get() {
+        if resident_bytes().is_none_or(|b| b > KEEP_RESIDENT) {
+            collect();
+        }
+    }
+}
+
+/// Resident memory up to which freed pages stay with the allocator between days. A 51 M
+/// week's days need ~1.5 GB each; kept pages on top of that would pass the 2 GB bound.
+pub const KEEP_RESIDENT: u64 = 1 << 30;
+
+static COLLECTOR: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Registers how the process's allocator returns freed pages to the OS at once (the binary:
+/// mimalloc's `mi_collect`, its timed purge being off). Set once; later calls are ignored.
+pub fn set_collector(collect: fn()) {
+    let _ = COLLECTOR.set(collect);
+}
+
+/// The process's resident memory (Linux: `/proc/self/statm`).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf only reads a system constant.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok()?)
 }
 
 /// Runs `run` or `update` (with `dry_run`, only says what an update would read).
