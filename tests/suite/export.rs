@@ -309,6 +309,18 @@ impl My {
 
 impl Drop for My {
     fn drop(&mut self) {
+        // A failed test shows the server's side of it.
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.dir.path().join("err.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- mariadbd err.log (last 40 lines) ---");
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                eprintln!("--- mariadbd had exited: {status} ---");
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = &self.dir;
