@@ -79,6 +79,7 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Barrier;
 
     fn resident_mib() -> u64 {
         let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
@@ -87,9 +88,9 @@ mod tests {
     }
 
     /// Touches and frees 128 MiB in 4 KiB blocks on the calling thread, keeping a small block
-    /// beside each (returned): the thread's segments stay in use, as a day's long-lived
-    /// values keep them, so only a collection on that thread can purge their free pages.
-    fn churn(_: rayon::BroadcastContext<'_>) -> Vec<Vec<u8>> {
+    /// now and then (returned): the thread's segments stay in use, as a day's long-lived
+    /// values keep them.
+    fn churn() -> Vec<Vec<u8>> {
         let (mut freed, mut live) = (Vec::new(), Vec::new());
         for i in 0..32768 {
             freed.push(vec![i as u8; 4096]);
@@ -106,18 +107,25 @@ mod tests {
     #[test]
     fn freed_pages_stay_until_collected_then_go_back_to_the_os() {
         keep_freed_pages();
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        // Start the pools' threads first: their stacks are not freed memory.
-        pool.broadcast(|_| ());
-        rayon::broadcast(|_| ());
-        collect_everywhere();
         let before = resident_mib();
-        let live = (pool.broadcast(churn), rayon::broadcast(churn));
-        let kept = resident_mib();
-        assert!(kept >= before + 200, "freed pages were returned at once: {before} MiB, then {kept} MiB");
-        collect_everywhere();
-        let after = resident_mib();
-        assert!(after + 200 < kept, "collecting kept the freed pages: {before} -> {kept} -> {after} MiB");
-        drop(live);
+        // Four live threads (as a pool's are) free their pages; the collection runs here.
+        let (churned, collected) = (Barrier::new(5), Barrier::new(5));
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    let live = churn();
+                    churned.wait();
+                    collected.wait();
+                    drop(live);
+                });
+            }
+            churned.wait();
+            let kept = resident_mib();
+            collect_everywhere();
+            let after = resident_mib();
+            collected.wait();
+            assert!(kept >= before + 400, "freed pages were returned at once: {before} MiB, then {kept} MiB");
+            assert!(after + 400 < kept, "collecting kept the freed pages: {before} -> {kept} -> {after} MiB");
+        });
     }
 }
