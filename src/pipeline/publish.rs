@@ -114,8 +114,9 @@ pub struct Pending {
 
 impl Pending {
     pub fn publish(self, shared: &Shared) -> Result<NaiveDate> {
+        let rows = self.pos.height();
         publish_day(shared, self.day, self.pos, Some(self.visits), self.status, &self.first)?;
-        super::release_memory();
+        super::release_memory(rows);
         Ok(days_to_date(self.day))
     }
 }
@@ -147,8 +148,9 @@ pub fn publish_days(
             super::trace(&format!("  {date} rollup"), t0);
             let status = status_by_day.remove(&day).unwrap_or_else(|| empty_status.clone());
             let first = cls.first_dates(&status)?;
+            let rows = pos.height();
             publish_day(shared, day, pos, None, status, &first)?;
-            super::release_memory();
+            super::release_memory(rows);
             published.push(date);
         }
         bar.inc(1);

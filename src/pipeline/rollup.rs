@@ -376,7 +376,7 @@ pub fn load_day(state: &State, by_day: &BTreeMap<i32, Vec<&str>>, day: i32, kept
     }
     let pos = rows.into_inner().unwrap_or_else(|e| e.into_inner()).finish();
     // The segments and sort keys are gone; give their pages back before the day's tables.
-    super::release_memory();
+    super::release_memory(pos.as_ref().map_or(0, DataFrame::height));
     pos
 }
 
