@@ -46,12 +46,12 @@ fn keep_freed_pages() {
     const PURGE_DELAY_MS: libc::c_long = 24 * 3600 * 1000;
     // SAFETY: an option of the allocator, set before any worker thread exists.
     unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
-    footfall::pipeline::set_collector(collect_everywhere);
+    footfall::pipeline::set_collector(return_freed_pages);
 }
 
 /// Returns every freed page to the OS: a forced collection from one thread also purges the
 /// pages other threads (Polars' pool, rayon's) freed.
-fn collect_everywhere() {
+fn return_freed_pages() {
     extern "C" {
         fn mi_collect(force: bool);
     }
@@ -121,7 +121,7 @@ mod tests {
             }
             churned.wait();
             let kept = resident_mib();
-            collect_everywhere();
+            return_freed_pages();
             let after = resident_mib();
             collected.wait();
             assert!(kept >= before + 400, "freed pages were returned at once: {before} MiB, then {kept} MiB");
