@@ -92,7 +92,7 @@ pub const KEEP_RESIDENT: u64 = 1 << 30;
 
 /// The same after a bigger day. A 51 M week's 7.3 M-row days add ~1 GB while one is merged,
 /// and kept pages are not all reused there: kept up to 1 GiB, the peak ranged 1.46–2.04 GB
-/// over ten runs; up to 512 MiB, 1.45–1.50 GB over four (BENCHMARKS.md, step 11).
+/// over twelve runs; up to 512 MiB, 1.45–1.50 GB over four (BENCHMARKS.md, step 11).
 pub const KEEP_RESIDENT_BIG_DAYS: u64 = 512 << 20;
 
 static COLLECTOR: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
