@@ -82,9 +82,7 @@ mod tests {
     use std::sync::Barrier;
 
     fn resident_mib() -> u64 {
-        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-        let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-        (pages * 4096) >> 20
+        footfall::pipeline::resident_bytes().expect("resident memory (/proc/self/statm)") >> 20
     }
 
     /// Touches and frees 128 MiB in 4 KiB blocks on the calling thread, keeping a small block

@@ -104,7 +104,7 @@ pub fn set_collector(collect: fn()) {
 }
 
 /// The process's resident memory (Linux: `/proc/self/statm`).
-fn resident_bytes() -> Option<u64> {
+pub fn resident_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     // SAFETY: sysconf only reads a system constant.
