@@ -246,14 +246,140 @@ fn as_i64(df: &DataFrame, col: &str) -> Result<Int64Chunked> {
 }
 
 /// Parses one file's bytes. `name` is used in messages.
+///
+/// The three text columns are read as Parquet stores them when it can: a dictionary of the
+/// column chunk's distinct strings and each row's index into it (arrow-rs, [`dictionary_texts`]),
+/// so a row's MAC, AP and shop are found by index, each distinct value parsed once, with no
+/// per-row string hashing. Polars reads the other two columns, and all five when the
+/// dictionary read is not possible (a codec this build lacks, or any read error: Polars'
+/// reader then reports the file's error as before).
 pub fn parse(bytes: Bytes, name: &str, file: &ProbeFile, layout: FileLayout, ctx: &mut IngestCtx) -> Result<Parsed> {
-    let cols: Vec<String> = REQUIRED.iter().map(|s| s.to_string()).collect();
+    let texts = dictionary_texts(&bytes);
+    let cols: Vec<String> = match texts {
+        Some(_) => vec!["occur_time".into(), "rssi".into()],
+        None => REQUIRED.iter().map(|s| s.to_string()).collect(),
+    };
     let df = ParquetReader::new(Cursor::new(bytes))
         .with_columns(Some(cols))
         .finish()
         .map_err(anyhow::Error::from)
         .with_context(|| format!("{name}: cannot read Parquet data"))?;
-    parse_frame(&df, name, file, layout, ctx)
+    let texts = match texts {
+        Some(texts) => texts,
+        None => polars_texts(&df, name)?,
+    };
+    parse_columns(&df, texts, name, file, layout, ctx)
+}
+
+/// The MAC, AP and shop columns of `df` as Polars strings.
+fn polars_texts(df: &DataFrame, name: &str) -> Result<[Texts; 3]> {
+    Ok([
+        Texts::Polars(as_text(df, MAC, name)?),
+        Texts::Polars(as_text(df, "ap_mac", name)?),
+        Texts::Polars(as_text(df, "shop_code", name)?),
+    ])
+}
+
+/// The MAC, AP and shop columns of a file as dictionary arrays (arrow-rs), or `None` when the
+/// file cannot be read that way.
+fn dictionary_texts(bytes: &Bytes) -> Option<[Texts; 3]> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Field, Int32Type, Schema};
+    use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+    use parquet::basic::Compression;
+    let names = [MAC, "ap_mac", "shop_code"];
+    let meta = ArrowReaderMetadata::load(bytes, ArrowReaderOptions::new()).ok()?;
+    let descr = meta.metadata().file_metadata().schema_descr_ptr();
+    let leaves: Vec<usize> =
+        names.iter().map(|n| descr.columns().iter().position(|c| c.path().string() == *n)).collect::<Option<_>>()?;
+    // Codecs this build reads; any other leaves the file to Polars.
+    let codecs_ok = meta.metadata().row_groups().iter().all(|rg| {
+        leaves.iter().all(|&i| matches!(rg.column(i).compression(), Compression::UNCOMPRESSED | Compression::SNAPPY))
+    });
+    if !codecs_ok {
+        return None;
+    }
+    let dict = ArrowType::Dictionary(Box::new(ArrowType::Int32), Box::new(ArrowType::Utf8));
+    let fields: Vec<Field> = meta
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match names.contains(&f.name().as_str()) {
+            true => Field::new(f.name(), dict.clone(), true),
+            false => f.as_ref().clone(),
+        })
+        .collect();
+    let options = ArrowReaderOptions::new().with_schema(std::sync::Arc::new(Schema::new(fields)));
+    let meta = ArrowReaderMetadata::try_new(meta.metadata().clone(), options).ok()?;
+    let mask = parquet::arrow::ProjectionMask::leaves(&descr, leaves.iter().copied());
+    let rows = meta.metadata().file_metadata().num_rows().max(1) as usize;
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes.clone(), meta)
+        .with_projection(mask)
+        .with_batch_size(rows)
+        .build()
+        .ok()?;
+    let mut cols: [Vec<DictChunk>; 3] = Default::default();
+    for batch in reader {
+        let batch = batch.ok()?;
+        for (c, name) in cols.iter_mut().zip(names) {
+            let a = batch.column_by_name(name)?.as_dictionary_opt::<Int32Type>()?;
+            let strings = a.values().as_string_opt::<i32>()?.clone();
+            c.push(DictChunk { keys: a.keys().clone(), values: a.values().clone(), strings });
+        }
+    }
+    Some(cols.map(Texts::Dictionary))
+}
+
+/// One batch of a dictionary-read text column: each row's key into `strings` (`values` is the
+/// same array, kept to tell a dictionary shared by batches).
+struct DictChunk {
+    keys: arrow::array::Int32Array,
+    values: arrow::array::ArrayRef,
+    strings: arrow::array::StringArray,
+}
+
+/// A text column: Polars' strings, or arrow dictionary arrays (one per batch read).
+enum Texts {
+    Polars(StringChunked),
+    Dictionary(Vec<DictChunk>),
+}
+
+impl Texts {
+    /// Each row's index into `f` of the column's distinct values (see [`distinct`]). For
+    /// dictionary arrays these are the dictionaries' entries, `f` called once per entry (a
+    /// dictionary shared by batches of one column chunk once); nulls share one entry.
+    fn distinct<'a, T>(&'a self, mut f: impl FnMut(Option<&'a str>) -> T) -> (Vec<u32>, Vec<T>) {
+        use arrow::array::Array;
+        let arrays = match self {
+            Texts::Polars(ca) => return distinct(ca, f),
+            Texts::Dictionary(arrays) => arrays,
+        };
+        let (mut ids, mut vals) = (Vec::with_capacity(arrays.iter().map(|a| a.keys.len()).sum()), Vec::new());
+        let mut null = None;
+        let mut last: Option<(&arrow::array::ArrayRef, u32)> = None;
+        for DictChunk { keys, values, strings } in arrays {
+            let base = match last {
+                Some((v, base)) if std::sync::Arc::ptr_eq(v, values) => base,
+                _ => {
+                    let base = vals.len() as u32;
+                    vals.extend(strings.iter().map(&mut f));
+                    last = Some((values, base));
+                    base
+                }
+            };
+            for (i, &k) in keys.values().iter().enumerate() {
+                let valid = keys.is_valid(i) && (k as u32 as usize) < strings.len() && strings.is_valid(k as usize);
+                ids.push(match valid {
+                    true => base + k as u32,
+                    false => *null.get_or_insert_with(|| {
+                        vals.push(f(None));
+                        (vals.len() - 1) as u32
+                    }),
+                });
+            }
+        }
+        (ids, vals)
+    }
 }
 
 /// Parses an in-memory frame holding the required columns.
@@ -264,10 +390,20 @@ pub fn parse_frame(
     layout: FileLayout,
     ctx: &mut IngestCtx,
 ) -> Result<Parsed> {
+    parse_columns(df, polars_texts(df, name)?, name, file, layout, ctx)
+}
+
+/// Parses the time and RSSI columns of `df`, the three text columns given beside them.
+fn parse_columns(
+    df: &DataFrame,
+    texts: [Texts; 3],
+    name: &str,
+    file: &ProbeFile,
+    layout: FileLayout,
+    ctx: &mut IngestCtx,
+) -> Result<Parsed> {
     let n = df.height();
-    let macs = as_text(df, MAC, name)?;
-    let aps = as_text(df, "ap_mac", name)?;
-    let shops = as_text(df, "shop_code", name)?;
+    let [macs, aps, shops] = &texts;
     let (t_int, t_txt) = match layout.occur_time {
         Layout::Text => (None, Some(as_text(df, "occur_time", name)?)),
         _ => (Some(as_i64(df, "occur_time")?), None),
@@ -293,11 +429,11 @@ pub fn parse_frame(
         rssi: Vec::with_capacity(n),
     };
     // Text columns are judged once per distinct value (see `distinct`); a row holds indices.
-    let (mac_ids, mac_vals) = distinct(&macs, |v| match v {
+    let (mac_ids, mac_vals) = macs.distinct(|v| match v {
         None | Some("") => Err(reason::MAC_MISSING),
         Some(s) => parse_mac(s).ok_or(reason::MAC_INVALID),
     });
-    let (ap_ids, ap_vals) = distinct(&aps, |v| match v {
+    let (ap_ids, ap_vals) = aps.distinct(|v| match v {
         None | Some("") => Err(reason::AP_MISSING),
         Some(s) => match parse_mac(s) {
             None => Err(reason::AP_INVALID),
@@ -306,7 +442,7 @@ pub fn parse_frame(
     });
     // Shops as ids into the file's distinct codes: one known-shop lookup per code, not per row.
     let mut shop_index: PlHashMap<&str, u32> = PlHashMap::new();
-    let (shop_ids, shop_vals) = distinct(&shops, |v| match v {
+    let (shop_ids, shop_vals) = shops.distinct(|v| match v {
         None | Some("") => Err(reason::SHOP_MISSING),
         Some(s) => Ok((
             *shop_index.entry(s).or_insert_with(|| {
@@ -316,6 +452,10 @@ pub fn parse_frame(
             ctx.known_shops.contains(s),
         )),
     });
+    // The two readers of `parse` read one file; a file they disagree on is refused, not indexed.
+    if [mac_ids.len(), ap_ids.len(), shop_ids.len()] != [n; 3] {
+        bail!("{name}: the text columns do not have the file's {n} rows");
+    }
     // Per distinct MAC value: whether an accepted row has it.
     let mut mac_accepted = vec![false; mac_vals.len()];
     let mut ids: PlHashMap<u64, u64> = PlHashMap::new();
@@ -591,6 +731,68 @@ mod tests {
         let p = parse_frame(&df, "t", &file("a.parquet"), layout, &mut ctx(&shops)).unwrap();
         let secs = p.events.second.clone();
         assert_eq!(secs, [1772445600, 1772445601]);
+    }
+
+    /// Reading the text columns as Parquet's dictionaries (arrow-rs) gives what Polars' strings
+    /// give, row for row: several row groups (a dictionary each), a column written plain (all
+    /// distinct), nulls, blanks, invalid and equal-but-differently-spelled MACs; and a codec the
+    /// dictionary read is built without leaves the file to Polars.
+    #[test]
+    fn dictionary_texts_parse_like_polars_strings() {
+        let n = 5000u64;
+        let pick = |i: u64, k: u64| (i * 2654435761) % k;
+        let mac = |i: u64| match pick(i, 97) {
+            0 => None,
+            1 => Some(String::new()),
+            2 => Some("not-a-mac".to_string()),
+            3 => Some(format!("0C-BB-CC-DD-EE-{:02X}", pick(i, 50))),
+            v => Some(format!("0c:bb:cc:dd:{:02x}:{:02x}", v % 3, pick(i, 50))),
+        };
+        let df = df!(
+            "occur_time" => (0..n).map(|i| (i % 11 != 0).then_some(1772445600 + (i as i64) / 2)).collect::<Vec<_>>(),
+            "user_device_mac" => (0..n).map(mac).collect::<Vec<_>>(),
+            "ap_mac" => (0..n).map(|i| match pick(i, 41) {
+                0 => None,
+                1 => Some("zz".to_string()),
+                v => Some(format!("00:1a:00:00:00:{v:02x}")),
+            }).collect::<Vec<_>>(),
+            // All distinct: Polars writes it plain.
+            "shop_code" => (0..n).map(|i| (i % 13 != 0).then(|| format!("S{i}"))).collect::<Vec<_>>(),
+            "rssi" => (0..n).map(|i| -(pick(i, 130) as i32)).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let shops: HashSet<String> = (0..n).step_by(3).map(|i| format!("S{i}")).collect();
+        let layout = FileLayout { occur_time: Layout::Integer, rssi: Layout::Integer };
+        let f = file("date=2026-03-02/hour=10/a.parquet");
+        let expected = parse_frame(&df, "t", &f, layout, &mut ctx(&shops)).unwrap();
+        for compression in
+            [ParquetCompression::Snappy, ParquetCompression::Uncompressed, ParquetCompression::Zstd(None)]
+        {
+            let mut buf = Vec::new();
+            ParquetWriter::new(&mut buf)
+                .with_compression(compression)
+                .with_row_group_size(Some(700))
+                .finish(&mut df.clone())
+                .unwrap();
+            let bytes = Bytes::from(buf);
+            let dictionary = dictionary_texts(&bytes).is_some();
+            assert_eq!(dictionary, !matches!(compression, ParquetCompression::Zstd(_)), "{compression:?}");
+            let got = parse(bytes, "t", &f, layout, &mut ctx(&shops)).unwrap();
+            assert_eq!(got.quality, expected.quality, "{compression:?}");
+            let (e, g) = (&expected.events, &got.events);
+            assert_eq!((&g.second, &g.mac, &g.ap, &g.rssi), (&e.second, &e.mac, &e.ap, &e.rssi));
+            let shop = |ev: &Events| ev.shop.iter().map(|&s| ev.shop_names[s as usize].clone()).collect::<Vec<_>>();
+            assert_eq!(shop(g), shop(e));
+        }
+        // The rows exercise what they should.
+        let q = &expected.quality;
+        assert!(q.rows_accepted > 1000 && q.unknown_shop_rows > 0, "{q:?}");
+        for r in
+            [reason::TIME_MISSING, reason::MAC_MISSING, reason::MAC_INVALID, reason::AP_MISSING, reason::AP_INVALID]
+        {
+            assert!(q.rejected[r] > 0, "{} {q:?}", REASONS[r]);
+        }
+        assert!(q.rejected[reason::SHOP_MISSING] > 0 && q.rejected[reason::RSSI_OUT_OF_RANGE] > 0, "{q:?}");
     }
 
     #[test]
