@@ -173,26 +173,78 @@ fn merge(keys: &[Key], hour: &[i64], lo: &[i32], hi: &[i32], parts: usize) -> Re
         cuts[j] = c;
     }
     let ranges: Vec<std::ops::Range<usize>> = cuts.windows(2).map(|w| w[0]..w[1]).collect();
-    let firsts = |i: usize| i == 0 || by_key(&keys[i - 1], &keys[i]).is_ne();
-    let sizes = crate::par::map(&ranges, |r| Ok(r.clone().filter(|&i| firsts(i)).count()))?;
+    let cols = (keys, hour, lo, hi);
+    if let [range] = ranges.as_slice() {
+        // One part (a probe file's segment): appended on this thread, no counting pass.
+        let mut out = Sorted::with_capacity(n);
+        fill(cols, range.clone(), &mut out);
+        return Ok(out);
+    }
+    let sizes = crate::par::map(&ranges, |r| Ok(r.clone().filter(|&i| first_of_key(keys, i)).count()))?;
     let mut out = Sorted::zeroed(sizes.iter().sum());
     let slices = out.split(&sizes);
     crate::par::map_owned(ranges.into_iter().zip(slices).collect(), |(range, o)| {
-        let mut at = usize::MAX;
-        for i in range {
-            let (k, r) = (&keys[i], keys[i].4 as usize);
-            if !firsts(i) {
-                o.rssi_min[at] = o.rssi_min[at].min(lo[r]);
-                o.rssi_max[at] = o.rssi_max[at].max(hi[r]);
-                continue;
-            }
-            at = at.wrapping_add(1);
-            (o.second[at], o.mac[at], o.ap[at], o.shop[at]) = (k.0, k.1, k.2, k.3 as IdxSize);
-            (o.hour[at], o.rssi_min[at], o.rssi_max[at]) = (hour[r], lo[r], hi[r]);
-        }
+        fill(cols, range, &mut (usize::MAX, o));
         Ok(())
     })?;
     Ok(out)
+}
+
+fn first_of_key(keys: &[Key], i: usize) -> bool {
+    i == 0 || by_key(&keys[i - 1], &keys[i]).is_ne()
+}
+
+/// Each key of `range` starts an output row or widens the last one's RSSI range.
+fn fill((keys, hour, lo, hi): (&[Key], &[i64], &[i32], &[i32]), range: std::ops::Range<usize>, o: &mut impl MergeOut) {
+    for i in range {
+        let (k, r) = (&keys[i], keys[i].4 as usize);
+        match first_of_key(keys, i) {
+            true => o.start(k, hour[r], lo[r], hi[r]),
+            false => o.widen(lo[r], hi[r]),
+        }
+    }
+}
+
+/// Where [`merge`] writes its rows.
+trait MergeOut {
+    /// A new row from key `k`.
+    fn start(&mut self, k: &Key, hour: i64, lo: i32, hi: i32);
+    /// Widens the last row's RSSI range.
+    fn widen(&mut self, lo: i32, hi: i32);
+}
+
+impl MergeOut for Sorted {
+    fn start(&mut self, k: &Key, hour: i64, lo: i32, hi: i32) {
+        self.second.push(k.0);
+        self.mac.push(k.1);
+        self.ap.push(k.2);
+        self.shop.push(k.3 as IdxSize);
+        self.hour.push(hour);
+        self.rssi_min.push(lo);
+        self.rssi_max.push(hi);
+    }
+
+    fn widen(&mut self, lo: i32, hi: i32) {
+        if let (Some(a), Some(b)) = (self.rssi_min.last_mut(), self.rssi_max.last_mut()) {
+            (*a, *b) = ((*a).min(lo), (*b).max(hi));
+        }
+    }
+}
+
+/// Writes in place: `at` is the last row written (`usize::MAX` before the first).
+impl MergeOut for (usize, SortedPart<'_>) {
+    fn start(&mut self, k: &Key, hour: i64, lo: i32, hi: i32) {
+        let (at, o) = (self.0.wrapping_add(1), &mut self.1);
+        (o.second[at], o.mac[at], o.ap[at], o.shop[at]) = (k.0, k.1, k.2, k.3 as IdxSize);
+        (o.hour[at], o.rssi_min[at], o.rssi_max[at]) = (hour, lo, hi);
+        self.0 = at;
+    }
+
+    fn widen(&mut self, lo: i32, hi: i32) {
+        let (at, o) = (self.0, &mut self.1);
+        o.rssi_min[at] = o.rssi_min[at].min(lo);
+        o.rssi_max[at] = o.rssi_max[at].max(hi);
+    }
 }
 
 fn by_key(a: &Key, b: &Key) -> std::cmp::Ordering {
@@ -292,6 +344,18 @@ struct SortedPart<'a> {
 }
 
 impl Sorted {
+    fn with_capacity(n: usize) -> Self {
+        Sorted {
+            second: Vec::with_capacity(n),
+            mac: Vec::with_capacity(n),
+            ap: Vec::with_capacity(n),
+            shop: Vec::with_capacity(n),
+            hour: Vec::with_capacity(n),
+            rssi_min: Vec::with_capacity(n),
+            rssi_max: Vec::with_capacity(n),
+        }
+    }
+
     fn zeroed(n: usize) -> Self {
         Sorted {
             second: vec![0; n],
