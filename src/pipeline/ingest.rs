@@ -254,49 +254,50 @@ fn as_i64(df: &DataFrame, col: &str) -> Result<Int64Chunked> {
 /// dictionary read is not possible (a codec this build lacks, or any read error: Polars'
 /// reader then reports the file's error as before).
 pub fn parse(bytes: Bytes, name: &str, file: &ProbeFile, layout: FileLayout, ctx: &mut IngestCtx) -> Result<Parsed> {
-    let texts = dictionary_texts(&bytes);
-    let cols: Vec<String> = match texts {
-        Some(_) => vec!["occur_time".into(), "rssi".into()],
-        None => REQUIRED.iter().map(|s| s.to_string()).collect(),
-    };
+    let mut texts = dictionary_texts(&bytes).unwrap_or_default();
+    let mut cols: Vec<String> = vec!["occur_time".into(), "rssi".into()];
+    cols.extend(TEXTS.iter().zip(&texts).filter(|(_, t)| t.is_none()).map(|(c, _)| c.to_string()));
     let df = ParquetReader::new(Cursor::new(bytes))
         .with_columns(Some(cols))
         .finish()
         .map_err(anyhow::Error::from)
         .with_context(|| format!("{name}: cannot read Parquet data"))?;
-    let texts = match texts {
-        Some(texts) => texts,
-        None => polars_texts(&df, name)?,
-    };
-    parse_columns(&df, texts, name, file, layout, ctx)
+    for (t, c) in texts.iter_mut().zip(TEXTS) {
+        if t.is_none() {
+            *t = Some(Texts::Polars(as_text(&df, c, name)?));
+        }
+    }
+    let [Some(mac), Some(ap), Some(shop)] = texts else { unreachable!("each text column is read") };
+    parse_columns(&df, [mac, ap, shop], name, file, layout, ctx)
 }
 
-/// The MAC, AP and shop columns of `df` as Polars strings.
-fn polars_texts(df: &DataFrame, name: &str) -> Result<[Texts; 3]> {
-    Ok([
-        Texts::Polars(as_text(df, MAC, name)?),
-        Texts::Polars(as_text(df, "ap_mac", name)?),
-        Texts::Polars(as_text(df, "shop_code", name)?),
-    ])
-}
+/// The text columns, in [`parse_columns`]' order.
+const TEXTS: [&str; 3] = [MAC, "ap_mac", "shop_code"];
 
-/// The MAC, AP and shop columns of a file as dictionary arrays (arrow-rs), or `None` when the
-/// file cannot be read that way.
-fn dictionary_texts(bytes: &Bytes) -> Option<[Texts; 3]> {
+/// The MAC, AP and shop columns of a file that are read as dictionary arrays (arrow-rs), or
+/// `None` when the file cannot be read that way.
+fn dictionary_texts(bytes: &Bytes) -> Option<[Option<Texts>; 3]> {
     use arrow::array::AsArray;
     use arrow::datatypes::{Field, Int32Type, Schema};
     use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
     use parquet::basic::Compression;
-    let names = [MAC, "ap_mac", "shop_code"];
     let meta = ArrowReaderMetadata::load(bytes, ArrowReaderOptions::new()).ok()?;
     let descr = meta.metadata().file_metadata().schema_descr_ptr();
-    let leaves: Vec<usize> =
-        names.iter().map(|n| descr.columns().iter().position(|c| c.path().string() == *n)).collect::<Option<_>>()?;
-    // Codecs this build reads; any other leaves the file to Polars.
-    let codecs_ok = meta.metadata().row_groups().iter().all(|rg| {
-        leaves.iter().all(|&i| matches!(rg.column(i).compression(), Compression::UNCOMPRESSED | Compression::SNAPPY))
-    });
-    if !codecs_ok {
+    let row_groups = meta.metadata().row_groups();
+    // Columns whose every chunk is dictionary pages in a codec this build reads.
+    let (mut which, mut leaves) = (Vec::new(), Vec::new());
+    for name in TEXTS {
+        let leaf = descr.columns().iter().position(|c| c.path().string() == name)?;
+        let chunks = row_groups.iter().map(|rg| rg.column(leaf));
+        if chunks
+            .into_iter()
+            .all(|c| matches!(c.compression(), Compression::UNCOMPRESSED | Compression::SNAPPY) && keys_only(c))
+        {
+            which.push(name);
+            leaves.push(leaf);
+        }
+    }
+    if which.is_empty() {
         return None;
     }
     let dict = ArrowType::Dictionary(Box::new(ArrowType::Int32), Box::new(ArrowType::Utf8));
@@ -304,7 +305,7 @@ fn dictionary_texts(bytes: &Bytes) -> Option<[Texts; 3]> {
         .schema()
         .fields()
         .iter()
-        .map(|f| match names.contains(&f.name().as_str()) {
+        .map(|f| match which.contains(&f.name().as_str()) {
             true => Field::new(f.name(), dict.clone(), true),
             false => f.as_ref().clone(),
         })
@@ -318,16 +319,28 @@ fn dictionary_texts(bytes: &Bytes) -> Option<[Texts; 3]> {
         .with_batch_size(rows)
         .build()
         .ok()?;
-    let mut cols: [Vec<DictChunk>; 3] = Default::default();
+    let mut cols: [Option<Vec<DictChunk>>; 3] = TEXTS.map(|c| which.contains(&c).then(Vec::new));
     for batch in reader {
         let batch = batch.ok()?;
-        for (c, name) in cols.iter_mut().zip(names) {
+        for (c, name) in cols.iter_mut().zip(TEXTS) {
+            let Some(c) = c else { continue };
             let a = batch.column_by_name(name)?.as_dictionary_opt::<Int32Type>()?;
             let strings = a.values().as_string_opt::<i32>()?.clone();
             c.push(DictChunk { keys: a.keys().clone(), values: a.values().clone(), strings });
         }
     }
-    Some(cols.map(Texts::Dictionary))
+    Some(cols.map(|c| c.map(Texts::Dictionary)))
+}
+
+/// Whether a column chunk's data pages all hold dictionary keys. Writers switch to plain pages
+/// once a dictionary reaches a limit (1 MiB in arrow-rs and parquet-mr: an hour of a large
+/// mall's MACs), and reading those as a dictionary re-hashes every value. The footer does not
+/// say which pages are plain, but their size does: keys take at most 4 bytes a row, a plain
+/// MAC at least 4 + 12. A misjudged chunk is only slower, never read differently.
+fn keys_only(c: &parquet::file::metadata::ColumnChunkMetaData) -> bool {
+    let Some(dict) = c.dictionary_page_offset() else { return false };
+    let data = c.compressed_size() - (c.data_page_offset() - dict);
+    c.num_values() > 0 && data <= 4 * c.num_values()
 }
 
 /// One batch of a dictionary-read text column: each row's key into `strings` (`values` is the
@@ -390,7 +403,8 @@ pub fn parse_frame(
     layout: FileLayout,
     ctx: &mut IngestCtx,
 ) -> Result<Parsed> {
-    parse_columns(df, polars_texts(df, name)?, name, file, layout, ctx)
+    let [mac, ap, shop] = TEXTS.map(|c| as_text(df, c, name).map(Texts::Polars));
+    parse_columns(df, [mac?, ap?, shop?], name, file, layout, ctx)
 }
 
 /// Parses the time and RSSI columns of `df`, the three text columns given beside them.
@@ -733,10 +747,10 @@ mod tests {
         assert_eq!(secs, [1772445600, 1772445601]);
     }
 
-    /// Reading the text columns as Parquet's dictionaries (arrow-rs) gives what Polars' strings
-    /// give, row for row: several row groups (a dictionary each), a column written plain (all
-    /// distinct), nulls, blanks, invalid and equal-but-differently-spelled MACs; and a codec the
-    /// dictionary read is built without leaves the file to Polars.
+    /// Reading text columns as Parquet's dictionaries (arrow-rs) gives what Polars' strings
+    /// give, row for row: several row groups (a dictionary each), nulls, blanks, invalid and
+    /// equal-but-differently-spelled MACs. A column written plain (all distinct) and a codec the
+    /// dictionary read is built without leave the column to Polars.
     #[test]
     fn dictionary_texts_parse_like_polars_strings() {
         let n = 5000u64;
@@ -775,8 +789,10 @@ mod tests {
                 .finish(&mut df.clone())
                 .unwrap();
             let bytes = Bytes::from(buf);
-            let dictionary = dictionary_texts(&bytes).is_some();
-            assert_eq!(dictionary, !matches!(compression, ParquetCompression::Zstd(_)), "{compression:?}");
+            // MACs and APs by dictionary; the shops, written plain, by Polars; zstd all by Polars.
+            let read = dictionary_texts(&bytes).map(|t| t.map(|c| c.is_some()));
+            let expect = (!matches!(compression, ParquetCompression::Zstd(_))).then_some([true, true, false]);
+            assert_eq!(read, expect, "{compression:?}");
             let got = parse(bytes, "t", &f, layout, &mut ctx(&shops)).unwrap();
             assert_eq!(got.quality, expected.quality, "{compression:?}");
             let (e, g) = (&expected.events, &got.events);
