@@ -152,6 +152,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     let since = changed.first().copied().unwrap_or(i32::MAX);
     manifest.load_days_from(out, since)?;
     let by_day = manifest.files_by_day(since);
+    let rows_by_day = manifest.accepted_rows_by_day(since);
     let all_days = manifest.days();
     let pseudonyms = match settings.mac_key {
         None => None,
@@ -167,6 +168,7 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
         out,
         state: &state,
         by_day: &by_day,
+        rows_by_day: &rows_by_day,
         dims: &dims,
         settings,
         names,

@@ -55,7 +55,7 @@ pub fn walk_days(
                 let t0 = std::time::Instant::now();
                 let kept =
                     Kept { version: shared.kept.get(&day).copied(), added: shared.added.get(&day).map(Vec::as_slice) };
-                let pos = load_day(state, by_day, day, kept)?;
+                let pos = load_day(state, by_day, day, kept, shared.rows_bound(day))?;
                 super::trace(&format!("  {} rollup", days_to_date(day)), t0);
                 keep_rollup(shared, day, &pos)?;
                 let visits = day_visits(&pos, shared.settings)?;
@@ -144,7 +144,7 @@ pub fn publish_days(
             let t0 = std::time::Instant::now();
             // No file of the day changed: a kept rollup covers it whole.
             let kept = Kept { version: shared.kept.get(&day).copied(), added: Some(&[]) };
-            let pos = load_day(state, by_day, day, kept)?;
+            let pos = load_day(state, by_day, day, kept, shared.rows_bound(day))?;
             super::trace(&format!("  {date} rollup"), t0);
             let status = status_by_day.remove(&day).unwrap_or_else(|| empty_status.clone());
             let first = cls.first_dates(&status)?;
@@ -347,6 +347,8 @@ pub struct Shared<'a> {
     pub out: &'a Location,
     pub state: &'a State<'a>,
     pub by_day: &'a BTreeMap<i32, Vec<&'a str>>,
+    /// A bound on each day's segment rows ([`Manifest::accepted_rows_by_day`]).
+    pub rows_by_day: &'a BTreeMap<i32, u64>,
     pub dims: &'a Dims,
     pub settings: &'a Settings,
     pub names: Option<&'a Pseudonyms>,
@@ -358,6 +360,12 @@ pub struct Shared<'a> {
     pub rollups_written: &'a std::sync::Mutex<BTreeMap<i32, u32>>,
     /// Fires the "after-first-partition" fault point at the first partition written.
     pub first_partition: &'a std::sync::Once,
+}
+
+impl Shared<'_> {
+    fn rows_bound(&self, day: i32) -> usize {
+        self.rows_by_day.get(&day).map_or(0, |&r| usize::try_from(r).unwrap_or(usize::MAX))
+    }
 }
 
 /// Every table of one date from its rollup (its visits if already computed), its statuses

@@ -344,6 +344,18 @@ impl Manifest {
         m
     }
 
+    /// Per day from `since`: the accepted rows of the files with records on it, a bound on
+    /// the rows of its segments (a segment holds at most one row per accepted record).
+    pub fn accepted_rows_by_day(&self, since: i32) -> BTreeMap<i32, u64> {
+        let mut m: BTreeMap<i32, u64> = BTreeMap::new();
+        for (_, f) in self.loaded.values().flatten() {
+            for d in f.days.iter().filter(|d| **d >= since) {
+                *m.entry(*d).or_default() += f.quality.rows_accepted.max(0) as u64;
+            }
+        }
+        m
+    }
+
     pub fn gen_dir(&self) -> String {
         format!("_state/{}", self.generation)
     }
@@ -613,6 +625,24 @@ mod tests {
         let by_day = r.files_by_day(19724);
         assert_eq!(by_day.keys().copied().collect::<Vec<_>>(), [19724, 19725, 19726]);
         assert_eq!(by_day[&19724], ["loose.parquet"]);
+    }
+
+    /// A day's bound on segment rows sums the accepted rows of every file with records on it.
+    #[test]
+    fn accepted_rows_bound_each_days_segments() {
+        let mut m = Manifest::new("gen-x".into(), "s".into());
+        let with_rows = |days: &[i32], rows: i64| {
+            let mut r = rec(None, JAN2, days);
+            r.quality.rows_accepted = rows;
+            r
+        };
+        m.insert([
+            ("a.parquet".to_string(), with_rows(&[19723, 19724], 10)),
+            ("b.parquet".to_string(), with_rows(&[19724], 5)),
+            ("c.parquet".to_string(), with_rows(&[19725], 7)),
+        ]);
+        let got: Vec<(i32, u64)> = m.accepted_rows_by_day(19724).into_iter().collect();
+        assert_eq!(got, [(19724, 15), (19725, 7)]);
     }
 
     /// A changed undated file modified on another day moves to that day's part: the old part
