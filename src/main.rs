@@ -32,7 +32,7 @@ fn tune_memory() {
 /// mimalloc purges a freed page 10 ms after it is freed, and a day's columns are freed and
 /// allocated again a few seconds apart, each page faulted back in. Commands that end when
 /// their work does purge only when asked: the data path asks at day boundaries once the
-/// process holds more than `pipeline::KEEP_RESIDENT` (`release_memory`; less after big days),
+/// process holds more than `pipeline::KEEP_RESIDENT` (`release_memory`),
 /// so the bound on memory holds and what is saved is the faults below it.
 /// `serve` lives on: it keeps the default.
 fn keep_freed_pages() {

@@ -69,31 +69,27 @@ fn cpu_seconds() -> Option<f64> {
 /// per-thread arenas; without this a day's peak lands on top of the previous day's leftovers).
 /// This covers glibc callers of the library (tests) and C code's own allocations; an
 /// allocator registered with [`set_collector`] is asked to return its freed pages too, but
-/// only once the process holds more than [`KEEP_RESIDENT`] (after a day of `day_rows` rollup
-/// rows up to [`publish::OVERLAP_ROWS`]; [`KEEP_RESIDENT_BIG_DAYS`] after a bigger one): pages
-/// kept are reused by the next day without a page fault each.
-pub(crate) fn release_memory(day_rows: usize) {
+/// only once the process holds more than [`KEEP_RESIDENT`]: pages kept are reused by the next
+/// day without a page fault each.
+pub(crate) fn release_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns unused heap pages; it has no preconditions.
     unsafe {
         libc::malloc_trim(0);
     }
     if let Some(collect) = COLLECTOR.get() {
-        let keep = if day_rows > publish::OVERLAP_ROWS { KEEP_RESIDENT_BIG_DAYS } else { KEEP_RESIDENT };
-        if resident_bytes().is_none_or(|b| b > keep) {
+        if resident_bytes().is_none_or(|b| b > KEEP_RESIDENT) {
             collect();
         }
     }
 }
 
-/// Resident memory up to which freed pages stay with the allocator between days of up to
-/// [`publish::OVERLAP_ROWS`] rollup rows (a 20 M week's 2.9 M).
+/// Resident memory up to which freed pages stay with the allocator between days. Before a
+/// day's key buffers were sized once, a 51 M week's 7.3 M-row days grew them by doubling
+/// (old and new copy alive at once) and peaked up to 2.04 GB with this limit, so bigger days
+/// kept only 512 MiB; sized once, the same week peaks at 1.38–1.58 GB with 1 GiB and runs
+/// in 0.94 × the time (BENCHMARKS.md, step 12).
 pub const KEEP_RESIDENT: u64 = 1 << 30;
-
-/// The same after a bigger day. A 51 M week's 7.3 M-row days add ~1 GB while one is merged,
-/// and kept pages are not all reused there: kept up to 1 GiB, the peak ranged 1.46–2.04 GB
-/// over twelve runs; up to 512 MiB, 1.45–1.50 GB over four (BENCHMARKS.md, step 11).
-pub const KEEP_RESIDENT_BIG_DAYS: u64 = 512 << 20;
 
 static COLLECTOR: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
 

@@ -114,9 +114,8 @@ pub struct Pending {
 
 impl Pending {
     pub fn publish(self, shared: &Shared) -> Result<NaiveDate> {
-        let rows = self.pos.height();
         publish_day(shared, self.day, self.pos, Some(self.visits), self.status, &self.first)?;
-        super::release_memory(rows);
+        super::release_memory();
         Ok(days_to_date(self.day))
     }
 }
@@ -148,9 +147,8 @@ pub fn publish_days(
             super::trace(&format!("  {date} rollup"), t0);
             let status = status_by_day.remove(&day).unwrap_or_else(|| empty_status.clone());
             let first = cls.first_dates(&status)?;
-            let rows = pos.height();
             publish_day(shared, day, pos, None, status, &first)?;
-            super::release_memory(rows);
+            super::release_memory();
             published.push(date);
         }
         bar.inc(1);
