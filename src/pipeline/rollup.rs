@@ -144,11 +144,11 @@ impl Gathered {
         for k in &mut keys {
             k.3 = shop_rank[k.3 as usize];
         }
-        let keys = sort_keys(keys, &runs);
-        let out = merge(&keys, &hour, &lo, &hi, crate::par::workers(n.div_ceil(1 << 20)))?;
+        let order = order_keys(&mut keys, &runs);
+        let out = merge(&keys, &order, (&hour, &lo, &hi), crate::par::workers(n.div_ceil(1 << 20)))?;
         // The inputs (48 bytes a row) go before the shop column's views are made (16 bytes a
         // row): a 7 M-row day's peak is the merge's, not the merge's plus those views.
-        drop((keys, hour, lo, hi));
+        drop((keys, order, hour, lo, hi));
         let h = out.second.len();
         let names =
             |v: Vec<String>, name: &str| StringChunked::from_iter_values(name.into(), v.iter().map(String::as_str));
@@ -167,50 +167,58 @@ impl Gathered {
     }
 }
 
-/// Sorted keys → rollup rows: equal keys merge into one row (RSSI min of mins, max of maxes; the
-/// first row's hour, the same for equal seconds). The keys are cut into `parts` ranges, never
-/// inside a run of equal keys; each range's rows are counted, then written in place into its
-/// part of the output columns on its own thread (a 7 M-row day's merge is not one core's work).
-fn merge(keys: &[Key], hour: &[i64], lo: &[i32], hi: &[i32], parts: usize) -> Result<Sorted> {
-    let n = keys.len();
-    let parts = parts.max(1);
-    let mut cuts: Vec<usize> = (0..=parts).map(|j| n * j / parts).collect();
-    for j in 1..parts {
-        let mut c = cuts[j].max(cuts[j - 1]);
-        while c > 0 && c < n && by_key(&keys[c - 1], &keys[c]).is_eq() {
-            c += 1;
-        }
-        cuts[j] = c;
-    }
-    let ranges: Vec<std::ops::Range<usize>> = cuts.windows(2).map(|w| w[0]..w[1]).collect();
-    let cols = (keys, hour, lo, hi);
-    if let [range] = ranges.as_slice() {
-        // One part (a probe file's segment): appended on this thread, no counting pass.
-        let mut out = Sorted::with_capacity(n);
-        fill(cols, range.clone(), &mut out);
+/// Keys in order → rollup rows: equal keys merge into one row (RSSI min of mins, max of
+/// maxes; the first row's hour, the same for equal seconds). The keys are cut by value into
+/// `parts` (equal keys never apart); each part's rows are counted, then written in place into
+/// its part of the output columns on its own thread (a 7 M-row day's merge is not one core's
+/// work). One part (a probe file's segment) is appended on the calling thread, uncounted.
+fn merge(keys: &[Key], order: &Order, cols: Cols, parts: usize) -> Result<Sorted> {
+    let main_len: usize = order.main.iter().map(|r| r.len()).sum();
+    if parts <= 1 || main_len == 0 {
+        let mut out = Sorted::with_capacity(keys.len());
+        fill(order.rows(keys, None, None), cols, &mut out);
         return Ok(out);
     }
-    let sizes = crate::par::map(&ranges, |r| Ok(r.clone().filter(|&i| first_of_key(keys, i)).count()))?;
+    // Cut keys at even positions of the main ranges.
+    let key_at = |mut p: usize| {
+        for r in &order.main {
+            if p < r.len() {
+                return Some(keys[r.start + p]);
+            }
+            p -= r.len();
+        }
+        None
+    };
+    let cuts: Vec<Option<Key>> =
+        (0..=parts).map(|j| if j == 0 || j == parts { None } else { key_at(main_len * j / parts) }).collect();
+    let bounds: Vec<(Option<&Key>, Option<&Key>)> = cuts.windows(2).map(|w| (w[0].as_ref(), w[1].as_ref())).collect();
+    let sizes = crate::par::map(&bounds, |&(from, to)| Ok(distinct(order.rows(keys, from, to))))?;
     let mut out = Sorted::zeroed(sizes.iter().sum());
     let slices = out.split(&sizes);
-    crate::par::map_owned(ranges.into_iter().zip(slices).collect(), |(range, o)| {
-        fill(cols, range, &mut (usize::MAX, o));
+    crate::par::map_owned(bounds.into_iter().zip(slices).collect(), |((from, to), o)| {
+        fill(order.rows(keys, from, to), cols, &mut (usize::MAX, o));
         Ok(())
     })?;
     Ok(out)
 }
 
-fn first_of_key(keys: &[Key], i: usize) -> bool {
-    i == 0 || by_key(&keys[i - 1], &keys[i]).is_ne()
+/// Each key's row's hour and RSSI range.
+type Cols<'a> = (&'a [i64], &'a [i32], &'a [i32]);
+
+/// How many distinct keys `rows` (in key order) holds.
+fn distinct<'a>(rows: impl Iterator<Item = &'a Key>) -> usize {
+    let mut prev: Option<&Key> = None;
+    rows.filter(|k| !std::mem::replace(&mut prev, Some(k)).is_some_and(|p| by_key(p, k).is_eq())).count()
 }
 
-/// Each key of `range` starts an output row or widens the last one's RSSI range.
-fn fill((keys, hour, lo, hi): (&[Key], &[i64], &[i32], &[i32]), range: std::ops::Range<usize>, o: &mut impl MergeOut) {
-    for i in range {
-        let (k, r) = (&keys[i], keys[i].4 as usize);
-        match first_of_key(keys, i) {
-            true => o.start(k, hour[r], lo[r], hi[r]),
-            false => o.widen(lo[r], hi[r]),
+/// Each key of `rows` (in key order) starts an output row or widens the last one's RSSI range.
+fn fill<'a>(rows: impl Iterator<Item = &'a Key>, (hour, lo, hi): Cols, o: &mut impl MergeOut) {
+    let mut prev: Option<&Key> = None;
+    for k in rows {
+        let r = k.4 as usize;
+        match std::mem::replace(&mut prev, Some(k)).is_some_and(|p| by_key(p, k).is_eq()) {
+            false => o.start(k, hour[r], lo[r], hi[r]),
+            true => o.widen(lo[r], hi[r]),
         }
     }
 }
@@ -261,22 +269,75 @@ fn by_key(a: &Key, b: &Key) -> std::cmp::Ordering {
     (a.0, a.1, a.2, a.3).cmp(&(b.0, b.1, b.2, b.3))
 }
 
-/// `keys` in key order, cheaply when their order is nearly there: a probe file's events come
-/// in time order, so only the rows of each second are sorted; a day's segments (`runs`, each
-/// sorted) that cover disjoint times are concatenated in order. Anything else takes the full
-/// parallel sort — also segments overlapping through late rows (the generator's weeks), where
-/// concatenating them in order and merging with one core's stable sort was slower.
-fn sort_keys(mut keys: Vec<Key>, runs: &[std::ops::Range<usize>]) -> Vec<Key> {
+/// The key order of a day's keys, mostly without moving them: ranges of `keys` that follow
+/// one another in key order (`main`), and the rows to merge in between (`late`, sorted).
+struct Order {
+    main: Vec<std::ops::Range<usize>>,
+    late: Vec<Key>,
+}
+
+impl Order {
+    /// The keys in order, from `from` (inclusive) to `to` (exclusive); `None`: unbounded.
+    fn rows<'a>(
+        &'a self,
+        keys: &'a [Key],
+        from: Option<&'a Key>,
+        to: Option<&'a Key>,
+    ) -> impl Iterator<Item = &'a Key> {
+        let clip = move |s: &'a [Key]| -> &'a [Key] {
+            let a = from.map_or(0, |f| s.partition_point(|k| by_key(k, f).is_lt()));
+            let b = to.map_or(s.len(), |t| s.partition_point(|k| by_key(k, t).is_lt()));
+            &s[a..b.max(a)]
+        };
+        let main = self.main.iter().flat_map(move |r| clip(&keys[r.clone()]).iter()).peekable();
+        let late = clip(&self.late).iter().peekable();
+        Merged { main, late }
+    }
+}
+
+/// Two sequences in key order, merged (ties: `main` first).
+struct Merged<A: Iterator, B: Iterator> {
+    main: std::iter::Peekable<A>,
+    late: std::iter::Peekable<B>,
+}
+
+impl<'a, A: Iterator<Item = &'a Key>, B: Iterator<Item = &'a Key>> Iterator for Merged<A, B> {
+    type Item = &'a Key;
+
+    fn next(&mut self) -> Option<&'a Key> {
+        match (self.main.peek(), self.late.peek()) {
+            (Some(m), Some(l)) if by_key(l, m).is_lt() => self.late.next(),
+            (Some(_), _) => self.main.next(),
+            (None, _) => self.late.next(),
+        }
+    }
+}
+
+/// The order of `keys`, cheaply when it is nearly there. A day's segments (`runs`, each
+/// sorted) are taken in order of their last keys; the rows of each below the ones before it
+/// (late rows: a prefix, the segment being sorted) are set aside and sorted, the rest
+/// follow one another. No key moves unless more than a quarter of them are late: sorting
+/// the whole day (the generator's weeks have late rows in every hour) took a copy of it and
+/// most of the merge's time. A probe file's events come in time order, so only the rows of
+/// each second are sorted. Anything else is sorted in parallel.
+fn order_keys(keys: &mut [Key], runs: &[std::ops::Range<usize>]) -> Order {
+    let n = keys.len();
     let in_order = |s: &[Key]| s.windows(2).all(|w| by_key(&w[0], &w[1]).is_le());
     let mut order: Vec<&std::ops::Range<usize>> = runs.iter().filter(|r| !r.is_empty()).collect();
     if order.len() > 1 && order.iter().all(|r| in_order(&keys[(*r).clone()])) {
-        order.sort_by(|a, b| by_key(&keys[a.start], &keys[b.start]));
-        if order.windows(2).all(|w| by_key(&keys[w[0].end - 1], &keys[w[1].start]).is_le()) {
-            let mut out = Vec::with_capacity(keys.len());
-            for r in order {
-                out.extend_from_slice(&keys[r.clone()]);
-            }
-            return out;
+        order.sort_by(|a, b| by_key(&keys[a.end - 1], &keys[b.end - 1]));
+        let (mut main, mut late) = (Vec::with_capacity(order.len()), Vec::new());
+        let mut max: Option<Key> = None;
+        for r in order {
+            let run = &keys[r.clone()];
+            let cut = max.map_or(0, |m| run.partition_point(|k| by_key(k, &m).is_lt()));
+            late.extend_from_slice(&run[..cut]);
+            main.push(r.start + cut..r.end);
+            max = Some(run[run.len() - 1]);
+        }
+        if late.len() <= n / 4 {
+            crate::par::sort_by(&mut late, by_key);
+            return Order { main, late };
         }
     }
     if keys.windows(2).all(|w| w[0].0 <= w[1].0) {
@@ -284,10 +345,10 @@ fn sort_keys(mut keys: Vec<Key>, runs: &[std::ops::Range<usize>]) -> Vec<Key> {
         for second in keys.chunk_by_mut(|a, b| a.0 == b.0) {
             second.sort_unstable_by(by_key);
         }
-        return keys;
+    } else {
+        crate::par::sort_by(keys, by_key);
     }
-    crate::par::sort_by(&mut keys, by_key);
-    keys
+    Order { main: vec![0..n], late: Vec::new() }
 }
 
 /// Distinct strings of one column, numbered in order of first appearance.
@@ -675,8 +736,9 @@ mod tests {
         assert!(events_to_segments(&ingest::Events::default()).unwrap().is_empty());
     }
 
-    /// The merge in any number of ranges gives the rows of a plain fold of the keys into an
-    /// ordered map — also with a run of equal keys longer than several ranges, and no keys.
+    /// The merge in any number of parts gives the rows of a plain fold of the keys into an
+    /// ordered map — also with a run of equal keys longer than several parts, with late rows
+    /// merged in, and with no keys.
     #[test]
     fn merge_in_ranges_equals_a_plain_fold() {
         let mut rnd = numbers(11);
@@ -697,28 +759,44 @@ mod tests {
             let e = plain.entry((k.0, k.1, k.2, k.3)).or_insert((hour[r], lo[r], hi[r]));
             (e.1, e.2) = (e.1.min(lo[r]), e.2.max(hi[r]));
         }
-        for parts in [1, 2, 3, 7, 64] {
-            let out = merge(&keys, &hour, &lo, &hi, parts).unwrap();
-            let got: Vec<_> = (0..out.second.len())
-                .map(|i| {
-                    let key = (out.second[i], out.mac[i], out.ap[i], out.shop[i] as u32);
-                    (key, (out.hour[i], out.rssi_min[i], out.rssi_max[i]))
-                })
-                .collect();
-            assert_eq!(got, plain.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(), "{parts} ranges");
+        // The same keys as two sorted runs: the second holds every tenth of the first half too
+        // (late rows).
+        let moved = |i: usize| i < n / 2 && i % 10 == 0;
+        let first: Vec<Key> = (0..n / 2).filter(|&i| !moved(i)).map(|i| keys[i]).collect();
+        let mut second: Vec<Key> = (0..n).filter(|&i| i >= n / 2 || moved(i)).map(|i| keys[i]).collect();
+        second.sort_by(by_key);
+        let runs = [0..first.len(), first.len()..n];
+        let mut split: Vec<Key> = first.into_iter().chain(second).collect();
+        let with_late = order_keys(&mut split, &runs);
+        assert!(!with_late.late.is_empty() && with_late.main.len() == 2, "the late rows are set aside");
+        let whole = Order { main: vec![0..n], late: Vec::new() };
+        for (keys, order) in [(&keys, &whole), (&split, &with_late)] {
+            for parts in [1, 2, 3, 7, 64] {
+                let out = merge(keys, order, (&hour, &lo, &hi), parts).unwrap();
+                let got: Vec<_> = (0..out.second.len())
+                    .map(|i| {
+                        let key = (out.second[i], out.mac[i], out.ap[i], out.shop[i] as u32);
+                        (key, (out.hour[i], out.rssi_min[i], out.rssi_max[i]))
+                    })
+                    .collect();
+                assert_eq!(got, plain.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(), "{parts} parts");
+            }
         }
-        assert_eq!(merge(&[], &[], &[], &[], 3).unwrap().second.len(), 0);
+        let none = Order { main: vec![0..0], late: Vec::new() };
+        assert_eq!(merge(&[], &none, (&[], &[], &[]), 3).unwrap().second.len(), 0);
     }
 
-    /// Each shortcut of `sort_keys` gives the order of a plain sort (rows with equal keys in
+    /// Each shortcut of `order_keys` gives the order of a plain sort (rows with equal keys in
     /// any order, as the merge after it takes their min and max).
     #[test]
-    fn sort_keys_matches_a_plain_sort() {
+    fn order_keys_matches_a_plain_sort() {
         let mut rnd = numbers(7);
         // (second range start, width) of each part; sorted: each part sorted by the full key.
-        let cases: [(&[(i64, i64)], bool); 5] = [
+        let cases: [(&[(i64, i64)], bool); 7] = [
             (&[(7200, 3600), (0, 3600), (3600, 3600)], true), // disjoint hours, any order
             (&[(0, 3600), (3500, 3600)], true),               // overlapping: late rows
+            (&[(3500, 3600), (0, 3600), (7000, 3600)], true), // late rows, parts out of order
+            (&[(0, 3600), (0, 3600)], true),                  // half the rows late: sorted whole
             (&[(0, 600)], false),                             // one file in time order
             (&[(0, 600), (0, 600)], false),                   // unsorted parts
             (&[(0, 50), (50, 0), (50, 50)], true),            // an empty part
@@ -747,7 +825,8 @@ mod tests {
             }
             let mut expected = keys.clone();
             expected.sort_by(by_key);
-            let got = sort_keys(keys, &runs);
+            let order = order_keys(&mut keys, &runs);
+            let got: Vec<Key> = order.rows(&keys, None, None).copied().collect();
             let project = |v: &[Key]| v.iter().map(|k| (k.0, k.1, k.2, k.3)).collect::<Vec<_>>();
             assert_eq!(project(&got), project(&expected), "{parts:?}");
             let rows = |v: &[Key]| {
