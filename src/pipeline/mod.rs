@@ -84,12 +84,12 @@ pub(crate) fn release_memory() {
     }
 }
 
-/// Resident memory up to which freed pages stay with the allocator between days. Before a
-/// day's key buffers were sized once, a 51 M week's 7.3 M-row days grew them by doubling
-/// (old and new copy alive at once) and peaked up to 2.04 GB with this limit, so bigger days
-/// kept only 512 MiB; sized once, the same week peaks at 1.38–1.58 GB with 1 GiB and runs
-/// in 0.94 × the time (BENCHMARKS.md, step 12).
-pub const KEEP_RESIDENT: u64 = 1 << 30;
+/// Resident memory up to which freed pages stay with the allocator between days. A 51 M
+/// week's 7.3 M-row days hold about 1.2 GB at their ends: with 1 GiB every such day gave its
+/// pages back and faulted them in again (7–9 s of kernel time a run); with 1.5 GiB they are
+/// reused, the week peaks at 1.54–1.61 GB and runs in 0.86 × the time (BENCHMARKS.md, step 13).
+/// Before a day's key buffers were sized once, 1 GiB already let a week peak at 2.04 GB.
+pub const KEEP_RESIDENT: u64 = 3 << 29;
 
 static COLLECTOR: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
 
