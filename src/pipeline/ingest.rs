@@ -578,6 +578,11 @@ pub(crate) fn per_distinct<'a, T: Copy>(ca: &'a StringChunked, f: impl FnMut(Opt
 /// are parsed and looked up once instead of per row, and a row carries a 4-byte index instead
 /// of the result. Unequal views may still be equal strings (plain-encoded pages); `f` is then
 /// merely called again. Nulls share one entry.
+///
+/// A chunk whose first [`PROBE_ROWS`] rows are mostly unequal views (a big file's MACs past
+/// its writer's dictionary limit are plain: each row's bytes are its own) is not looked up
+/// further: each of its rows gets its own entry, `f` called per row instead of a hash lookup
+/// that would find nothing.
 pub(crate) fn distinct<'a, T>(ca: &'a StringChunked, mut f: impl FnMut(Option<&'a str>) -> T) -> (Vec<u32>, Vec<T>) {
     let mut ids = Vec::with_capacity(ca.len());
     let mut vals = Vec::new();
@@ -585,19 +590,27 @@ pub(crate) fn distinct<'a, T>(ca: &'a StringChunked, mut f: impl FnMut(Option<&'
     let mut seen: PlHashMap<u128, u32> = PlHashMap::new();
     for arr in ca.downcast_iter() {
         seen.clear();
-        for (view, v) in arr.views().iter().zip(arr.iter()) {
+        let mut lookup = true;
+        for (i, (view, v)) in arr.views().iter().zip(arr.iter()).enumerate() {
+            if i == PROBE_ROWS && seen.len() > PROBE_ROWS / 2 {
+                lookup = false;
+            }
             let mut new = |v| {
                 vals.push(f(v));
                 (vals.len() - 1) as u32
             };
             ids.push(match v {
                 None => *null.get_or_insert_with(|| new(None)),
-                Some(s) => *seen.entry(view.as_u128()).or_insert_with(|| new(Some(s))),
+                Some(s) if lookup => *seen.entry(view.as_u128()).or_insert_with(|| new(Some(s))),
+                Some(s) => new(Some(s)),
             });
         }
     }
     (ids, vals)
 }
+
+/// Rows of a chunk after which [`distinct`] judges whether looking views up pays.
+const PROBE_ROWS: usize = 4096;
 
 /// Epoch seconds from decimal text: an integer, or a decimal fraction truncated to its second.
 pub(crate) fn parse_epoch_text(s: &str) -> Option<i64> {
@@ -714,6 +727,34 @@ mod tests {
             if ca.chunks().len() == 1 {
                 assert!(calls < ca.len() / 2, "{calls} calls for {} rows: views are not shared", ca.len());
             }
+        }
+    }
+
+    /// Past the probe, a chunk of mostly distinct values is mapped row by row and one of
+    /// repeated values keeps being looked up; both give each row its own value's result.
+    #[test]
+    fn distinct_judges_each_chunk_after_its_probe() {
+        let n = 3 * PROBE_ROWS;
+        let unique: Vec<Option<String>> = (0..n)
+            .map(|i| (i % 1000 != 0).then(|| format!("aa:bb:{:02x}:{:02x}:00:01", i / 256 % 256, i % 256)))
+            .collect();
+        let repeated: Vec<String> = (0..n).map(|i| format!("cc:dd:ee:ff:00:{:02x}", i % 50)).collect();
+        let f = |v: Option<&str>| v.map(parse_mac);
+        // Read back from Parquet, repeated values are dictionary entries: equal views.
+        let mut df = df!("v" => repeated).unwrap();
+        let mut buf = Vec::new();
+        ParquetWriter::new(&mut buf).finish(&mut df).unwrap();
+        let read = ParquetReader::new(Cursor::new(buf)).finish().unwrap();
+        let repeated = read.column("v").unwrap().str().unwrap().rechunk().into_owned();
+        let unique = StringChunked::from_iter(unique.iter().map(|v| v.as_deref()));
+        for (ca, max_calls) in [(unique, n), (repeated, n / 10)] {
+            let mut calls = 0;
+            let got = per_distinct(&ca, |v| {
+                calls += 1;
+                f(v)
+            });
+            assert_eq!(got, ca.iter().map(f).collect::<Vec<_>>());
+            assert!(calls <= max_calls, "{calls} calls for {n} rows");
         }
     }
 
