@@ -75,8 +75,9 @@ fn encode(
     convert: impl Fn(DataFrame) -> Result<DataFrame> + Sync,
     compression: ParquetCompression,
 ) -> Result<Bytes> {
+    use polars_arrow::datatypes::ArrowDataType;
     use polars_parquet::write::{
-        array_to_columns, compress, get_dtype_encoding, to_parquet_schema, Version, WriteOptions,
+        array_to_columns, compress, get_dtype_encoding, to_parquet_schema, Encoding, Version, WriteOptions,
     };
     let rendered = |mut part: DataFrame| -> Result<DataFrame> {
         for (name, how) in ids {
@@ -92,7 +93,16 @@ fn encode(
     let schema = rendered(convert(df.slice(0, 1))?)?.schema().clone();
     let arrow = schema.to_arrow(CompatLevel::newest());
     let fields = to_parquet_schema(&arrow)?.fields().to_vec();
-    let encodings: Vec<_> = arrow.iter_values().map(|f| get_dtype_encoding(&f.dtype)).collect();
+    // Polars' writer tries a dictionary for floats too: it estimates their cardinality (a
+    // hash of every row) and then fails to build one (it packs no float dictionaries) and
+    // writes them plain. Asked for plain at once, the pages are the same.
+    let encodings: Vec<_> = arrow
+        .iter_values()
+        .map(|f| match f.dtype {
+            ArrowDataType::Float32 | ArrowDataType::Float64 => vec![Encoding::Plain],
+            _ => get_dtype_encoding(&f.dtype),
+        })
+        .collect();
     let id_text: Vec<Option<&IdText>> =
         schema.iter_names().map(|n| ids.iter().find(|(c, _)| c == n).map(|(_, how)| how)).collect();
     let options = WriteOptions {
@@ -492,6 +502,12 @@ mod tests {
                 .map(|v| v.filter(|v| v % 11 != 0).map(|v| 0x0a00_0000_0000 + (v * 7919 % 3001) << 8))
                 .collect();
             out.with_column(dev.with_name("dev".into()).into_column())?;
+            // Floats: coordinates of a few places with nulls, and all-distinct ones.
+            let xy: Float64Chunked =
+                ids.iter().map(|v| v.filter(|v| v % 17 != 0).map(|v| (v % 9) as f64 * 2.5)).collect();
+            let far: Float64Chunked = ids.iter().map(|v| v.map(|v| v as f64 / 7.0)).collect();
+            out.with_column(xy.with_name("xy".into()).into_column())?;
+            out.with_column(far.with_name("far".into()).into_column())?;
             Ok(out)
         };
         // The published frame, every row rendered independently of IdText.
@@ -524,11 +540,11 @@ mod tests {
         let m = meta(sliced);
         assert_eq!(m.num_row_groups(), 3, "a row group per slice");
         assert!(meta(whole).num_row_groups() >= 2);
-        // "few", "shop", "at", "narrow" and "dev" are dictionary-encoded, "text", "all" and
-        // "spread" not.
+        // "few", "shop", "at", "narrow" and "dev" are dictionary-encoded, "text", "all",
+        // "spread" and the floats not.
         let dict = |c: usize| m.row_group(0).column(c).dictionary_page_offset().is_some();
-        let dicts: Vec<bool> = (0..8).map(dict).collect();
-        assert_eq!(dicts, [false, true, false, true, true, false, true, true]);
+        let dicts: Vec<bool> = (0..10).map(dict).collect();
+        assert_eq!(dicts, [false, true, false, true, true, false, true, true, false, false]);
         // A small table: one row group, the same bytes as Polars' writer of the whole frame.
         let small = df.slice(10, 300);
         let bytes = encode_in_slices(&small, &ids, keep).unwrap();
