@@ -192,7 +192,7 @@ fn merge(keys: &[Key], order: &Order, cols: Cols, parts: usize) -> Result<Sorted
     let cuts: Vec<Option<Key>> =
         (0..=parts).map(|j| if j == 0 || j == parts { None } else { key_at(main_len * j / parts) }).collect();
     let bounds: Vec<(Option<&Key>, Option<&Key>)> = cuts.windows(2).map(|w| (w[0].as_ref(), w[1].as_ref())).collect();
-    let sizes = crate::par::map(&bounds, |&(from, to)| Ok(distinct(order.rows(keys, from, to))))?;
+    let sizes = crate::par::map(&bounds, |&(from, to)| Ok(distinct_keys(order.rows(keys, from, to))))?;
     let mut out = Sorted::zeroed(sizes.iter().sum());
     let slices = out.split(&sizes);
     crate::par::map_owned(bounds.into_iter().zip(slices).collect(), |((from, to), o)| {
@@ -205,20 +205,25 @@ fn merge(keys: &[Key], order: &Order, cols: Cols, parts: usize) -> Result<Sorted
 /// Each key's row's hour and RSSI range.
 type Cols<'a> = (&'a [i64], &'a [i32], &'a [i32]);
 
-/// How many distinct keys `rows` (in key order) holds.
-fn distinct<'a>(rows: impl Iterator<Item = &'a Key>) -> usize {
-    let mut prev: Option<&Key> = None;
-    rows.filter(|k| !std::mem::replace(&mut prev, Some(k)).is_some_and(|p| by_key(p, k).is_eq())).count()
+/// Whether `k`, next in key order after `prev` (updated to `k`), starts an output row.
+fn starts_row<'a>(prev: &mut Option<&'a Key>, k: &'a Key) -> bool {
+    !std::mem::replace(prev, Some(k)).is_some_and(|p| by_key(p, k).is_eq())
+}
+
+/// How many distinct keys `rows` (in key order) holds: the output rows [`fill`] writes.
+fn distinct_keys<'a>(rows: impl Iterator<Item = &'a Key>) -> usize {
+    let mut prev = None;
+    rows.filter(|k| starts_row(&mut prev, k)).count()
 }
 
 /// Each key of `rows` (in key order) starts an output row or widens the last one's RSSI range.
 fn fill<'a>(rows: impl Iterator<Item = &'a Key>, (hour, lo, hi): Cols, o: &mut impl MergeOut) {
-    let mut prev: Option<&Key> = None;
+    let mut prev = None;
     for k in rows {
         let r = k.4 as usize;
-        match std::mem::replace(&mut prev, Some(k)).is_some_and(|p| by_key(p, k).is_eq()) {
-            false => o.start(k, hour[r], lo[r], hi[r]),
-            true => o.widen(lo[r], hi[r]),
+        match starts_row(&mut prev, k) {
+            true => o.start(k, hour[r], lo[r], hi[r]),
+            false => o.widen(lo[r], hi[r]),
         }
     }
 }
