@@ -16,7 +16,7 @@ use crate::dims::Dims;
 use crate::fault;
 use crate::metrics::{self, quality, snapshots, DayCtx, SnapshotCtx};
 use crate::progress::Progress;
-use crate::schema::{Pseudonyms, TableSchema, MAC};
+use crate::schema::{Pseudonyms, MAC};
 use crate::state::{Manifest, State};
 use crate::store::Location;
 use crate::tables;
@@ -192,7 +192,9 @@ pub fn record_rollups(
     obsolete
 }
 
-/// Computes and publishes every daily table of one day.
+/// Computes and publishes every daily table of one day: each table is computed and then
+/// written (its own single PUT) by one of two workers, largest first ([`metrics::by_size`]);
+/// a table's frame is gone once written.
 fn publish_day(
     shared: &Shared,
     day: i32,
@@ -202,13 +204,10 @@ fn publish_day(
     first_dates: &DataFrame,
 ) -> Result<()> {
     let (date, t0) = (days_to_date(day), std::time::Instant::now());
-    let mut tables = tables_of_day(day, pos, visits, status, first_dates, shared)?;
-    super::trace(&format!("  {date} tables computed"), t0);
-    // Written two at a time, largest first (customer_positions on one worker, the rest on
-    // the other); each is its own single PUT.
-    tables.sort_by_key(|(_, df)| std::cmp::Reverse(df.height()));
+    let ctx = day_ctx(day, pos, visits, status, first_dates, shared)?;
     let trace = std::env::var("FOOTFALL_TRACE").is_ok_and(|v| v == "1");
-    crate::par::map_owned(tables, |(schema, df)| {
+    crate::par::map(&metrics::by_size(), |m| {
+        let (schema, df) = metrics::compute(m, &ctx)?;
         let (t1, rows) = (std::time::Instant::now(), df.height());
         let size = tables::publish_partition(shared.out, schema, date, df, &shared.settings.tz_name, shared.names)?;
         if trace {
@@ -366,16 +365,17 @@ impl Shared<'_> {
     }
 }
 
-/// Every table of one date from its rollup (its visits if already computed), its statuses
-/// and its devices' first days: applies `staff.policy = "exclude"`, derives the shop visits, runs the catalogue.
-pub fn tables_of_day(
+/// What every table of one date is computed from: its rollup (its visits if already
+/// computed), its statuses and its devices' first days, with `staff.policy = "exclude"`
+/// applied and the shop visits derived.
+fn day_ctx<'a>(
     day: i32,
     pos: DataFrame,
     visits: Option<DayVisits>,
     status: DataFrame,
-    first_dates: &DataFrame,
-    sh: &Shared,
-) -> Result<Vec<(&'static TableSchema, DataFrame)>> {
+    first_dates: &'a DataFrame,
+    sh: &Shared<'a>,
+) -> Result<DayCtx<'a>> {
     let s = sh.settings;
     let DayVisits { shop, mall } = match visits {
         Some(v) => v,
@@ -397,6 +397,5 @@ pub fn tables_of_day(
     };
     let mut pos = pos;
     pos.rechunk_mut(); // the scans read it as slices
-    let ctx = DayCtx { day, pos, visits: shop, mall, status, first_dates, dims: sh.dims, settings: s, names: sh.names };
-    metrics::compute_day(&ctx)
+    Ok(DayCtx { day, pos, visits: shop, mall, status, first_dates, dims: sh.dims, settings: s, names: sh.names })
 }
