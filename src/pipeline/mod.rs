@@ -206,18 +206,26 @@ pub fn execute(plan: &Plan, mode: Mode, dry_run: bool, progress: Progress) -> Re
     report.dates_published.sort();
     fault::point("after-partitions");
     // Sales divide by the visitors just published: a stage after them, committed with the head.
-    report.sales =
-        crate::sales::stage(plan, &mut manifest, mode == Mode::Run, &report.dates_published, &all_days, &dims)?;
-    trace("sales", t0);
-    // data_quality: the dates of the probe files and of the sales files this run read.
-    let keys: std::collections::BTreeSet<String> =
-        manifest.dirty_parts().iter().cloned().chain(report.sales.quality_keys.iter().cloned()).collect();
-    publish::publish_quality(out, &mut manifest, &keys, &report.sales.files, settings, names)?;
-    fault::point("after-sales");
+    // The state the next update builds on is kept meanwhile: it depends on the probe tables
+    // only, and they are all published by now.
+    let (sales, ()) = crate::par::join(
+        || {
+            let sales =
+                crate::sales::stage(plan, &mut manifest, mode == Mode::Run, &report.dates_published, &all_days, &dims)?;
+            trace("sales", t0);
+            // data_quality: the dates of the probe files and of the sales files this run read.
+            let keys: std::collections::BTreeSet<String> =
+                manifest.dirty_parts().iter().cloned().chain(sales.quality_keys.iter().cloned()).collect();
+            publish::publish_quality(out, &mut manifest, &keys, &sales.files, settings, names)?;
+            fault::point("after-sales");
+            Ok(sales)
+        },
+        || publish::keep_state(&state, &st, &all_days, pseudonyms.as_ref().map(|(df, _)| df)),
+    )?;
+    report.sales = sales;
     let written = rollups_written.into_inner().unwrap_or_else(|e| e.into_inner());
     let old_rollups = publish::record_rollups(&mut manifest, written, &all_days);
     let old_settled = manifest.settled_before;
-    publish::keep_state(&state, &st, &all_days, pseudonyms.as_ref().map(|(df, _)| df))?;
     manifest.settled_before = st.settled_before;
     trace("state kept", t0);
     fault::point("after-snapshots");

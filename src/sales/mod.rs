@@ -266,21 +266,38 @@ pub fn stage(
 
     let tz = plan.settings.tz_name.as_str();
     if let Some(sales) = &plan.sales {
-        for &day in &touched {
-            let rows = day_rows(plan, sales, &files, &mut parsed, day, dims)?;
+        // The files of the touched days' windows not read above (an update's unchanged ones),
+        // each read once; then the days, in parallel.
+        let near = |r: &SalesRecord| r.days.iter().any(|d| touched.iter().any(|t| (d - t).abs() <= ID_WINDOW_DAYS));
+        let unread: Vec<(&String, &SalesRecord)> =
+            files.iter().filter(|(rel, r)| !parsed.contains_key(*rel) && near(r)).collect();
+        let read = crate::par::map(&unread, |&(rel, r)| {
+            let bytes = sales.get(rel).with_context(|| format!("cannot read sales file {}", sales.show(rel)))?;
+            let p = parse_file(plan, sales, rel, bytes, dims)?;
+            if p.quality != r.quality {
+                anyhow::bail!("sales file {} changed while it was read; run again", sales.show(rel));
+            }
+            Ok(p.rows)
+        })?;
+        parsed.extend(unread.iter().map(|(rel, _)| (*rel).clone()).zip(read));
+        let days: Vec<i32> = touched.iter().copied().collect();
+        crate::par::map(&days, |&day| {
+            let rows = day_rows(&files, &parsed, day)?;
             let (shop, mall) = day_tables(out, day, rows, dims)?;
             let date = days_to_date(day);
             let dated = |df| tables::with_partition_date(df, date);
             tables::publish_partition(out, schema::get(SHOP)?, date, dated(shop)?, tz, None)?;
             tables::publish_partition(out, schema::get(MALL)?, date, dated(mall)?, tz, None)?;
-        }
+            Ok(())
+        })?;
     }
     // The trend of a date reads the date a week before: those a week after a changed date move.
     let trend_days: BTreeSet<i32> = touched.iter().flat_map(|d| [*d, d + 7]).filter(|d| known.contains(d)).collect();
-    for &day in &trend_days {
+    crate::par::map(&trend_days.iter().copied().collect::<Vec<i32>>(), |&day| {
         let (date, df) = (days_to_date(day), trend_row(out, day, plan.sales.is_some())?);
         tables::publish_partition(out, schema::get(TREND)?, date, tables::with_partition_date(df, date)?, tz, None)?;
-    }
+        Ok(())
+    })?;
     if fresh {
         // A run publishes every date it knows; what an earlier run left goes (all of the sales
         // tables when sales are no longer configured).
@@ -317,27 +334,13 @@ fn parse_file(plan: &Plan, sales: &Location, rel: &str, bytes: Bytes, dims: &Dim
 /// The transactions of one local day: of every row within [`ID_WINDOW_DAYS`] of it, one per
 /// `transaction_id` — the file with the greatest path wins, within a file the later row — and
 /// of those the day's.
-fn day_rows(
-    plan: &Plan,
-    sales: &Location,
-    files: &SalesFiles,
-    parsed: &mut HashMap<String, DataFrame>,
-    day: i32,
-    dims: &Dims,
-) -> Result<DataFrame> {
+fn day_rows(files: &SalesFiles, parsed: &HashMap<String, DataFrame>, day: i32) -> Result<DataFrame> {
     let window = |d: &i32| (d - day).abs() <= ID_WINDOW_DAYS;
     let mut parts = Vec::new();
-    for (rel, r) in files.iter().filter(|(_, r)| r.days.iter().any(window)) {
-        if !parsed.contains_key(rel) {
-            let bytes = sales.get(rel).with_context(|| format!("cannot read sales file {}", sales.show(rel)))?;
-            let p = parse_file(plan, sales, rel, bytes, dims)?;
-            if p.quality != r.quality {
-                anyhow::bail!("sales file {} changed while it was read; run again", sales.show(rel));
-            }
-            parsed.insert(rel.clone(), p.rows);
-        }
+    for rel in files.iter().filter(|(_, r)| r.days.iter().any(window)).map(|(rel, _)| rel) {
+        let Some(rows) = parsed.get(rel) else { anyhow::bail!("sales file {rel} was not read") };
         let near = col("day").gt_eq(lit(day - ID_WINDOW_DAYS)).and(col("day").lt_eq(lit(day + ID_WINDOW_DAYS)));
-        let rows = parsed[rel].clone().lazy().filter(near).with_column(lit(rel.as_str()).alias("file"));
+        let rows = rows.clone().lazy().filter(near).with_column(lit(rel.as_str()).alias("file"));
         parts.push(rows);
     }
     let empty = df!(
