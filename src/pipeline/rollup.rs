@@ -347,8 +347,9 @@ fn order_keys(keys: &mut [Key], runs: &[std::ops::Range<usize>]) -> Order {
     }
     if keys.windows(2).all(|w| w[0].0 <= w[1].0) {
         // Rows with equal keys but their row are merged after, in any order.
+        // Within a second only (device, AP, shop) can differ.
         for second in keys.chunk_by_mut(|a, b| a.0 == b.0) {
-            second.sort_unstable_by(by_key);
+            second.sort_unstable_by(|a, b| (a.1, a.2, a.3).cmp(&(b.1, b.2, b.3)));
         }
     } else {
         crate::par::sort_by(keys, by_key);
