@@ -165,7 +165,8 @@ fn encode(
 /// shop codes over millions of rows cost a few lookups. `i64` and `u64` columns whose range is
 /// too wide for Polars' own bitmap dictionary (timestamps in microseconds, MACs) look a value up
 /// only where it differs from the row before: a time-ordered column costs a lookup per distinct
-/// second. Any other array is returned as it is (Polars' writer decides).
+/// second. `f64` columns get the same dictionary where Polars' writer would write them plain
+/// ([`float_dictionary`]). Any other array is returned as it is (Polars' writer decides).
 fn dictionary(array: &ArrayRef) -> ArrayRef {
     use polars_arrow::array::{PrimitiveArray, Utf8ViewArray};
     // Polars' min-max dictionary takes ranges up to u16::MAX (keys in value order).
